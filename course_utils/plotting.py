@@ -1,0 +1,161 @@
+"""One consistent look for every figure in the course.
+
+- :func:`image_grid`: a grid of images (samples, reconstructions); notebook 00 first.
+- :func:`plot_curves`: loss and metric curves against steps (training sections).
+- :func:`scatter_2d` and :func:`density_2d`: 2-D toy data and model densities (01, 02).
+
+Every function draws on an ``ax`` if given, else makes a figure, and returns
+the ``Axes`` it drew on, so notebooks can add titles and tests can count axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+STYLE = {
+    "figure.dpi": 100,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": "medium",
+    "image.cmap": "gray",
+}
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+
+
+def set_style() -> None:
+    """Apply the course's matplotlib style (each notebook calls it once)."""
+    plt.rcParams.update(STYLE)
+
+
+def _axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> plt.Axes:
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _to_numpy_images(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    arr = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, float)
+    if arr.ndim == 3:  # N, H, W
+        arr = arr[:, None]
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise ValueError(f"images must be [N, H, W] or [N, C, H, W] with C in (1, 3); got shape {arr.shape}")
+    return arr
+
+
+def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile ``[N, C, H, W]`` images into one ``[rows*H, nrow*W, C]`` array."""
+    arr = _to_numpy_images(images)
+    n, c, h, w = arr.shape
+    if n == 0:
+        raise ValueError("image_grid needs at least one image")
+    ncol = min(nrow, n)
+    rows = -(-n // ncol)
+    grid = np.full((rows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, dtype=float)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + k * (w + padding)
+        grid[top:top + h, left:left + w] = arr[i].transpose(1, 2, 0)
+    return grid
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | None = None,
+    ax: plt.Axes | None = None, value_range: tuple[float, float] = (0.0, 1.0),
+    labels: Sequence[str] | None = None,
+) -> plt.Axes:
+    """Show images as a grid (values clipped to ``value_range``, e.g. (-1, 1) for tanh outputs).
+
+    ``labels`` (one per row of the grid) are written down the left side.
+    """
+    lo, hi = value_range
+    arr = np.clip((_to_numpy_images(images) - lo) / (hi - lo), 0.0, 1.0)
+    grid = make_grid(arr, nrow=nrow)
+    ncol = min(nrow, len(arr))
+    ax = _axes(ax, (min(1.0 * ncol, 12), min(1.0 * -(-len(arr) // ncol), 12)))
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if labels is not None:
+        h = arr.shape[2] + 2
+        ax.set_yticks([2 + h * i + arr.shape[2] / 2 for i in range(len(labels))], labels=list(labels))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[float]], steps: Mapping[str, Sequence[float]] | Sequence[float] | None = None,
+    xlabel: str = "step", ylabel: str = "loss", title: str | None = None, ax: plt.Axes | None = None,
+    logy: bool = False, smooth: int = 1,
+) -> plt.Axes:
+    """Plot named curves (e.g. ``{"train": [...], "val": [...]}``) on one axes.
+
+    ``steps`` gives the x values, shared or per curve; ``smooth`` is a moving-average window.
+    """
+    ax = _axes(ax, (6, 3.5))
+    for i, (name, values) in enumerate(curves.items()):
+        y = np.asarray(values, dtype=float)
+        if smooth > 1 and len(y) >= smooth:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+        if steps is None:
+            x = np.arange(len(y))
+        else:
+            x_all = np.asarray(steps[name] if isinstance(steps, Mapping) else steps, dtype=float)
+            x = x_all[len(x_all) - len(y):]
+        ax.plot(x, y, label=name, color=COLORS[i % len(COLORS)])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if curves:
+        ax.legend()
+    return ax
+
+
+def scatter_2d(
+    points: torch.Tensor | np.ndarray, ax: plt.Axes | None = None, label: str | None = None,
+    color: str | None = None, s: float = 4.0, alpha: float = 0.5, title: str | None = None,
+) -> plt.Axes:
+    """Scatter ``[N, 2]`` points with equal axis scales."""
+    pts = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must have shape [N, 2], got {pts.shape}")
+    ax = _axes(ax, (4.5, 4.5))
+    ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, label=label, color=color)
+    ax.set_aspect("equal", adjustable="datalim")
+    if label:
+        ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def density_2d(
+    log_density: Callable[[torch.Tensor], torch.Tensor], xlim: tuple[float, float], ylim: tuple[float, float],
+    ax: plt.Axes | None = None, resolution: int = 150, filled: bool = True, levels: int = 12,
+    title: str | None = None,
+) -> plt.Axes:
+    """Contours of a density given as a function from ``[M, 2]`` points to ``[M]`` log-densities."""
+    xs = torch.linspace(*xlim, resolution)
+    ys = torch.linspace(*ylim, resolution)
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    with torch.no_grad():
+        dens = log_density(grid).exp().reshape(resolution, resolution).cpu().numpy()
+    ax = _axes(ax, (4.5, 4.5))
+    draw = ax.contourf if filled else ax.contour
+    draw(gx.numpy(), gy.numpy(), dens, levels=levels, cmap="viridis")
+    ax.set_aspect("equal", adjustable="box")
+    if title:
+        ax.set_title(title)
+    return ax

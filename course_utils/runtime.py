@@ -1,0 +1,156 @@
+"""Device, seeding and the ``COURSE_PROFILE`` switch (taught in notebook 00).
+
+One switch picks sizes and epochs for every notebook:
+
+- ``ci``: the smallest run that still shows learning; fits the CI budget.
+- ``cpu``: a laptop without a GPU, a few minutes per notebook.
+- ``gpu``: a Colab T4 or better; full data and longer training.
+
+``COURSE_PROFILE`` sets it; by default it is ``gpu`` on a CUDA device and ``cpu``
+otherwise. Notebooks choose their hyperparameters with :func:`by_profile`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from importlib import metadata
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("ci", "cpu", "gpu")
+DEVICES = ("cpu", "cuda", "mps")
+T = TypeVar("T")
+
+
+class ProfileError(ValueError):
+    """Raised for an unknown ``COURSE_PROFILE`` value."""
+
+
+def get_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then CPU.
+
+    ``COURSE_DEVICE`` overrides the choice (``cpu``, ``cuda``, ``cuda:1``, ``mps``);
+    asking for a device that is not present is an error, not a silent fallback.
+    """
+    wanted = os.environ.get("COURSE_DEVICE", "").strip().lower()
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in DEVICES:
+            raise ValueError(f"COURSE_DEVICE={wanted!r} is not one of {', '.join(DEVICES)}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"COURSE_DEVICE={wanted!r} but no CUDA device is available")
+        if kind == "mps" and not _mps_available():
+            raise RuntimeError(f"COURSE_DEVICE={wanted!r} but Apple MPS is not available")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def profile() -> str:
+    """The active profile: ``COURSE_PROFILE`` if set, else ``gpu`` on CUDA, else ``cpu``."""
+    value = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if not value:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if value not in PROFILES:
+        raise ProfileError(
+            f"COURSE_PROFILE={value!r} is not a known profile; use one of: ci, cpu, gpu"
+        )
+    return value
+
+
+def by_profile(*, ci: T, cpu: T, gpu: T, active: str | None = None) -> T:
+    """Pick a value for the active profile, e.g. ``EPOCHS = by_profile(ci=1, cpu=5, gpu=20)``."""
+    name = profile() if active is None else active
+    if name not in PROFILES:
+        raise ProfileError(f"profile {name!r} is not a known profile; use one of: ci, cpu, gpu")
+    return {"ci": ci, "cpu": cpu, "gpu": gpu}[name]
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a seeded CPU generator.
+
+    With ``deterministic`` the cheap determinism switches are set too (cuDNN picks
+    deterministic kernels, no benchmark autotuning); ops that have no deterministic
+    version still run, with a warning rather than an error.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+REPORTED_PACKAGES = (
+    "torch", "torchvision", "numpy", "transformers", "tokenizers",
+    "safetensors", "matplotlib", "ipywidgets", "tqdm",
+)
+
+
+def environment_report(check_data: bool = True) -> dict[str, Any]:
+    """What notebook 00 shows: versions, device, threads, profile and the data files.
+
+    With ``check_data`` each registered data file is looked up (and verified by
+    checksum) in the cache; nothing is downloaded.
+    """
+    device = get_device()
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in REPORTED_PACKAGES},
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "profile": profile(),
+        "on_colab": on_colab(),
+    }
+    if check_data:
+        from course_utils import data
+
+        report["data"] = {row.name: row.state for row in data.status()}
+    return report
+
+
+def on_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as aligned text lines, for printing in a notebook."""
+    lines = [
+        f"{'python':<14}{report['python']}  ({report['platform']})",
+        f"{'device':<14}{report['device']}  ({report['device_name']})",
+        f"{'threads':<14}{report['torch_threads']} torch threads, {report['cpu_count']} CPUs",
+        f"{'profile':<14}{report['profile']}",
+        f"{'on Colab':<14}{report['on_colab']}",
+    ]
+    lines += [f"{name:<14}{version}" for name, version in report["packages"].items()]
+    for name, state in report.get("data", {}).items():
+        lines.append(f"{'data':<14}{name:<26}{state}")
+    return "\n".join(lines)
