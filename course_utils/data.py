@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -201,9 +202,17 @@ FILES: dict[str, DataFile] = {
 
 
 def data_dir() -> Path:
-    """The cache directory: ``COURSE_DATA_DIR``, else ``data/`` beside the package."""
+    """The cache directory: ``COURSE_DATA_DIR``, else ``data/`` in the course checkout.
+
+    A non-editable install (no checkout around the package) uses
+    ``~/.cache/genai-course/data``.
+    """
     env = os.environ.get("COURSE_DATA_DIR", "").strip()
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "data"
+    if env:
+        return Path(env).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / "data"
+    return Path.home() / ".cache" / "genai-course" / "data"
 
 
 # --- verification -------------------------------------------------------------
@@ -305,7 +314,7 @@ def _try_download(entry: DataFile, target: Path) -> tuple[bool, list[str]]:
             if problem is None:
                 return True, errors
             errors.append(f"{url}: downloaded file rejected: {problem}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             errors.append(f"{url}: {type(exc).__name__}: {getattr(exc, 'reason', exc)}")
         finally:
             tmp.unlink(missing_ok=True)

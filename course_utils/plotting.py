@@ -83,6 +83,8 @@ def image_grid(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if labels is not None:
         h = arr.shape[2] + 2
         ax.set_yticks([2 + h * i + arr.shape[2] / 2 for i in range(len(labels))], labels=list(labels))

@@ -123,7 +123,7 @@ def environment_report(check_data: bool = True) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in REPORTED_PACKAGES},
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": hardware_name(device),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "profile": profile(),
@@ -134,6 +134,22 @@ def environment_report(check_data: bool = True) -> dict[str, Any]:
 
         report["data"] = {row.name: row.state for row in data.status()}
     return report
+
+
+def hardware_name(device: torch.device | None = None) -> str:
+    """A readable name for the device: the GPU's name, else the CPU model and core count."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def on_colab() -> bool:
@@ -152,5 +168,5 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     lines += [f"{name:<14}{version}" for name, version in report["packages"].items()]
     for name, state in report.get("data", {}).items():
-        lines.append(f"{'data':<14}{name:<26}{state}")
+        lines.append(f"{'data':<14}{name:<28}{state}")
     return "\n".join(lines)

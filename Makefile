@@ -1,0 +1,71 @@
+# Two commands run the course:  make lab   (start it)   and   make test   (check it).
+# Both set themselves up: a .venv with the pinned requirements, course_utils, the data.
+# In an environment that already has torch (Colab, a GPU box):  make test-gpu VENV=none
+# installs only what is missing, from the ranges in pyproject.toml.
+
+VENV ?= .venv
+PYTHON ?= python3
+NBVAL_TIMEOUT ?= 900
+LAB_ARGS ?=
+
+ifeq ($(VENV),none)
+PY := $(PYTHON)
+STAMP := .installed-current-env
+else
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+endif
+
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+NOTEBOOK_ENV := COURSE_QUIET=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
+NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider notebooks
+
+.PHONY: setup data lab test test-gpu lint unit nbval clean-venv help
+
+help:
+	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
+	@echo "make test      set up, then ruff, unit tests and every notebook under nbval (ci profile)"
+	@echo "make test-gpu  the same nbval run in the gpu profile (needs a CUDA device)"
+	@echo "VENV=none      use the current Python environment, installing only what is missing"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+ifeq ($(VENV),none)
+	$(PY) -m pip install -q --no-build-isolation -e ".[text,lab,test]"
+else
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+endif
+	@touch $@
+
+data: setup
+	$(PY) -m course_utils.data fetch
+
+lab: setup
+	-$(PY) -m course_utils.data fetch || echo "Some data files are missing (see above); the notebooks that need them will say so."
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+lint: setup
+	$(PY) -m ruff check course_utils tests notebooks
+	$(PY) -m course_utils.colab check
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+nbval: setup data
+	COURSE_PROFILE=ci $(NOTEBOOK_ENV) $(NBVAL)
+
+test: lint unit nbval
+
+test-gpu: setup
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" || \
+	  { echo "make test-gpu needs a CUDA GPU, and torch sees none here (torch.cuda.is_available() is False). Use make test on a CPU machine." >&2; exit 1; }
+	$(MAKE) data VENV=$(VENV)
+	$(PY) -m pytest -q tests
+	COURSE_PROFILE=gpu $(NOTEBOOK_ENV) $(NBVAL)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,92 @@
+"""course_utils.runtime: profiles, device choice, seeding, the environment report."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import runtime
+
+
+@pytest.mark.parametrize("value,expected", [("ci", "ci"), ("CPU", "cpu"), (" gpu ", "gpu")])
+def test_profile_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("COURSE_PROFILE", value)
+    assert runtime.profile() == expected
+
+
+def test_profile_default_follows_the_device(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.profile() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.profile() == "gpu"
+
+
+def test_unknown_profile_names_the_three(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(runtime.ProfileError, match="'fast'.*ci, cpu, gpu"):
+        runtime.profile()
+
+
+def test_by_profile_picks_the_active_value(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    assert runtime.by_profile(ci=1, cpu=5, gpu=20) == 1
+    assert runtime.by_profile(ci=1, cpu=5, gpu=20, active="gpu") == 20
+    with pytest.raises(runtime.ProfileError):
+        runtime.by_profile(ci=1, cpu=5, gpu=20, active="tpu")
+    with pytest.raises(TypeError):
+        runtime.by_profile(ci=1, cpu=5)  # every profile must get a value
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.get_device() == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="not one of cpu, cuda, mps"):
+        runtime.get_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("COURSE_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        runtime.get_device()
+
+
+def test_device_default_prefers_cuda(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.get_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.get_device().type == "cpu"
+
+
+def draws() -> tuple:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.nn.Linear(4, 2).weight.sum().item()
+
+
+def test_seeding_repeats_every_generator():
+    runtime.seed_everything(123)
+    first = draws()
+    runtime.seed_everything(123)
+    assert draws() == first
+    runtime.seed_everything(124)
+    assert draws() != first
+
+
+def test_seed_everything_returns_a_seeded_generator():
+    a = torch.rand(5, generator=runtime.seed_everything(7))
+    b = torch.rand(5, generator=runtime.seed_everything(7))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError):
+        runtime.seed_everything(-1)
+
+
+def test_environment_report(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    report = runtime.environment_report()
+    assert report["profile"] == "ci" and report["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert set(report["data"]) >= {"fashion-mnist/train-images", "names", "tinyshakespeare"}
+    text = runtime.format_report(report)
+    assert "profile       ci" in text and "names" in text
