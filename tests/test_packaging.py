@@ -27,7 +27,8 @@ def requirements() -> dict[str, str]:
 def pyproject_requirements() -> list[Requirement]:
     text = (ROOT / "pyproject.toml").read_text()
     blocks = re.findall(r"^dependencies = \[(.*?)\]", text, re.M | re.S)
-    blocks += re.findall(r"^\w+ = \[(.*?)\]", text.split("[project.optional-dependencies]")[1].split("\n[")[0], re.M | re.S)
+    extras = text.split("[project.optional-dependencies]")[1].split("\n[")[0]
+    blocks += re.findall(r"^\w+ = \[(.*?)\]", extras, re.M | re.S)
     return [Requirement(r) for block in blocks for r in re.findall(r'"([^"]+)"', block)]
 
 
