@@ -8,9 +8,11 @@ PYTHON ?= python3
 NBVAL_TIMEOUT ?= 900
 LAB_ARGS ?=
 
+# VENV=none installs from pyproject.toml's ranges only the extras a target needs.
+EXTRAS ?= text,test,lint
 ifeq ($(VENV),none)
 PY := $(PYTHON)
-STAMP := .installed-current-env
+STAMP := install-current-env
 else
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -20,7 +22,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 NOTEBOOK_ENV := COURSE_QUIET=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
 NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider notebooks
 
-.PHONY: setup data lab test test-gpu lint unit nbval clean-venv help
+.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env
 
 help:
 	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
@@ -30,16 +32,18 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
-ifeq ($(VENV),none)
-	$(PY) -m pip install -q --no-build-isolation -e ".[text,lab,test]"
-else
+install-current-env:
+	$(PY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
-endif
 	@touch $@
+
+lab: EXTRAS = text,lab
+test-gpu: EXTRAS = text,test
 
 data: setup
 	$(PY) -m course_utils.data fetch
@@ -52,7 +56,7 @@ lint: setup
 	$(PY) -m ruff check course_utils tests notebooks
 	$(PY) -m course_utils.colab check
 
-unit: setup
+unit: setup data
 	$(PY) -m pytest -q tests
 
 nbval: setup data
@@ -60,10 +64,19 @@ nbval: setup data
 
 test: lint unit nbval
 
-test-gpu: setup
-	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" || \
-	  { echo "make test-gpu needs a CUDA GPU, and torch sees none here (torch.cuda.is_available() is False). Use make test on a CPU machine." >&2; exit 1; }
-	$(MAKE) data VENV=$(VENV)
+NO_CUDA := make test-gpu needs a CUDA GPU and finds none here; run make test on a CPU machine.
+
+# Checked before any set-up (so it fails at once), and again with the installed torch.
+require-cuda:
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+	  $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" || \
+	    { echo "$(NO_CUDA) (torch.cuda.is_available() is False)" >&2; exit 1; }; \
+	else \
+	  nvidia-smi -L >/dev/null 2>&1 || { echo "$(NO_CUDA) (nvidia-smi finds no device)" >&2; exit 1; }; \
+	fi
+
+test-gpu: require-cuda setup data
+	@$(MAKE) --no-print-directory require-cuda VENV=$(VENV)
 	$(PY) -m pytest -q tests
 	COURSE_PROFILE=gpu $(NOTEBOOK_ENV) $(NBVAL)
 
