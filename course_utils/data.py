@@ -322,17 +322,18 @@ def _try_download(entry: DataFile, target: Path) -> tuple[bool, list[str]]:
 
 
 def _remedies(entry: DataFile, cache: Path) -> str:
-    copies = ", ".join(str(cache / d) for d in entry.dropins[:2])
     lines = [
-        f"  1. connect to the internet and rerun (or run: python -m course_utils.data fetch {entry.dataset});",
+        f"connect to the internet and rerun (or run: python -m course_utils.data fetch {entry.dataset});",
     ]
     if entry.system_paths:
-        lines.append("  2. on Debian/Ubuntu install the system copy: sudo apt-get install dataset-fashion-mnist;")
+        lines.append("on Debian/Ubuntu install the system copy: sudo apt-get install dataset-fashion-mnist;")
+    published = entry.urls[0].rsplit("/", 1)[-1]
     lines.append(
-        f"  {len(lines) + 1}. copy the file from a machine that has it to {copies} "
-        f"(COURSE_DATA_DIR={cache}) and rerun."
+        f"copy the file as published ({published}, from {entry.urls[0]}) from a machine that has it "
+        f"to {cache / entry.dropins[0] if entry.dropins else cache / entry.path} and rerun "
+        f"(the cache is COURSE_DATA_DIR={cache})."
     )
-    return "\n".join(lines)
+    return "\n".join(f"  {i}. {line}" for i, line in enumerate(lines, 1))
 
 
 def fetch(name: str, *, download: bool = True, verbose: bool = True) -> Path:
@@ -441,33 +442,45 @@ def _image_root(dataset: str, train: bool) -> Path:
     return data_dir()
 
 
+def _one_split(base: type, folder: str) -> type:
+    """A torchvision MNIST-style class that needs only the split it loads.
+
+    torchvision checks for all four IDX files even when one split is asked for;
+    offline, the course may have only the test split (MNIST in CI).
+    """
+
+    class OneSplit(base):
+        @property
+        def raw_folder(self) -> str:
+            return os.path.join(self.root, folder, "raw")
+
+        def _check_exists(self) -> bool:
+            prefix = "train" if self.train else "t10k"
+            return all(
+                (Path(self.raw_folder) / f"{prefix}-{kind}-ubyte").exists()
+                for kind in ("images-idx3", "labels-idx1")
+            )
+
+    OneSplit.__name__ = OneSplit.__qualname__ = base.__name__
+    return OneSplit
+
+
 def fashion_mnist(train: bool = True, transform=None, target_transform=None):
     """torchvision's ``FashionMNIST`` on the verified cache (``download=False``, works offline)."""
     from torchvision.datasets import FashionMNIST
 
     root = _image_root("fashion-mnist", train)
-    return FashionMNIST(root, train=train, transform=transform, target_transform=target_transform, download=False)
+    cls = _one_split(FashionMNIST, "FashionMNIST")
+    return cls(root, train=train, transform=transform, target_transform=target_transform, download=False)
 
 
 def mnist(train: bool = False, transform=None, target_transform=None):
     """torchvision's ``MNIST``. Only the test split is needed offline; train downloads."""
     from torchvision.datasets import MNIST
 
-    class OneSplitMNIST(MNIST):
-        # torchvision checks all four files even for one split; check only ours.
-        @property
-        def raw_folder(self) -> str:
-            return os.path.join(self.root, "MNIST", "raw")
-
-        def _check_exists(self) -> bool:
-            prefix = "train" if self.train else "t10k"
-            return all(
-                (Path(self.raw_folder) / f"{prefix}-{k}-idx{d}-ubyte").exists()
-                for k, d in (("images", 3), ("labels", 1))
-            )
-
     root = _image_root("mnist", train)
-    return OneSplitMNIST(root, train=train, transform=transform, target_transform=target_transform, download=False)
+    return _one_split(MNIST, "MNIST")(root, train=train, transform=transform, target_transform=target_transform,
+                                      download=False)
 
 
 def image_tensors(dataset: str = "fashion-mnist", train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

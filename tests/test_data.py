@@ -239,6 +239,8 @@ def test_debian_copy_installs_into_an_empty_cache(cache):
     path = data.fetch("fashion-mnist/test-labels", download=False, verbose=False)
     assert path == cache / "FashionMNIST/raw/t10k-labels-idx1-ubyte"
     assert data.check_content(data.FILES["fashion-mnist/test-labels"], path) is None
+    ds = data.fashion_mnist(train=False)  # the test split alone is enough for torchvision
+    assert len(ds) == 10_000 and not (cache / "FashionMNIST/raw/train-images-idx3-ubyte").exists()
 
 
 def test_text_loaders():
