@@ -7,6 +7,8 @@ VENV ?= .venv
 PYTHON ?= python3
 NBVAL_TIMEOUT ?= 900
 LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, Binder-like boxes) without this flag.
+LAB_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 # VENV=none installs from pyproject.toml's ranges only the extras a target needs.
 EXTRAS ?= text,test,lint
@@ -50,7 +52,7 @@ data: setup
 
 lab: setup
 	-$(PY) -m course_utils.data fetch || echo "Some data files are missing (see above); the notebooks that need them will say so."
-	$(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 lint: setup
 	$(PY) -m ruff check course_utils tests notebooks
