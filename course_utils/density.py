@@ -1,0 +1,400 @@
+"""The first generative models of the course, finished, for later notebooks to import.
+
+Notebook 01 builds each of them step by step:
+
+- :class:`GaussianMixture`, :func:`kmeans_init` and :func:`fit_gmm`: an explicit density on R^d, fitted by
+  gradient descent on the negative log-likelihood (2-D toy data in 01, a
+  baseline for the toy GAN in 02).
+- The bigram helpers (:class:`Vocab`, :func:`bigram_pairs`, :func:`bigram_counts`,
+  :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`): the
+  simplest autoregressive model of text, over characters with a ``'.'``
+  boundary token that both starts and ends every name.
+- :class:`PCA`: a linear encoder/decoder, and with :meth:`PCA.log_prob` the
+  probabilistic PCA density (Tipping & Bishop, 1999), a first latent-variable
+  model to compare VAEs with (03).
+
+Every parameter is kept valid by construction (mixture weights are a softmax of
+logits, covariances are ``L @ L.T`` with a positive diagonal on ``L``), so plain
+gradient descent never leaves the set of valid models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+BOUNDARY = "."
+
+
+# --- Gaussian mixture -----------------------------------------------------------------
+
+
+class GaussianMixture(nn.Module):
+    r"""A mixture of ``n_components`` full-covariance Gaussians in ``dim`` dimensions.
+
+    $p(x) = \sum_k \pi_k \, \mathcal N(x; \mu_k, \Sigma_k)$ with $\pi = \mathrm{softmax}(\text{logits})$
+    and $\Sigma_k = L_k L_k^\top$, where $L_k$ is lower triangular with diagonal
+    ``exp(log_diag) + min_scale``. ``min_scale`` keeps every component from
+    collapsing onto a single point, where the likelihood would be infinite.
+    """
+
+    def __init__(
+        self, n_components: int, dim: int = 2, means: torch.Tensor | None = None,
+        scale: float = 1.0, min_scale: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if n_components < 1 or dim < 1:
+            raise ValueError(f"need n_components >= 1 and dim >= 1, got {n_components} and {dim}")
+        if means is None:
+            means = torch.randn(n_components, dim) * scale
+        if tuple(means.shape) != (n_components, dim):
+            raise ValueError(f"means must have shape {(n_components, dim)}, got {tuple(means.shape)}")
+        if scale <= min_scale:
+            raise ValueError(f"scale must exceed min_scale={min_scale}, got {scale}")
+        self.min_scale = float(min_scale)
+        self.logits = nn.Parameter(torch.zeros(n_components))
+        self.means = nn.Parameter(means.detach().clone().float())
+        self.log_diag = nn.Parameter(torch.full((n_components, dim), math.log(scale - min_scale)))
+        self.lower = nn.Parameter(torch.zeros(n_components, dim, dim))  # only the part below the diagonal is used
+
+    @property
+    def n_components(self) -> int:
+        return self.logits.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def weights(self) -> torch.Tensor:
+        """Mixture weights $\\pi_k$: positive, summing to 1."""
+        return torch.softmax(self.logits, dim=0)
+
+    def scale_tril(self) -> torch.Tensor:
+        """``[K, d, d]`` lower-triangular $L_k$ with a positive diagonal."""
+        diag = self.log_diag.exp() + self.min_scale
+        return torch.tril(self.lower, diagonal=-1) + torch.diag_embed(diag)
+
+    def covariances(self) -> torch.Tensor:
+        """``[K, d, d]`` covariance matrices $\\Sigma_k = L_k L_k^\\top$."""
+        tril = self.scale_tril()
+        return tril @ tril.transpose(-1, -2)
+
+    def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, K]``: $\\log \\mathcal N(x_n; \\mu_k, \\Sigma_k)$ for every point and component."""
+        tril = self.scale_tril()  # K d d
+        diff = (x[None, :, :] - self.means[:, None, :]).transpose(1, 2)  # K d N
+        z = torch.linalg.solve_triangular(tril, diff, upper=False)  # L^-1 (x - mu)
+        log_det = torch.diagonal(tril, dim1=-2, dim2=-1).log().sum(-1)  # half of log |Sigma|
+        return (-0.5 * z.pow(2).sum(1) - log_det[:, None] - 0.5 * self.dim * LOG_2PI).T
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N]`` log-density: $\\log p(x_n) = \\log \\sum_k \\pi_k \\mathcal N(x_n; \\mu_k, \\Sigma_k)$.
+
+        ``logsumexp`` adds the component densities in log space: as plain numbers they can underflow to 0.
+        """
+        return torch.logsumexp(self.component_log_prob(x) + torch.log_softmax(self.logits, 0), dim=1)
+
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, K]``: $p(k \\mid x_n)$, which component probably made each point."""
+        return torch.softmax(self.component_log_prob(x) + torch.log_softmax(self.logits, 0), dim=1)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, return_components: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n`` points: pick a component $k \\sim \\pi$, then draw from its Gaussian.
+
+        The draw is $x = \\mu_k + L_k \\varepsilon$ with $\\varepsilon \\sim \\mathcal N(0, I)$.
+
+        The random numbers come from ``generator`` (on its own device, CPU for
+        :func:`course_utils.runtime.seed_everything`'s), so samples are the same on every device.
+        """
+        device = self.means.device
+        draw_on = generator.device if generator is not None else device
+        k = torch.multinomial(self.weights().to(draw_on), n, replacement=True, generator=generator).to(device)
+        eps = torch.randn(n, self.dim, generator=generator, device=draw_on).to(device)
+        x = self.means[k] + (self.scale_tril()[k] @ eps[:, :, None])[:, :, 0]
+        return (x, k) if return_components else x
+
+
+def kmeans_init(
+    x: torch.Tensor, k: int, generator: torch.Generator | None = None, iterations: int = 10,
+) -> torch.Tensor:
+    """``[k, d]`` starting means: k-means++ seeding, then ``iterations`` rounds of k-means (Lloyd).
+
+    k-means++ picks each new centre with probability proportional to its squared
+    distance from the centres so far, which spreads the centres over the data;
+    random starts make a fitted mixture depend on luck.
+    """
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k must be between 1 and the number of points ({len(x)}), got {k}")
+    data = x.detach().cpu().float()
+    centres = data[torch.randint(len(data), (1,), generator=generator)]
+    for _ in range(1, k):
+        d2 = torch.cdist(data, centres).pow(2).min(1).values
+        if d2.sum() <= 0:  # fewer distinct points than k: any point will do
+            d2 = torch.ones_like(d2)
+        centres = torch.cat([centres, data[torch.multinomial(d2, 1, generator=generator)]])
+    for _ in range(iterations):
+        nearest = torch.cdist(data, centres).argmin(1)
+        centres = torch.stack([data[nearest == j].mean(0) if (nearest == j).any() else centres[j] for j in range(k)])
+    return centres.to(x.device)
+
+
+def fit_gmm(
+    x: torch.Tensor, n_components: int, steps: int = 500, lr: float = 0.05,
+    generator: torch.Generator | None = None, min_scale: float = 1e-3,
+) -> tuple[GaussianMixture, list[float]]:
+    """Fit a :class:`GaussianMixture` to ``x`` ``[N, d]`` by full-batch Adam on the mean negative log-likelihood.
+
+    The means start from :func:`kmeans_init`; every component starts round, with a
+    width that shrinks as components are added. Returns the model (on ``x``'s
+    device) and the training loss per step (nats per point).
+    """
+    n, dim = x.shape
+    if not 1 <= n_components <= n:
+        raise ValueError(f"n_components must be between 1 and the number of points ({n}), got {n_components}")
+    scale = float(x.std(0).mean()) * n_components ** (-1.0 / dim)
+    model = GaussianMixture(n_components, dim, means=kmeans_init(x, n_components, generator),
+                            scale=max(scale, 2 * min_scale), min_scale=min_scale).to(x.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = -model.log_prob(x).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model, losses
+
+
+# --- bigram helpers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters and their indices; index 0 is the boundary token ``'.'``."""
+
+    itos: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.itos or self.itos[0] != BOUNDARY:
+            raise ValueError(f"the first symbol must be the boundary token {BOUNDARY!r}")
+        if len(set(self.itos)) != len(self.itos):
+            raise ValueError("symbols must be distinct")
+
+    @property
+    def stoi(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, word: str) -> list[int]:
+        """``'.' + word + '.'`` as indices: the start token, the characters, the end token."""
+        stoi = self.stoi
+        try:
+            return [stoi[c] for c in BOUNDARY + word + BOUNDARY]
+        except KeyError as exc:
+            raise ValueError(f"{word!r} holds {exc.args[0]!r}, which is not in the vocabulary") from None
+
+    def decode(self, indices: Iterable[int]) -> str:
+        return "".join(self.itos[i] for i in indices)
+
+
+def build_vocab(words: Iterable[str]) -> Vocab:
+    """The boundary token ``'.'`` followed by every character of ``words``, sorted."""
+    chars = sorted(set("".join(words)))
+    if BOUNDARY in chars:
+        raise ValueError(f"the words may not contain the boundary token {BOUNDARY!r}")
+    return Vocab((BOUNDARY, *chars))
+
+
+def bigram_pairs(words: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """(current, next) index pairs: a word of ``L`` characters gives ``L + 1`` pairs, ``'.'``→first … last→``'.'``."""
+    xs: list[int] = []
+    ys: list[int] = []
+    for word in words:
+        ids = vocab.encode(word)
+        xs.extend(ids[:-1])
+        ys.extend(ids[1:])
+    return torch.tensor(xs, dtype=torch.long), torch.tensor(ys, dtype=torch.long)
+
+
+def bigram_counts(words: Sequence[str], vocab: Vocab) -> torch.Tensor:
+    """``[V, V]`` float counts: entry ``[i, j]`` is how often symbol ``j`` follows symbol ``i``."""
+    xs, ys = bigram_pairs(words, vocab)
+    v = len(vocab)
+    return torch.bincount(xs * v + ys, minlength=v * v).reshape(v, v).float()
+
+
+def counts_to_probs(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Add-$\\alpha$ smoothed, row-normalised probabilities.
+
+    $P[i, j] = (N_{ij} + \\alpha) / \\sum_{j'} (N_{ij'} + \\alpha)$; row ``i`` is p(next | current = i).
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    smoothed = counts.float() + alpha
+    return smoothed / smoothed.sum(dim=1, keepdim=True)
+
+
+def nll_per_char(probs: torch.Tensor, words: Sequence[str], vocab: Vocab) -> float:
+    """Mean negative log-likelihood in nats per predicted symbol (every character and the end ``'.'``).
+
+    ``inf`` when the model gives some pair of the words probability 0.
+    """
+    xs, ys = bigram_pairs(words, vocab)
+    p = probs.detach().float().cpu()[xs, ys]
+    return float(-p.log().mean())
+
+
+def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Rows of $p^{1/T}$, renormalised: $T < 1$ sharpens, $T > 1$ flattens, $T = 1$ changes nothing."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return torch.softmax(probs.float().log() / temperature, dim=-1)
+
+
+def sample_names(
+    probs: torch.Tensor, vocab: Vocab, n: int, generator: torch.Generator | None = None,
+    temperature: float = 1.0, max_len: int = 50,
+) -> list[str]:
+    """Sample ``n`` words from a bigram table: start at ``'.'``, draw the next symbol until ``'.'`` comes again."""
+    table = apply_temperature(probs.detach().cpu(), temperature)
+    words = []
+    for _ in range(n):
+        ids: list[int] = []
+        current = 0
+        while len(ids) < max_len:
+            current = int(torch.multinomial(table[current], 1, generator=generator))
+            if current == 0:
+                break
+            ids.append(current)
+        words.append(vocab.decode(ids))
+    return words
+
+
+class NeuralBigram(nn.Module):
+    """The bigram as a one-layer network: the logits for the next symbol are row ``x`` of a ``[V, V]`` weight.
+
+    ``W[x]`` is the same as ``one_hot(x) @ W``, without building the one-hot matrix.
+    Initialised at zero, it starts as the uniform model (loss $\\log V$).
+    """
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(vocab_size, vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight[x]
+
+    def probs(self) -> torch.Tensor:
+        """The ``[V, V]`` table of next-symbol probabilities, comparable with :func:`counts_to_probs`."""
+        return F.softmax(self.weight, dim=1)
+
+
+# --- PCA ------------------------------------------------------------------------------
+
+
+@dataclass
+class PCA:
+    """Principal component analysis as a linear encoder/decoder.
+
+    ``components`` holds the principal directions as *columns*, in order of
+    decreasing ``variances`` (the eigenvalues of the data covariance).
+    """
+
+    mean: torch.Tensor  # [D]
+    components: torch.Tensor  # [D, D], orthonormal columns
+    variances: torch.Tensor  # [D], decreasing
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> PCA:
+        """Fit to ``x`` ``[N, D]`` (or images ``[N, ...]``, flattened): eigenvectors of the covariance."""
+        x = x.reshape(len(x), -1).float()
+        if len(x) < 2:
+            raise ValueError("PCA needs at least two points")
+        mean = x.mean(0)
+        centred = x - mean
+        cov = centred.T @ centred / (len(x) - 1)
+        variances, vectors = torch.linalg.eigh(cov)  # ascending order
+        variances, vectors = variances.flip(0).clamp_min(0), vectors.flip(1)
+        # A sign convention, so that the same data give the same components everywhere.
+        signs = torch.sign(vectors[vectors.abs().argmax(0), torch.arange(vectors.shape[1], device=x.device)])
+        return cls(mean, vectors * torch.where(signs == 0, 1.0, signs), variances)
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[0]
+
+    def explained_variance_ratio(self) -> torch.Tensor:
+        """``[D]``: the cumulative fraction of the variance kept by the first ``k`` components, ``k = 1..D``."""
+        return self.variances.cumsum(0) / self.variances.sum()
+
+    def encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``[N, k]`` latent codes: the coordinates of ``x - mean`` along the first ``k`` directions."""
+        self._check_k(k)
+        return (x.reshape(len(x), -1) - self.mean) @ self.components[:, :k]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``[N, D]``: back from ``k``-dimensional codes to data space."""
+        k = z.shape[1]
+        self._check_k(k)
+        return z @ self.components[:, :k].T + self.mean
+
+    def reconstruct(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Encode then decode: the best rank-``k`` approximation of ``x``, in ``x``'s shape."""
+        return self.decode(self.encode(x, k)).reshape(x.shape)
+
+    def noise_variance(self, k: int) -> torch.Tensor:
+        """Probabilistic PCA's $\\sigma^2$: the mean of the variances the first ``k`` components leave out."""
+        self._check_k(k)
+        return self.variances[k:].mean() if k < self.dim else self.variances.new_tensor(0.0)
+
+    @torch.no_grad()
+    def sample(self, n: int, k: int, generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
+        """``[N, D]``: decode $z \\sim \\mathcal N(0, \\mathrm{diag}(\\lambda_1..\\lambda_k))$.
+
+        With ``noise``, add probabilistic PCA's $\\mathcal N(0, \\sigma^2 I)$ noise as well.
+        """
+        self._check_k(k)
+        draw_on = generator.device if generator is not None else self.mean.device
+        z = torch.randn(n, k, generator=generator, device=draw_on).to(self.mean.device) * self.variances[:k].sqrt()
+        x = self.decode(z)
+        if noise:
+            eps = torch.randn(n, self.dim, generator=generator, device=draw_on).to(self.mean.device)
+            x = x + self.noise_variance(k).sqrt() * eps
+        return x
+
+    def log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``[N]`` log-density of probabilistic PCA with ``k`` components (nats per data point).
+
+        The model: $x = \\text{mean} + W z + \\varepsilon$, $z \\sim \\mathcal N(0, I_k)$,
+        $\\varepsilon \\sim \\mathcal N(0, \\sigma^2 I)$; its maximum-likelihood fit has
+        covariance $\\lambda_i$ along the first ``k`` directions and $\\sigma^2$ along the rest.
+        """
+        self._check_k(k)
+        if k == self.dim:
+            raise ValueError("log_prob needs k < D: with every component kept, no variance is left for the noise")
+        sigma2 = self.noise_variance(k)
+        centred = x.reshape(len(x), -1) - self.mean
+        z = centred @ self.components[:, :k]
+        residual = centred.pow(2).sum(1) - z.pow(2).sum(1)
+        lam = self.variances[:k]
+        maha = (z.pow(2) / lam).sum(1) + residual.clamp_min(0) / sigma2
+        log_det = lam.log().sum() + (self.dim - k) * sigma2.log()
+        return -0.5 * (maha + log_det + self.dim * LOG_2PI)
+
+    def to(self, device: torch.device | str) -> PCA:
+        return PCA(self.mean.to(device), self.components.to(device), self.variances.to(device))
+
+    def _check_k(self, k: int) -> None:
+        if not 1 <= k <= self.dim:
+            raise ValueError(f"k must be between 1 and {self.dim}, got {k}")

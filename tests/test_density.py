@@ -1,0 +1,229 @@
+"""course_utils.density: the Gaussian mixture, the bigram helpers and PCA."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import density
+from course_utils.toy import two_moons
+
+# --- Gaussian mixture -------------------------------------------------------------------
+
+
+def random_gmm(k: int = 3, seed: int = 0) -> density.GaussianMixture:
+    torch.manual_seed(seed)
+    gmm = density.GaussianMixture(k, 2, means=torch.randn(k, 2) * 1.5, scale=0.6)
+    with torch.no_grad():  # random, valid parameters: any real numbers are allowed
+        gmm.logits.normal_()
+        gmm.log_diag.normal_(mean=-0.7, std=0.3)
+        gmm.lower.normal_(std=0.5)
+    return gmm
+
+
+def test_gmm_parameters_are_valid_by_construction():
+    gmm = random_gmm(4)
+    assert torch.allclose(gmm.weights().sum(), torch.tensor(1.0))
+    assert (gmm.weights() > 0).all()
+    eigenvalues = torch.linalg.eigvalsh(gmm.covariances())
+    assert (eigenvalues > 0).all()
+    with torch.no_grad():
+        gmm.log_diag.fill_(-100.0)  # a collapsed component: the floor keeps it a proper Gaussian
+    assert torch.isfinite(gmm.log_prob(torch.zeros(5, 2))).all()
+    assert torch.allclose(torch.diagonal(gmm.scale_tril(), dim1=-2, dim2=-1), torch.tensor(gmm.min_scale))
+
+
+def test_gmm_log_prob_integrates_to_one():
+    gmm = random_gmm(3)
+    xs = torch.linspace(-8, 8, 401)
+    gx, gy = torch.meshgrid(xs, xs, indexing="xy")
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    with torch.no_grad():
+        mass = gmm.log_prob(grid).exp().sum() * (xs[1] - xs[0]) ** 2
+    assert abs(mass.item() - 1.0) < 1e-3
+
+
+def test_gmm_log_prob_matches_torch_distributions():
+    gmm = random_gmm(3)
+    ref = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=gmm.logits),
+        torch.distributions.MultivariateNormal(gmm.means, scale_tril=gmm.scale_tril()),
+    )
+    x = torch.randn(50, 2) * 2
+    assert torch.allclose(gmm.log_prob(x), ref.log_prob(x), atol=1e-4)
+    assert torch.allclose(gmm.responsibilities(x).sum(1), torch.ones(50), atol=1e-5)
+
+
+def test_gmm_sample_shapes_statistics_and_seed():
+    gmm = random_gmm(3)
+    x, k = gmm.sample(40_000, generator=torch.Generator().manual_seed(1), return_components=True)
+    assert x.shape == (40_000, 2) and k.shape == (40_000,) and k.dtype == torch.long
+    freq = torch.bincount(k, minlength=3).float() / len(k)
+    assert torch.allclose(freq, gmm.weights().detach(), atol=0.01)
+    for j in range(3):  # pick a component, then draw from its Gaussian
+        pts = x[k == j]
+        assert torch.allclose(pts.mean(0), gmm.means[j].detach(), atol=0.05)
+        assert torch.allclose(torch.cov(pts.T), gmm.covariances()[j].detach(), atol=0.05)
+    again = gmm.sample(40_000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again, x)
+    assert not x.requires_grad
+
+
+def test_fit_gmm_learns_and_more_components_help_on_moons():
+    g = torch.Generator().manual_seed(0)
+    train, test = two_moons(400, generator=g), two_moons(2000, generator=g)
+    one, losses = density.fit_gmm(train, 1, steps=150, generator=g)
+    six, _ = density.fit_gmm(train, 6, steps=150, generator=g)
+    assert len(losses) == 150 and losses[-1] < losses[0]
+    with torch.no_grad():
+        assert six.log_prob(test).mean() > one.log_prob(test).mean() + 0.3
+    # one Gaussian fitted by maximum likelihood: the sample mean and (biased) covariance
+    assert torch.allclose(one.means[0].detach(), train.mean(0), atol=0.02)
+    assert torch.allclose(one.covariances()[0].detach(), torch.cov(train.T, correction=0), atol=0.03)
+
+
+def test_kmeans_init_finds_separated_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    x = centres.repeat_interleave(100, 0) + 0.1 * torch.randn(300, 2, generator=g)
+    found = density.kmeans_init(x, 3, generator=g)
+    order = torch.cdist(centres, found).argmin(1)
+    assert sorted(order.tolist()) == [0, 1, 2]  # one centre per cluster
+    assert torch.allclose(found[order], centres, atol=0.05)
+    assert density.kmeans_init(torch.zeros(4, 2), 3).shape == (3, 2)  # duplicates: no crash
+
+
+def test_gmm_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="shape"):
+        density.GaussianMixture(3, 2, means=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="n_components"):
+        density.fit_gmm(torch.randn(5, 2), 6)
+
+
+# --- bigram -------------------------------------------------------------------------------
+
+
+def test_vocab_encode_decode():
+    vocab = density.build_vocab(["emma", "bob"])
+    assert vocab.itos == (".", "a", "b", "e", "m", "o")
+    assert vocab.encode("bob") == [0, 2, 5, 2, 0]
+    assert vocab.decode([2, 5, 2]) == "bob"
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        vocab.encode("zed")
+    with pytest.raises(ValueError, match="boundary"):
+        density.build_vocab(["a.b"])
+
+
+def test_bigram_pairs_and_counts():
+    vocab = density.build_vocab(["ab", "b"])  # . a b
+    xs, ys = density.bigram_pairs(["ab", "b"], vocab)
+    assert xs.tolist() == [0, 1, 2, 0, 2] and ys.tolist() == [1, 2, 0, 2, 0]
+    counts = density.bigram_counts(["ab", "b"], vocab)
+    assert counts.tolist() == [[0, 1, 1], [0, 0, 1], [2, 0, 0]]
+
+
+def test_nll_per_char_by_hand():
+    words = ["ab", "b"]
+    vocab = density.build_vocab(words)
+    counts = density.bigram_counts(words, vocab)
+    # no smoothing: p(.->a) = p(.->b) = 1/2, p(a->b) = 1, p(b->.) = 1; five predictions
+    assert density.nll_per_char(density.counts_to_probs(counts, 0.0), words, vocab) == pytest.approx(
+        2 * math.log(2) / 5)
+    # add-one: rows [1,2,2]/5, [1,1,2]/4, [3,1,1]/5
+    expected = -(2 * math.log(0.4) + math.log(0.5) + 2 * math.log(0.6)) / 5
+    probs = density.counts_to_probs(counts, 1.0)
+    assert density.nll_per_char(probs, words, vocab) == pytest.approx(expected, rel=1e-6)
+    assert torch.allclose(probs.sum(1), torch.ones(3))
+    # a pair never seen has probability 0 without smoothing: infinite NLL
+    assert density.nll_per_char(density.counts_to_probs(counts, 0.0), ["a"], vocab) == math.inf
+    uniform = torch.full((3, 3), 1 / 3)
+    assert density.nll_per_char(uniform, words, vocab) == pytest.approx(math.log(3))
+
+
+def test_temperature():
+    p = torch.tensor([[0.1, 0.2, 0.7]])
+    assert torch.allclose(density.apply_temperature(p, 1.0), p)
+    cold, hot = density.apply_temperature(p, 0.05), density.apply_temperature(p, 5.0)
+    assert cold[0, 2] > 0.99
+
+    def entropy(q):
+        return -(q * q.log()).sum()
+
+    assert entropy(hot) > entropy(p) > entropy(cold)
+    with pytest.raises(ValueError):
+        density.apply_temperature(p, 0.0)
+
+
+def test_sample_names():
+    vocab = density.Vocab((".", "a", "b"))
+    always_ab = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert density.sample_names(always_ab, vocab, 3) == ["ab", "ab", "ab"]
+    never_ends = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert density.sample_names(never_ends, vocab, 1, max_len=7) == ["aaaaaaa"]
+    probs = torch.full((3, 3), 1 / 3)
+    a = density.sample_names(probs, vocab, 20, generator=torch.Generator().manual_seed(3))
+    b = density.sample_names(probs, vocab, 20, generator=torch.Generator().manual_seed(3))
+    assert a == b and len(set(a)) > 3
+
+
+def test_neural_bigram_starts_uniform_and_is_a_one_hot_layer():
+    net = density.NeuralBigram(5)
+    x = torch.tensor([0, 3, 4])
+    y = torch.tensor([1, 1, 2])
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    assert loss.item() == pytest.approx(math.log(5))
+    with torch.no_grad():
+        net.weight.normal_()
+    one_hot = torch.nn.functional.one_hot(x, 5).float()
+    assert torch.allclose(net(x), one_hot @ net.weight)
+    assert torch.allclose(net.probs().sum(1), torch.ones(5))
+
+
+# --- PCA ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(0)
+    low_rank = torch.randn(500, 3, generator=g) @ torch.randn(3, 8, generator=g)
+    return low_rank + 0.2 * torch.randn(500, 8, generator=g) + 1.0
+
+
+def test_pca_components_and_variances(data):
+    pca = density.PCA.fit(data)
+    v = pca.components
+    assert torch.allclose(v.T @ v, torch.eye(8), atol=1e-4)
+    assert (pca.variances[:-1] >= pca.variances[1:]).all()
+    s = torch.linalg.svdvals(data - data.mean(0))
+    assert torch.allclose(pca.variances, s**2 / (len(data) - 1), rtol=1e-3, atol=1e-4)
+    ratio = pca.explained_variance_ratio()
+    assert ratio[-1] == pytest.approx(1.0) and ratio[2] > 0.95  # three real directions, plus noise
+
+
+def test_pca_encode_decode(data):
+    pca = density.PCA.fit(data)
+    assert pca.encode(data, 3).shape == (500, 3)
+    assert torch.allclose(pca.reconstruct(data, 8), data, atol=1e-4)
+    errors = [((pca.reconstruct(data, k) - data) ** 2).sum(1).mean().item() for k in range(1, 9)]
+    assert all(a >= b for a, b in zip(errors[:-1], errors[1:], strict=True))
+    # the error of a rank-k reconstruction is the variance left out
+    assert errors[2] == pytest.approx(pca.variances[3:].sum().item() * (len(data) - 1) / len(data), rel=1e-3)
+    with pytest.raises(ValueError, match="k must be"):
+        pca.encode(data, 9)
+
+
+def test_pca_sample_and_log_prob(data):
+    pca = density.PCA.fit(data)
+    x = pca.sample(20_000, 3, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (20_000, 8)
+    assert torch.allclose(x.mean(0), pca.mean, atol=0.1)
+    k = 3
+    sigma2 = pca.noise_variance(k)
+    cov_diag = torch.cat([pca.variances[:k], sigma2.expand(8 - k)])
+    cov = pca.components @ torch.diag(cov_diag) @ pca.components.T
+    ref = torch.distributions.MultivariateNormal(pca.mean, covariance_matrix=cov)
+    assert torch.allclose(pca.log_prob(data[:20], k), ref.log_prob(data[:20]), atol=1e-3)
+    noisy = pca.sample(20_000, k, generator=torch.Generator().manual_seed(0), noise=True)
+    assert torch.allclose(torch.cov(noisy.T), cov, atol=0.15)
