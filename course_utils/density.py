@@ -160,9 +160,10 @@ def fit_gmm(
     n, dim = x.shape
     if not 1 <= n_components <= n:
         raise ValueError(f"n_components must be between 1 and the number of points ({n}), got {n_components}")
-    scale = float(x.std(0).mean()) * n_components ** (-1.0 / dim)
+    spread = float(x.std(0).mean()) if n > 1 else 1.0
+    scale = max(spread * n_components ** (-1.0 / dim), 2 * min_scale)  # a narrower start for more components
     model = GaussianMixture(n_components, dim, means=kmeans_init(x, n_components, generator),
-                            scale=max(scale, 2 * min_scale), min_scale=min_scale).to(x.device)
+                            scale=scale, min_scale=min_scale).to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for _ in range(steps):
