@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 endif
 
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
-NOTEBOOK_ENV := COURSE_QUIET=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
+NOTEBOOK_ENV := COURSE_QUIET=1 COURSE_STRICT_CHECKS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
 NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider notebooks
 
 .PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env
