@@ -1,11 +1,11 @@
 """Checkers for the notebooks' exercises: right, or wrong with a specific hint.
 
-Every checker returns a :class:`CheckResult`, which prints as ``✅ right: ...``
-or ``❌ wrong: <hint>`` and is truthy only when the answer is right. A checker
+Every checker returns a :class:`CheckResult`, which shows as ``✅ right (exercise): ...``
+or ``❌ wrong (exercise): <hint>`` and is truthy only when the answer is right. A checker
 never raises: a wrong type or shape, or an answer function that crashes, is a
 wrong answer with a hint saying so.
 
-Adding a checker for a new exercise (later notebooks do) takes three steps::
+A checker for a new exercise (later notebooks add theirs here) is one decorated function::
 
     @checker
     def check_something(answer, ...):
