@@ -245,6 +245,11 @@ def class_confidence_diversity(
       from 1 to the number of classes).
     """
     _, probs = classifier_outputs(classifier, images, value_range)
+    return prediction_stats(probs, min_share)
+
+
+def prediction_stats(probs: torch.Tensor, min_share: float = 0.01) -> dict:
+    """:func:`class_confidence_diversity` from already computed ``[N, classes]`` probabilities."""
     p = probs.double()
     marginal = p.mean(0)
     entropy = -(marginal * marginal.clamp_min(1e-12).log()).sum()
@@ -256,6 +261,24 @@ def class_confidence_diversity(
         "classes_covered": int((shares >= min_share).sum()),
         "score": kl.exp().item(),
     }
+
+
+def image_report(
+    images: torch.Tensor, classifier: nn.Module, reference: tuple[torch.Tensor, torch.Tensor],
+    value_range: tuple[float, float] = (0.0, 1.0), labels: torch.Tensor | None = None,
+) -> dict:
+    """Every image metric of notebook 02 from one pass of the classifier.
+
+    ``fid`` (FID-FMNIST against ``reference``), the :func:`prediction_stats`,
+    ``n`` (the number of images) and, given the ``labels`` the images should
+    show, ``on_label``: the share the classifier assigns to that label.
+    """
+    features, probs = classifier_outputs(classifier, images, value_range)
+    report = {"n": len(images), "fid": frechet_distance(*feature_stats(features), *reference)}
+    report.update(prediction_stats(probs))
+    if labels is not None:
+        report["on_label"] = (probs.argmax(1) == labels.cpu()).float().mean().item()
+    return report
 
 
 def nearest_neighbours(

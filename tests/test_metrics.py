@@ -136,3 +136,14 @@ def test_summarise_mean_and_std():
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
     assert metrics.summarise([0.5]) == (0.5, 0.0)
     assert not math.isnan(metrics.summarise([1.0, 1.0])[1])
+
+
+def test_image_report_matches_the_separate_metrics(tiny_classifier):
+    images = torch.rand(120, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    ref = metrics.feature_stats(metrics.classifier_outputs(tiny_classifier, torch.rand(200, 1, 28, 28))[0])
+    report = metrics.image_report(images, tiny_classifier, ref, value_range=(-1, 1), labels=torch.zeros(120).long())
+    assert report["n"] == 120
+    assert report["fid"] == pytest.approx(metrics.fid_fmnist(images, tiny_classifier, ref, value_range=(-1, 1)))
+    pair = metrics.class_confidence_diversity(images, tiny_classifier, value_range=(-1, 1))
+    assert all(report[k] == pytest.approx(v) for k, v in pair.items())
+    assert 0 <= report["on_label"] <= 1
