@@ -17,8 +17,6 @@ notebook 02 (the augmentation experiment and the DCGAN training loop).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +37,7 @@ from course_utils.models import (
     num_parameters,
 )
 from course_utils.progress import progress
-from course_utils.runtime import get_device, seed_everything
+from course_utils.runtime import get_device, hardware_name, seed_everything
 
 CLASSIFIER_NAME = "fmnist_classifier"
 GENERATOR_NAME = "cgan_generator"
@@ -52,15 +50,10 @@ def default_out() -> Path:
 
 def hardware(device: torch.device) -> str:
     """A one-line description of what a run used: GPU name, or CPU model, cores and torch threads."""
+    name = hardware_name(device)
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        return f"{name} (CUDA)"
+    return f"{name}, {torch.get_num_threads()} torch threads"
 
 
 # --- the classifier ------------------------------------------------------------------------------
