@@ -1,17 +1,29 @@
 """Helpers for the notebooks of the generative-AI course.
 
-Each module has one concern; the notebooks build a model step by step and
-later notebooks import the finished one from here.
+One module per topic a learner looks for; the notebooks build each idea in
+cells, check it against the module, then import the module.
 
-- ``runtime``: device, seeding, the ``COURSE_PROFILE`` switch (notebook 00).
-- ``data``: the checksummed, offline-first data registry and loaders (00, 01).
-- ``plotting``: image grids, curves, 2-D scatter and density plots.
-- ``progress``: progress bars that go quiet in CI.
-- ``toy``: 2-D toy data sets (01, 02).
-- ``colab``: the Colab badge and set-up cell of every notebook.
-- ``density``, ``exercises``: the models and exercise checkers of notebook 01.
-- ``models``, ``metrics``, ``checkpoints``, ``train``: the GANs, FID-FMNIST,
-  safetensors checkpoints and the training script of notebook 02.
+Topics
+- ``toy``: 2-D toy data sets and the mode counts of the toy GAN (01, 02).
+- ``density``: the Gaussian mixture and PCA / probabilistic PCA (01).
+- ``text``: character vocabularies, bigram counts, sampling from logits (01, 04).
+- ``gan``: the toy and DCGAN networks, the DCGAN training step, ``generate`` (02).
+- ``classifier``: the Fashion-MNIST classifier behind FID-FMNIST (02).
+- ``evaluation``: the Fréchet distance, FID-FMNIST, nearest neighbours (02, 06).
+- ``exercises``: the checker machinery; ``exercises.basics``, ``exercises.gan``…
+  hold each notebook's checkers.
+
+Shared parts
+- ``runtime``: device, seeding, the ``COURSE_PROFILE`` switch (00).
+- ``data``: the checksummed, offline-first data registry and loaders (00).
+- ``checkpoints``: safetensors + JSON cards, the model registry, shipped vs run folders.
+- ``plotting``, ``progress``, ``colab``: figures, progress bars, the Colab cells.
+- ``train``: only the command line, ``python -m course_utils.train WHAT``.
 """
 
-__version__ = "0.1.0"
+from pathlib import Path
+
+__version__ = "0.2.0"
+
+#: The course checkout (the folder holding ``pyproject.toml``, ``notebooks/`` and ``data/``).
+REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,40 +1,140 @@
 """Save and load model weights as safetensors, with a JSON card beside them.
 
-Taught in notebook 02 (the shipped generator and classifier); later notebooks
-ship their checkpoints the same way.
+Taught in notebook 02 (the shipped generator and classifier); every later
+notebook ships its checkpoints the same way.
 
 A checkpoint ``name`` is two files:
 
 - ``name.safetensors``: the tensors only. Loading it runs no code, unlike a
   pickled ``torch.save`` file, so a downloaded checkpoint cannot execute
   anything on your machine;
-- ``name.json``: the metadata, a "model card": the architecture (enough to
-  rebuild the model with :func:`course_utils.models.build_model`), the sha256
-  of the weights file, the torch version, the date, and whatever the training
-  script adds (data, steps, seconds, hardware, measured quality).
+- ``name.json``: the metadata, a "model card": the card format version, the
+  architecture (enough to rebuild the model with :func:`build_model`), the
+  sha256 of the weights file, the torch version, the date, and whatever the
+  training command adds (data, steps, seconds, hardware, measured quality).
+
+Both files are written to a temporary name and renamed into place, so a crash
+never leaves half a file. A card without a weights checksum, or of a format
+this code does not know, is refused.
+
+Two folders: :data:`SHIPPED_DIR` (``data/checkpoints``, committed: what the
+course ships) and :func:`runs_dir` (``data/runs``, git-ignored: where training
+commands write unless told ``--ship``).
+
+Models register themselves with :func:`register_model` (as torchvision's
+models do), so a card names its class and module and :func:`build_model`
+rebuilds it without a central list.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
+import importlib
 import json
+import os
+import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from course_utils.models import architecture, build_model
+from course_utils import REPO_ROOT
+from course_utils.data import data_dir, sha256_of
 
-# The checkpoints the course ships, committed with the repository.
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+#: The checkpoints the course ships, committed with the repository.
+SHIPPED_DIR = REPO_ROOT / "data" / "checkpoints"
+#: The card format this code writes; it reads this one only.
+CARD_FORMAT = 2
+
+M = TypeVar("M", bound=type)
+MODELS: dict[str, type[nn.Module]] = {}
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, or does not fit the model."""
+    """A checkpoint is missing, corrupt, of an unknown format, or does not fit the model."""
+
+
+def runs_dir() -> Path:
+    """Where training commands write by default: ``runs/`` in the data cache (git-ignored)."""
+    return data_dir() / "runs"
+
+
+# --- the model registry --------------------------------------------------------------------
+
+
+def register_model(cls: M) -> M:
+    """Class decorator: make a course model rebuildable from a card (``@register_model``).
+
+    The class must take a ``config`` (a dataclass, or a dict of its fields) as its
+    first argument and keep it as ``self.config``.
+    """
+    name = cls.__name__
+    if name in MODELS and MODELS[name] is not cls:
+        raise ValueError(f"a model named {name!r} is already registered (from {MODELS[name].__module__})")
+    MODELS[name] = cls
+    return cls
+
+
+def make_config(cls: type, config: Any, overrides: Mapping[str, Any]) -> Any:
+    """A ``cls`` dataclass from None (defaults), a dict, or an instance, with ``overrides`` applied.
+
+    Lists in a dict (JSON has no tuples) become tuples where the default is a tuple.
+    """
+    if config is None:
+        config = cls()
+    elif isinstance(config, Mapping):
+        config = cls(**config)
+    elif not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__} or a dict, got {type(config).__name__}")
+    fields = {**asdict(config), **overrides}
+    defaults = asdict(cls())
+    fields = {k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v
+              for k, v in fields.items()}
+    return cls(**fields)
+
+
+def require_positive(config: Any, *names: str, allow_zero: tuple[str, ...] = ()) -> None:
+    """Raise a clear ``ValueError`` if a config field is not a positive int (or zero, for ``allow_zero``)."""
+    for name in names:
+        value, low = getattr(config, name), 0 if name in allow_zero else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{type(config).__name__}.{name} must be an int >= {low}, got {value!r}")
+
+
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """``{"class", "module", "config"}``: what :func:`build_model` needs to rebuild ``model``."""
+    cls = type(model)
+    if MODELS.get(cls.__name__) is not cls or not is_dataclass(getattr(model, "config", None)):
+        raise TypeError(f"{cls.__name__} is not a registered course model; known: {', '.join(sorted(MODELS))}")
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(model.config).items()}
+    return {"class": cls.__name__, "module": cls.__module__, "config": config}
+
+
+def build_model(arch: Mapping[str, Any]) -> nn.Module:
+    """Rebuild an (untrained) model from :func:`architecture`'s dict.
+
+    The card's module is imported first when it is one of ``course_utils``'s (and
+    only then: a card never makes this code import anything else).
+    """
+    module = str(arch.get("module", ""))
+    if module.startswith("course_utils.") and arch.get("class") not in MODELS:
+        importlib.import_module(module)
+    cls = MODELS.get(arch.get("class", ""))
+    if cls is None:
+        raise ValueError(f"unknown architecture {dict(arch)!r}; registered classes: {', '.join(sorted(MODELS))}")
+    return cls(dict(arch.get("config", {})))
+
+
+def num_parameters(model: nn.Module) -> int:
+    """The number of parameters (what the notebooks print next to each model)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- files ------------------------------------------------------------------------------------
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -45,56 +145,67 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def file_sha256(path: str | Path) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _temporary(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    return Path(name)
 
 
 def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, Any]) -> Path:
     """Write ``tensors`` to ``path.safetensors`` and ``metadata`` (plus checksum, versions, date) to ``path.json``.
 
-    Returns the path of the ``.json`` card.
+    Both files are written to temporary names first and renamed into place
+    (weights, then card). Returns the path of the card.
     """
     weights, card = _paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
-    info = dict(metadata)
-    info.update({
-        "weights_file": weights.name,
-        "weights_sha256": file_sha256(weights),
-        "weights_bytes": weights.stat().st_size,
-        "num_tensors": len(tensors),
-        "tensor_elements": int(sum(t.numel() for t in tensors.values())),  # parameters and buffers
-        "torch_version": torch.__version__.split("+")[0],
-        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    })
-    card.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tmp_weights, tmp_card = _temporary(weights), _temporary(card)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp_weights))
+        info = {"format_version": CARD_FORMAT, **metadata}
+        info.update({
+            "weights_file": weights.name,
+            "weights_sha256": sha256_of(tmp_weights)[0],
+            "weights_bytes": tmp_weights.stat().st_size,
+            "num_tensors": len(tensors),
+            "tensor_elements": int(sum(t.numel() for t in tensors.values())),  # parameters and buffers
+            "torch_version": torch.__version__.split("+")[0],
+            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        })
+        tmp_card.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_weights, weights)
+        os.replace(tmp_card, card)
+    finally:
+        tmp_weights.unlink(missing_ok=True)
+        tmp_card.unlink(missing_ok=True)
     return card
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-    """Save a course model's ``state_dict`` and a card with its ``architecture`` and ``metadata``.
+    """Save a registered model's ``state_dict`` and a card with its ``architecture`` and ``metadata``.
 
     ``path`` is ``dir/name`` (a suffix is ignored). Returns the card's path.
     """
-    info = {"architecture": architecture(model), "num_parameters": sum(p.numel() for p in model.parameters()),
-            **(metadata or {})}
+    info = {"architecture": architecture(model), "num_parameters": num_parameters(model), **(metadata or {})}
     return save_tensors(model.state_dict(), path, info)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON card of checkpoint ``path`` (``dir/name``, with or without a suffix)."""
+    """The JSON card of checkpoint ``path``, refused if it has no weights checksum or an unknown format."""
     _, card = _paths(path)
     if not card.exists():
         raise CheckpointError(f"checkpoint card {card} not found (expected next to the .safetensors file)")
-    return json.loads(card.read_text(encoding="utf-8"))
+    meta = json.loads(card.read_text(encoding="utf-8"))
+    version = meta.get("format_version")
+    if version != CARD_FORMAT:
+        raise CheckpointError(f"{card.name}: card format {version!r}, this code reads format {CARD_FORMAT}; "
+                              "retrain the checkpoint or update course_utils")
+    if not isinstance(meta.get("weights_sha256"), str) or len(meta["weights_sha256"]) != 64:
+        raise CheckpointError(f"{card.name} has no weights checksum (weights_sha256): refusing to trust it")
+    return meta
 
 
-def load_tensors(path: str | Path, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and card of checkpoint ``path``, the weights' sha256 checked against the card."""
     weights, card = _paths(path)
     if not weights.exists():
@@ -103,20 +214,19 @@ def load_tensors(path: str | Path, verify: bool = True) -> tuple[dict[str, torch
             "or check out the repository's data/checkpoints/ folder"
         )
     meta = read_metadata(path)
-    if verify and "weights_sha256" in meta:
-        actual = file_sha256(weights)
-        if actual != meta["weights_sha256"]:
-            raise CheckpointError(
-                f"{weights.name}: sha256 {actual[:12]}… does not match {meta['weights_sha256'][:12]}… "
-                f"in {card.name}: the file is corrupt or was replaced (e.g. a Git LFS pointer)"
-            )
+    actual = sha256_of(weights)[0]
+    if actual != meta["weights_sha256"]:
+        raise CheckpointError(
+            f"{weights.name}: sha256 {actual[:12]}… does not match {meta['weights_sha256'][:12]}… "
+            f"in {card.name}: the file is corrupt or was replaced (e.g. a Git LFS pointer)"
+        )
     # safetensors: a plain tensor format, nothing is unpickled or executed.
     return load_file(str(weights)), meta
 
 
 def load_checkpoint(
     path: str | Path, model: nn.Module | Callable[[dict[str, Any]], nn.Module] | None = None,
-    device: torch.device | str = "cpu", verify: bool = True,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load checkpoint ``path`` into a model; returns ``(model, metadata)`` with the model in eval mode.
 
@@ -125,7 +235,7 @@ def load_checkpoint(
     missing file, a checksum mismatch, or a tensor whose name or shape does not
     fit the model raises :class:`CheckpointError` naming the problem.
     """
-    state, meta = load_tensors(path, verify=verify)
+    state, meta = load_tensors(path)
     if model is None:
         if "architecture" not in meta:
             raise CheckpointError(f"{_paths(path)[1].name} has no 'architecture': pass the model to fill")
@@ -148,3 +258,27 @@ def load_checkpoint(
             )
     model.load_state_dict(state)
     return model.to(device).eval(), meta
+
+
+# --- where a training command writes --------------------------------------------------------
+
+
+def output_dir(what: str, out: str | Path | None = None, ship: bool = False) -> Path:
+    """The folder a training command writes to: ``out``, else the shipped folder with ``ship``, else a run folder.
+
+    The default, ``data/runs/WHAT``, is git-ignored: only an explicit ``--ship``
+    (or ``--out data/checkpoints``) touches what the course ships.
+    """
+    if out is not None and ship:
+        raise ValueError("give --out or --ship, not both")
+    if ship:
+        return SHIPPED_DIR
+    return Path(out) if out is not None else runs_dir() / what
+
+
+def announce_replacements(folder: Path, names: list[str]) -> list[Path]:
+    """Print (and return) the existing checkpoint files in ``folder`` that writing ``names`` will replace."""
+    replaced = [p for name in names for p in _paths(folder / name) if p.exists()]
+    for p in replaced:
+        print(f"replacing {p} ({p.stat().st_size:,} bytes)")
+    return replaced

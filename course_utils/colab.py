@@ -13,13 +13,19 @@ reinstalls torch (Colab's own satisfies the ranges in ``pyproject.toml``).
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from course_utils import REPO_ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
 
@@ -40,16 +46,21 @@ if "google.colab" in sys.modules:
 '''
 
 
+def read_pyproject(pyproject: Path = REPO_ROOT / "pyproject.toml") -> dict[str, Any]:
+    """``pyproject.toml`` as a dict (``tomllib``; ``tomli`` on Python 3.10)."""
+    with open(pyproject, "rb") as fh:
+        return tomllib.load(fh)
+
+
 def repository(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple[str, str]:
     """``(owner/name, branch)`` from ``[tool.course]`` in ``pyproject.toml``."""
-    text = pyproject.read_text(encoding="utf-8")
-    section = re.search(r"^\[tool\.course\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
-    if not section:
+    values = read_pyproject(pyproject).get("tool", {}).get("course")
+    if not values:
         raise ValueError(f"{pyproject}: no [tool.course] section naming the repository")
-    values = dict(re.findall(r'^(\w+)\s*=\s*"([^"]*)"', section.group(1), re.M))
-    if "/" not in values.get("repository", ""):
-        raise ValueError(f"{pyproject}: [tool.course] repository must be 'owner/name'")
-    return values["repository"], values.get("branch", "main")
+    repo = values.get("repository", "")
+    if not isinstance(repo, str) or repo.count("/") != 1:
+        raise ValueError(f"{pyproject}: [tool.course] repository must be 'owner/name', got {repo!r}")
+    return repo, values.get("branch", "main")
 
 
 def badge_source(notebook: Path, repo: str, branch: str) -> str:

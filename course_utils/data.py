@@ -41,9 +41,9 @@ from pathlib import Path
 
 import torch
 
+from course_utils import REPO_ROOT
 from course_utils.progress import progress
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -218,8 +218,8 @@ def data_dir() -> Path:
 # --- verification -------------------------------------------------------------
 
 
-def sha256_of(path: Path, gz: bool = False) -> tuple[str, int]:
-    """sha256 and byte count of a file's content (decompressed first when ``gz``)."""
+def sha256_of(path: str | Path, gz: bool = False) -> tuple[str, int]:
+    """sha256 and byte count of a file's content (decompressed first when ``gz``): the course's one checksum helper."""
     digest, n = hashlib.sha256(), 0
     opener = gzip.open if gz else open
     with opener(path, "rb") as fh:

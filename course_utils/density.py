@@ -1,17 +1,14 @@
-"""The first generative models of the course, finished, for later notebooks to import.
+"""Explicit densities: the Gaussian mixture and PCA / probabilistic PCA.
 
 Notebook 01 builds each of them step by step:
 
 - :class:`GaussianMixture`, :func:`kmeans_init` and :func:`fit_gmm`: an explicit density on R^d, fitted by
-  gradient descent on the negative log-likelihood (2-D toy data in 01, a
-  baseline for the toy GAN in 02).
-- The bigram helpers (:class:`Vocab`, :func:`bigram_pairs`, :func:`bigram_counts`,
-  :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`): the
-  simplest autoregressive model of text, over characters with a ``'.'``
-  boundary token that both starts and ends every name.
-- :class:`PCA`: a linear encoder/decoder, and with :meth:`PCA.log_prob` the
-  probabilistic PCA density (Tipping & Bishop, 1999), a first latent-variable
-  model to compare VAEs with (03).
+  gradient descent on the negative log-likelihood (section 2; 2-D toy data).
+- :class:`PCA`: a linear encoder/decoder (section 4), and with :meth:`PCA.log_prob` the
+  probabilistic PCA density (Tipping & Bishop, 1999; sections 4.1 and 6), a first
+  latent-variable model to compare VAEs with (03).
+
+(The bigram model of section 3 is in :mod:`course_utils.text`.)
 
 Every parameter is kept valid by construction (mixture weights are a softmax of
 logits, covariances are ``L @ L.T`` with a positive diagonal on ``L``), so plain
@@ -21,15 +18,12 @@ gradient descent never leaves the set of valid models.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 LOG_2PI = math.log(2 * math.pi)
-BOUNDARY = "."
 
 
 # --- Gaussian mixture -----------------------------------------------------------------
@@ -123,6 +117,11 @@ class GaussianMixture(nn.Module):
         return (x, k) if return_components else x
 
 
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances without the matrix-multiply shortcut (exact 0 for identical points)."""
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def kmeans_init(
     x: torch.Tensor, k: int, generator: torch.Generator | None = None, iterations: int = 10,
 ) -> torch.Tensor:
@@ -137,12 +136,12 @@ def kmeans_init(
     data = x.detach().cpu().float()
     centres = data[torch.randint(len(data), (1,), generator=generator)]
     for _ in range(1, k):
-        d2 = torch.cdist(data, centres).pow(2).min(1).values
+        d2 = _distances(data, centres).pow(2).min(1).values
         if d2.sum() <= 0:  # fewer distinct points than k: any point will do
             d2 = torch.ones_like(d2)
         centres = torch.cat([centres, data[torch.multinomial(d2, 1, generator=generator)]])
     for _ in range(iterations):
-        nearest = torch.cdist(data, centres).argmin(1)
+        nearest = _distances(data, centres).argmin(1)
         centres = torch.stack([data[nearest == j].mean(0) if (nearest == j).any() else centres[j] for j in range(k)])
     return centres.to(x.device)
 
@@ -173,132 +172,6 @@ def fit_gmm(
         opt.step()
         losses.append(loss.item())
     return model, losses
-
-
-# --- bigram helpers -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """Characters and their indices; index 0 is the boundary token ``'.'``."""
-
-    itos: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not self.itos or self.itos[0] != BOUNDARY:
-            raise ValueError(f"the first symbol must be the boundary token {BOUNDARY!r}")
-        if len(set(self.itos)) != len(self.itos):
-            raise ValueError("symbols must be distinct")
-
-    @property
-    def stoi(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(self.itos)}
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, word: str) -> list[int]:
-        """``'.' + word + '.'`` as indices: the start token, the characters, the end token."""
-        stoi = self.stoi
-        try:
-            return [stoi[c] for c in BOUNDARY + word + BOUNDARY]
-        except KeyError as exc:
-            raise ValueError(f"{word!r} holds {exc.args[0]!r}, which is not in the vocabulary") from None
-
-    def decode(self, indices: Iterable[int]) -> str:
-        return "".join(self.itos[i] for i in indices)
-
-
-def build_vocab(words: Iterable[str]) -> Vocab:
-    """The boundary token ``'.'`` followed by every character of ``words``, sorted."""
-    chars = sorted(set("".join(words)))
-    if BOUNDARY in chars:
-        raise ValueError(f"the words may not contain the boundary token {BOUNDARY!r}")
-    return Vocab((BOUNDARY, *chars))
-
-
-def bigram_pairs(words: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """(current, next) index pairs: a word of ``L`` characters gives ``L + 1`` pairs, ``'.'``→first … last→``'.'``."""
-    xs: list[int] = []
-    ys: list[int] = []
-    for word in words:
-        ids = vocab.encode(word)
-        xs.extend(ids[:-1])
-        ys.extend(ids[1:])
-    return torch.tensor(xs, dtype=torch.long), torch.tensor(ys, dtype=torch.long)
-
-
-def bigram_counts(words: Sequence[str], vocab: Vocab) -> torch.Tensor:
-    """``[V, V]`` float counts: entry ``[i, j]`` is how often symbol ``j`` follows symbol ``i``."""
-    xs, ys = bigram_pairs(words, vocab)
-    v = len(vocab)
-    return torch.bincount(xs * v + ys, minlength=v * v).reshape(v, v).float()
-
-
-def counts_to_probs(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Add-$\\alpha$ smoothed, row-normalised probabilities.
-
-    $P[i, j] = (N_{ij} + \\alpha) / \\sum_{j'} (N_{ij'} + \\alpha)$; row ``i`` is p(next | current = i).
-    """
-    if alpha < 0:
-        raise ValueError(f"alpha must be non-negative, got {alpha}")
-    smoothed = counts.float() + alpha
-    return smoothed / smoothed.sum(dim=1, keepdim=True)
-
-
-def nll_per_char(probs: torch.Tensor, words: Sequence[str], vocab: Vocab) -> float:
-    """Mean negative log-likelihood in nats per predicted symbol (every character and the end ``'.'``).
-
-    ``inf`` when the model gives some pair of the words probability 0.
-    """
-    xs, ys = bigram_pairs(words, vocab)
-    p = probs.detach().float().cpu()[xs, ys]
-    return float(-p.log().mean())
-
-
-def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Rows of $p^{1/T}$, renormalised: $T < 1$ sharpens, $T > 1$ flattens, $T = 1$ changes nothing."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    return torch.softmax(probs.float().log() / temperature, dim=-1)
-
-
-def sample_names(
-    probs: torch.Tensor, vocab: Vocab, n: int, generator: torch.Generator | None = None,
-    temperature: float = 1.0, max_len: int = 50,
-) -> list[str]:
-    """Sample ``n`` words from a bigram table: start at ``'.'``, draw the next symbol until ``'.'`` comes again."""
-    table = apply_temperature(probs.detach().cpu(), temperature)
-    words = []
-    for _ in range(n):
-        ids: list[int] = []
-        current = 0
-        while len(ids) < max_len:
-            current = int(torch.multinomial(table[current], 1, generator=generator))
-            if current == 0:
-                break
-            ids.append(current)
-        words.append(vocab.decode(ids))
-    return words
-
-
-class NeuralBigram(nn.Module):
-    """The bigram as a one-layer network: the logits for the next symbol are row ``x`` of a ``[V, V]`` weight.
-
-    ``W[x]`` is the same as ``one_hot(x) @ W``, without building the one-hot matrix.
-    Initialised at zero, it starts as the uniform model (loss $\\log V$).
-    """
-
-    def __init__(self, vocab_size: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(vocab_size, vocab_size))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weight[x]
-
-    def probs(self) -> torch.Tensor:
-        """The ``[V, V]`` table of next-symbol probabilities, comparable with :func:`counts_to_probs`."""
-        return F.softmax(self.weight, dim=1)
 
 
 # --- PCA ------------------------------------------------------------------------------

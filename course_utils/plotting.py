@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from torchvision.utils import make_grid
 
 STYLE = {
     "figure.dpi": 100,
@@ -49,22 +50,6 @@ def _to_numpy_images(images: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
-def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """Tile ``[N, C, H, W]`` images into one ``[rows*H, nrow*W, C]`` array."""
-    arr = _to_numpy_images(images)
-    n, c, h, w = arr.shape
-    if n == 0:
-        raise ValueError("image_grid needs at least one image")
-    ncol = min(nrow, n)
-    rows = -(-n // ncol)
-    grid = np.full((rows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, dtype=float)
-    for i in range(n):
-        r, k = divmod(i, ncol)
-        top, left = padding + r * (h + padding), padding + k * (w + padding)
-        grid[top:top + h, left:left + w] = arr[i].transpose(1, 2, 0)
-    return grid
-
-
 def image_grid(
     images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | None = None,
     ax: plt.Axes | None = None, value_range: tuple[float, float] = (0.0, 1.0),
@@ -76,10 +61,12 @@ def image_grid(
     """
     lo, hi = value_range
     arr = np.clip((_to_numpy_images(images) - lo) / (hi - lo), 0.0, 1.0)
-    grid = make_grid(arr, nrow=nrow)
+    if len(arr) == 0:
+        raise ValueError("image_grid needs at least one image")
+    grid = make_grid(torch.from_numpy(arr), nrow=nrow, padding=2, pad_value=1.0).permute(1, 2, 0).numpy()
     ncol = min(nrow, len(arr))
     ax = _axes(ax, (min(1.0 * ncol, 12), min(1.0 * -(-len(arr) // ncol), 12)))
-    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid[..., 0] if arr.shape[1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)

@@ -1,13 +1,14 @@
-"""Progress bars for any loop that takes more than a few seconds.
+"""Progress bars for any loop that takes more than a few seconds, and time budgets for training commands.
 
-They use ``tqdm.auto`` (a widget in Jupyter, text in a terminal) and go quiet
-when ``COURSE_QUIET=1`` is set (as ``make test`` does) or, with ``COURSE_QUIET``
-unset, when ``CI`` is set, so CI logs stay short.
+The bars use ``tqdm.auto`` (a widget in Jupyter, text in a terminal) and go
+quiet when ``COURSE_QUIET=1`` is set (as ``make test`` does) or, with
+``COURSE_QUIET`` unset, when ``CI`` is set, so CI logs stay short.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -30,3 +31,23 @@ def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> tqdm:
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("leave", False)
     return tqdm(iterable, **kwargs)
+
+
+class TimeBudget:
+    """``--max-minutes`` for a training command: ``spent()`` turns true once the time is up.
+
+    ``None`` is no limit. Training loops ask at the end of an epoch, so a run
+    always finishes at least one epoch and stops at the first epoch boundary past the limit.
+    """
+
+    def __init__(self, minutes: float | None) -> None:
+        if minutes is not None and minutes < 0:
+            raise ValueError(f"max_minutes must be non-negative, got {minutes}")
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def spent(self) -> bool:
+        return self.seconds is not None and self.elapsed() >= self.seconds

@@ -152,6 +152,15 @@ def hardware_name(device: torch.device | None = None) -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
+def describe_hardware(device: torch.device | None = None) -> str:
+    """What a training run used, for a checkpoint card: the GPU's name, or the CPU, cores and torch threads."""
+    device = device or get_device()
+    name = hardware_name(device)
+    if device.type == "cuda":
+        return f"{name} (CUDA)"
+    return f"{name}, {torch.get_num_threads()} torch threads"
+
+
 def on_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ

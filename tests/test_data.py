@@ -220,10 +220,13 @@ def test_torchvision_reads_the_cached_fashion_mnist_offline():
     ds = data.fashion_mnist(train=False)
     assert len(ds) == 10_000
     image, label = ds[0]
-    assert image.size == (28, 28) and 0 <= label < 10
+    assert image.size == (28, 28) and label == 9  # the first test image is an ankle boot
     x, y = data.image_tensors("fashion-mnist", train=False)
-    assert x.shape == (10_000, 1, 28, 28) and 0.0 <= x.min() and x.max() <= 1.0
-    assert y.bincount().tolist() == [1000] * 10
+    assert x.shape == (10_000, 1, 28, 28) and x.min() == 0.0 and x.max() == 1.0  # bytes / 255
+    assert x.mean().item() == pytest.approx(0.28685, abs=1e-5)
+    assert y[:5].tolist() == [9, 2, 1, 1, 6] and y.bincount().tolist() == [1000] * 10
+    # the fast path and torchvision's PIL images hold the same pixels
+    assert x[0, 0].sum().item() == pytest.approx(sum(image.tobytes()) / 255, rel=1e-6)
 
 
 def test_mnist_test_split_loads_without_the_train_split():

@@ -1,4 +1,4 @@
-"""course_utils.density: the Gaussian mixture, the bigram helpers and PCA."""
+"""course_utils.density: the Gaussian mixture and PCA / probabilistic PCA."""
 
 from __future__ import annotations
 
@@ -23,12 +23,16 @@ def random_gmm(k: int = 3, seed: int = 0) -> density.GaussianMixture:
     return gmm
 
 
-def test_gmm_parameters_are_valid_by_construction():
+def test_gmm_parameters_are_built_from_free_numbers():
+    gmm = density.GaussianMixture(2, 2, means=torch.zeros(2, 2), scale=1.0, min_scale=0.5)
+    with torch.no_grad():  # free numbers chosen by hand
+        gmm.logits.copy_(torch.tensor([0.0, math.log(3.0)]))
+        gmm.log_diag.copy_(torch.log(torch.tensor([[1.5, 0.5], [0.5, 1.5]])))  # diagonal exp(.) + 0.5
+        gmm.lower.copy_(torch.tensor([[[9.0, 9.0], [1.0, 9.0]], [[9.0, 9.0], [-2.0, 9.0]]]))  # only below it counts
+    assert torch.allclose(gmm.weights(), torch.tensor([0.25, 0.75]))  # softmax of (0, log 3)
+    assert torch.allclose(gmm.scale_tril()[0], torch.tensor([[2.0, 0.0], [1.0, 1.0]]))
+    assert torch.allclose(gmm.covariances()[1], torch.tensor([[1.0, -2.0], [-2.0, 8.0]]))  # L L^T, L=[[1,0],[-2,2]]
     gmm = random_gmm(4)
-    assert torch.allclose(gmm.weights().sum(), torch.tensor(1.0))
-    assert (gmm.weights() > 0).all()
-    eigenvalues = torch.linalg.eigvalsh(gmm.covariances())
-    assert (eigenvalues > 0).all()
     with torch.no_grad():
         gmm.log_diag.fill_(-100.0)  # a collapsed component: the floor keeps it a proper Gaussian
     assert torch.isfinite(gmm.log_prob(torch.zeros(5, 2))).all()
@@ -100,85 +104,6 @@ def test_gmm_rejects_bad_shapes():
         density.GaussianMixture(3, 2, means=torch.zeros(2, 2))
     with pytest.raises(ValueError, match="n_components"):
         density.fit_gmm(torch.randn(5, 2), 6)
-
-
-# --- bigram -------------------------------------------------------------------------------
-
-
-def test_vocab_encode_decode():
-    vocab = density.build_vocab(["emma", "bob"])
-    assert vocab.itos == (".", "a", "b", "e", "m", "o")
-    assert vocab.encode("bob") == [0, 2, 5, 2, 0]
-    assert vocab.decode([2, 5, 2]) == "bob"
-    with pytest.raises(ValueError, match="not in the vocabulary"):
-        vocab.encode("zed")
-    with pytest.raises(ValueError, match="boundary"):
-        density.build_vocab(["a.b"])
-
-
-def test_bigram_pairs_and_counts():
-    vocab = density.build_vocab(["ab", "b"])  # . a b
-    xs, ys = density.bigram_pairs(["ab", "b"], vocab)
-    assert xs.tolist() == [0, 1, 2, 0, 2] and ys.tolist() == [1, 2, 0, 2, 0]
-    counts = density.bigram_counts(["ab", "b"], vocab)
-    assert counts.tolist() == [[0, 1, 1], [0, 0, 1], [2, 0, 0]]
-
-
-def test_nll_per_char_by_hand():
-    words = ["ab", "b"]
-    vocab = density.build_vocab(words)
-    counts = density.bigram_counts(words, vocab)
-    # no smoothing: p(.->a) = p(.->b) = 1/2, p(a->b) = 1, p(b->.) = 1; five predictions
-    assert density.nll_per_char(density.counts_to_probs(counts, 0.0), words, vocab) == pytest.approx(
-        2 * math.log(2) / 5)
-    # add-one: rows [1,2,2]/5, [1,1,2]/4, [3,1,1]/5
-    expected = -(2 * math.log(0.4) + math.log(0.5) + 2 * math.log(0.6)) / 5
-    probs = density.counts_to_probs(counts, 1.0)
-    assert density.nll_per_char(probs, words, vocab) == pytest.approx(expected, rel=1e-6)
-    assert torch.allclose(probs.sum(1), torch.ones(3))
-    # a pair never seen has probability 0 without smoothing: infinite NLL
-    assert density.nll_per_char(density.counts_to_probs(counts, 0.0), ["a"], vocab) == math.inf
-    uniform = torch.full((3, 3), 1 / 3)
-    assert density.nll_per_char(uniform, words, vocab) == pytest.approx(math.log(3))
-
-
-def test_temperature():
-    p = torch.tensor([[0.1, 0.2, 0.7]])
-    assert torch.allclose(density.apply_temperature(p, 1.0), p)
-    cold, hot = density.apply_temperature(p, 0.05), density.apply_temperature(p, 5.0)
-    assert cold[0, 2] > 0.99
-
-    def entropy(q):
-        return -(q * q.log()).sum()
-
-    assert entropy(hot) > entropy(p) > entropy(cold)
-    with pytest.raises(ValueError):
-        density.apply_temperature(p, 0.0)
-
-
-def test_sample_names():
-    vocab = density.Vocab((".", "a", "b"))
-    always_ab = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    assert density.sample_names(always_ab, vocab, 3) == ["ab", "ab", "ab"]
-    never_ends = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert density.sample_names(never_ends, vocab, 1, max_len=7) == ["aaaaaaa"]
-    probs = torch.full((3, 3), 1 / 3)
-    a = density.sample_names(probs, vocab, 20, generator=torch.Generator().manual_seed(3))
-    b = density.sample_names(probs, vocab, 20, generator=torch.Generator().manual_seed(3))
-    assert a == b and len(set(a)) > 3
-
-
-def test_neural_bigram_starts_uniform_and_is_a_one_hot_layer():
-    net = density.NeuralBigram(5)
-    x = torch.tensor([0, 3, 4])
-    y = torch.tensor([1, 1, 2])
-    loss = torch.nn.functional.cross_entropy(net(x), y)
-    assert loss.item() == pytest.approx(math.log(5))
-    with torch.no_grad():
-        net.weight.normal_()
-    one_hot = torch.nn.functional.one_hot(x, 5).float()
-    assert torch.allclose(net(x), one_hot @ net.weight)
-    assert torch.allclose(net.probs().sum(1), torch.ones(5))
 
 
 # --- PCA ------------------------------------------------------------------------------------

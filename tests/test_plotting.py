@@ -19,17 +19,19 @@ def close_figures():
     plt.close("all")
 
 
-def test_make_grid_tiles_images_in_rows():
-    grid = plotting.make_grid(torch.zeros(10, 1, 28, 28), nrow=4, padding=2)
-    assert grid.shape == (3 * 30 + 2, 4 * 30 + 2, 1)
-    assert grid[0, 0, 0] == 1.0 and grid[2, 2, 0] == 0.0  # padding, then the first image
+def test_image_grid_tiles_images_in_rows_with_white_padding():
+    ax = plotting.image_grid(torch.zeros(10, 1, 28, 28), nrow=4)
+    shown = ax.images[0].get_array()
+    assert shown.shape == (3 * 30 + 2, 4 * 30 + 2)  # 3 rows of 4, 2 pixels of padding around each image
+    assert shown[0, 0] == 1.0 and shown[2, 2] == 0.0  # padding, then the first image
+    assert shown[-3, -3] == 1.0  # the two empty places of the last row stay white
 
 
 def test_image_grid_one_axes_and_value_range():
     ax = plotting.image_grid(torch.full((6, 28, 28), -1.0), nrow=3, value_range=(-1, 1), title="t")
     assert len(ax.figure.axes) == 1 and ax.get_title() == "t"
     shown = ax.images[0].get_array()
-    assert shown.min() == 0.0  # -1 maps to black
+    assert shown.min() == 0.0 and shown[2, 2] == 0.0  # -1 maps to black
 
 
 def test_image_grid_rejects_bad_shapes():
@@ -47,8 +49,8 @@ def test_plot_curves_one_line_per_curve_with_steps():
 def test_scatter_and_density_share_an_axes():
     fig, axes = plt.subplots(1, 2)
     plotting.density_2d(lambda p: -0.5 * (p**2).sum(1), (-2, 2), (-2, 2), ax=axes[0], resolution=20)
-    plotting.scatter_2d(np.random.randn(50, 2), ax=axes[0], label="data")
-    plotting.scatter_2d(torch.randn(50, 2), ax=axes[1])
+    plotting.scatter_2d(np.random.default_rng(0).normal(size=(50, 2)), ax=axes[0], label="data")
+    plotting.scatter_2d(torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), ax=axes[1])
     assert len(fig.axes) == 2 and len(axes[0].collections) >= 2
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         plotting.scatter_2d(torch.randn(5, 3))

@@ -90,3 +90,9 @@ def test_environment_report(monkeypatch):
     assert set(report["data"]) >= {"fashion-mnist/train-images", "names", "tinyshakespeare"}
     text = runtime.format_report(report)
     assert "profile       ci" in text and "names" in text
+
+
+def test_describe_hardware_names_the_cpu_and_threads():
+    text = runtime.describe_hardware(torch.device("cpu"))
+    assert text == f"{runtime.hardware_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads"
+    assert f"{__import__('os').cpu_count()} cores" in text

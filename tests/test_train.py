@@ -1,37 +1,36 @@
-"""course_utils.train (tiny runs of the training script) and the checkpoints the course ships."""
+"""python -m course_utils.train: tiny runs of every command, where they write, --ship, --max-minutes."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
-from course_utils import metrics, train
-from course_utils.checkpoints import file_sha256, load_checkpoint, read_metadata
-from course_utils.data import REPO_ROOT, image_tensors
-from course_utils.models import Discriminator, FashionClassifier, Generator, generate
-
-SHIPPED = REPO_ROOT / "data" / "checkpoints"
+from course_utils import checkpoints, train
+from course_utils.checkpoints import load_checkpoint, read_metadata
+from course_utils.data import sha256_of
+from course_utils.gan import Generator
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ck")
     assert train.main(["classifier", "--epochs", "1", "--limit", "256", "--out", str(out)]) == 0
-    gan = ["gan", "--epochs", "1", "--limit", "256", "--out", str(out), "--curve-samples", "32", "--fid-samples", "48"]
+    gan = ["gan", "--epochs", "1", "--limit", "256", "--out", str(out), "--classifier", str(out),
+           "--curve-samples", "32", "--fid-samples", "48"]
     assert train.main(gan) == 0
-    first = file_sha256(out / "cgan_generator.safetensors")
+    first = sha256_of(out / "cgan_generator.safetensors")[0]
     assert train.main(gan) == 0
     return out, first
 
 
-def test_training_script_writes_weights_and_cards(tiny_run):
+def test_training_commands_write_weights_and_cards(tiny_run):
     out, _ = tiny_run
     for name in ("fmnist_classifier", "cgan_generator", "fmnist_fid_reference"):
         assert (out / f"{name}.safetensors").exists() and (out / f"{name}.json").exists()
     clf = read_metadata(out / "fmnist_classifier")
     for key in ("architecture", "data", "training", "seconds", "hardware", "test_accuracy", "fid_fmnist_floor",
-                "weights_sha256", "torch_version", "saved_at"):
+                "weights_sha256", "torch_version", "saved_at", "format_version"):
         assert key in clf, key
+    assert clf["training"]["steps"] == 2 and clf["test_images"] == 256  # 256 images in batches of 128
     gen = read_metadata(out / "cgan_generator")
     for key in ("architecture", "data", "training", "seconds", "hardware", "fid_fmnist", "fid_curve", "history"):
         assert key in gen, key
@@ -39,49 +38,47 @@ def test_training_script_writes_weights_and_cards(tiny_run):
     assert gen["fid_curve"]["epoch"] == [0, 1] and len(gen["fid_curve"]["fid"]) == 2
     G, _ = load_checkpoint(out / "cgan_generator")
     assert isinstance(G, Generator) and G.config.num_classes == 10
+    ref = read_metadata(out / "fmnist_fid_reference")
+    assert ref["images"] == 256 and ref["source"] == "tensor"  # a subset is keyed as one, never as the full set
 
 
-def test_training_script_is_reproducible(tiny_run):
+def test_training_is_reproducible(tiny_run):
     out, first = tiny_run
-    assert file_sha256(out / "cgan_generator.safetensors") == first
+    assert sha256_of(out / "cgan_generator.safetensors")[0] == first
 
 
-def test_gan_step_moves_both_players():
-    torch.manual_seed(0)
-    G, D = Generator(z_dim=8, channels=8, num_classes=10), Discriminator(channels=8, num_classes=10)
-    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
-    before_g, before_d = G.net[0].weight.clone(), D.net[0].weight.clone()
-    stats = train.gan_step(G, D, opt_g, opt_d, torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10)
-    assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"} and 0 < stats["d_real"] < 1
-    assert not torch.equal(before_g, G.net[0].weight) and not torch.equal(before_d, D.net[0].weight)
+def test_default_output_is_a_run_folder_never_the_shipped_one(tmp_path, monkeypatch):
+    shipped = {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()}
+    monkeypatch.setattr(checkpoints, "runs_dir", lambda: tmp_path / "runs")
+    assert train.main(["classifier", "--epochs", "1", "--limit", "128"]) == 0
+    assert (tmp_path / "runs" / "classifier" / "fmnist_classifier.safetensors").exists()
+    assert {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()} == shipped
+    assert train.main(["classifier", "--out", str(checkpoints.SHIPPED_DIR)]) == 2  # refused without --ship
+    assert {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()} == shipped
 
 
-def test_fit_classifier_learns_a_small_subset():
-    x, y = image_tensors("fashion-mnist", train=True)
-    model = train.fit_classifier(x[:512], y[:512], epochs=2, seed=0, device=torch.device("cpu"))
-    assert isinstance(model, FashionClassifier) and train.accuracy(model, x[512:1024], y[512:1024]) > 0.4
+def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_path, monkeypatch, capsys):
+    out, _ = tiny_run
+    fake_shipped = tmp_path / "shipped"
+    fake_shipped.mkdir()
+    for name in ("fmnist_classifier", "fmnist_fid_reference"):
+        for suffix in (".safetensors", ".json"):
+            (fake_shipped / f"{name}{suffix}").write_bytes((out / f"{name}{suffix}").read_bytes())
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", fake_shipped)
+    assert train.main(["classifier", "--epochs", "1", "--limit", "128", "--ship"]) == 0
+    printed = capsys.readouterr().out
+    assert f"replacing {fake_shipped / 'fmnist_classifier.safetensors'}" in printed
+    assert read_metadata(fake_shipped / "fmnist_classifier")["test_images"] == 128
 
 
-# --- the shipped checkpoints --------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not (SHIPPED / "fmnist_classifier.safetensors").exists(), reason="not trained yet")
-def test_shipped_classifier_claims_hold():
-    clf, meta = load_checkpoint(SHIPPED / "fmnist_classifier")
-    assert (SHIPPED / "fmnist_classifier.safetensors").stat().st_size <= 2_000_000
-    assert meta["test_accuracy"] >= 0.91
-    x, y = image_tensors("fashion-mnist", train=False)
-    assert abs(train.accuracy(clf, x[:2000], y[:2000]) - meta["test_accuracy"]) < 0.03
-    ref = read_metadata(SHIPPED / "fmnist_fid_reference")
-    assert ref["classifier_fingerprint"] == metrics.model_fingerprint(clf)
-
-
-@pytest.mark.skipif(not (SHIPPED / "cgan_generator.safetensors").exists(), reason="not trained yet")
-def test_shipped_generator_loads_and_card_is_complete():
-    G, meta = load_checkpoint(SHIPPED / "cgan_generator")
-    assert (SHIPPED / "cgan_generator.safetensors").stat().st_size <= 2_600_000
-    assert meta["fid_fmnist"]["samples"] >= 5000
-    curve = meta["fid_curve"]["fid"]
-    assert len(curve) == meta["training"]["epochs"] + 1 and curve[-1] < curve[0] / 4
-    images = generate(G, 20, torch.arange(20) % 10, rng=torch.Generator().manual_seed(0))
-    assert images.shape == (20, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+def test_max_minutes_stops_at_the_first_epoch_boundary(tiny_run, tmp_path):
+    out, _ = tiny_run
+    run = tmp_path / "capped"
+    assert train.main(["gan", "--epochs", "3", "--max-minutes", "0", "--limit", "256", "--out", str(run),
+                       "--classifier", str(out), "--curve-samples", "16", "--fid-samples", "16"]) == 0
+    card = read_metadata(run / "cgan_generator")
+    assert card["training"]["epochs"] == 1 and card["fid_curve"]["epoch"] == [0, 1]
+    assert card["command"].startswith("python -m course_utils.train gan --epochs 1")
+    assert train.main(["classifier", "--epochs", "3", "--max-minutes", "0", "--limit", "256",
+                       "--out", str(run)]) == 0
+    assert read_metadata(run / "fmnist_classifier")["training"]["epochs"] == 1

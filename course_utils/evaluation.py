@@ -1,13 +1,15 @@
-"""Measuring generative models offline (notebook 02, sections 2 and 4).
+"""Measuring generated images offline: the Fréchet distance, FID-FMNIST, nearest neighbours.
 
-- Toy GAN (section 2): :func:`mode_report` (with :func:`modes_covered` and
-  :func:`high_quality_share`) counts how many modes of a ring of Gaussians a
-  generator reaches and how many of its samples land on one.
-- Images (section 4): :func:`frechet_distance` between two Gaussians fitted to
-  features, :func:`fid_fmnist` with the features of the course's
-  :class:`~course_utils.models.FashionClassifier` ("FID-FMNIST"),
-  :func:`class_confidence_diversity` (an Inception-Score-like pair) and
-  :func:`nearest_neighbours` (the memorisation check).
+Taught in notebook 02, section 4 (and extended in 06):
+
+- :func:`frechet_distance` between two Gaussians fitted to features
+  (:func:`feature_stats`);
+- :func:`fid_fmnist` with the features of the course's
+  :class:`~course_utils.classifier.FashionClassifier` ("FID-FMNIST"), against
+  :func:`reference_stats` of the training images;
+- :func:`class_confidence_diversity` (an Inception-Score-like pair) and
+  :func:`image_report` (every number of 02's table from one classifier pass);
+- :func:`nearest_neighbours`, the memorisation check.
 
 FID-FMNIST follows Heusel et al. (2017) but with a 128-d feature space learnt
 on Fashion-MNIST instead of Inception-v3's 2048-d ImageNet features: its
@@ -22,58 +24,10 @@ import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-
-# --- toy GAN: modes of a ring of Gaussians ----------------------------------------------
-
-
-def _assign_modes(samples: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if samples.ndim != 2 or centres.ndim != 2 or samples.shape[1] != centres.shape[1]:
-        raise ValueError(f"samples [N, d] and centres [K, d] must agree; got {tuple(samples.shape)}, "
-                         f"{tuple(centres.shape)}")
-    dist = torch.cdist(samples.detach().float().cpu(), centres.float().cpu())
-    return dist.min(dim=1)
-
-
-def high_quality_share(samples: torch.Tensor, centres: torch.Tensor, std: float, threshold: float = 3.0) -> float:
-    """The share of samples within ``threshold`` standard deviations of their nearest mode centre."""
-    nearest, _ = _assign_modes(samples, centres)
-    return (nearest <= threshold * std).float().mean().item()
-
-
-def modes_covered(
-    samples: torch.Tensor, centres: torch.Tensor, std: float, threshold: float = 3.0, min_share: float = 0.02,
-) -> int:
-    """How many modes get at least ``min_share`` of all samples as high-quality samples."""
-    return mode_report(samples, centres, std, threshold, min_share)["modes_covered"]
-
-
-def mode_report(
-    samples: torch.Tensor, centres: torch.Tensor, std: float, threshold: float = 3.0, min_share: float = 0.02,
-) -> dict:
-    """Modes covered, share of high-quality samples and the per-mode counts, in one dict.
-
-    A sample is *high quality* if it lies within ``threshold * std`` of its
-    nearest centre; a mode is *covered* if at least ``min_share`` of all samples
-    are high-quality samples of that mode (the definitions of the unrolled-GAN
-    and VEEGAN papers, with a share instead of a fixed count). ``modes_nearest``
-    ignores quality: the modes that are the nearest centre of at least
-    ``min_share`` of the samples (a collapsed generator has one or two).
-    """
-    nearest, which = _assign_modes(samples, centres)
-    good = nearest <= threshold * std
-    counts = torch.bincount(which[good], minlength=len(centres))
-    near = torch.bincount(which, minlength=len(centres))
-    return {
-        "modes_covered": int((counts >= min_share * len(samples)).sum()),
-        "modes_nearest": int((near >= min_share * len(samples)).sum()),
-        "modes": len(centres),
-        "high_quality_share": good.float().mean().item(),
-        "counts": counts.tolist(),
-    }
-
 
 # --- the Fréchet distance -------------------------------------------------------------------
 
@@ -86,6 +40,8 @@ def _check_stats(mu: torch.Tensor, sigma: torch.Tensor, which: str) -> tuple[tor
     if sigma.shape != (len(mu), len(mu)):
         raise ValueError(f"sigma{which} must be [d, d] = [{len(mu)}, {len(mu)}] to match mu{which}, "
                          f"got shape {tuple(sigma.shape)}")
+    if not (torch.isfinite(mu).all() and torch.isfinite(sigma).all()):
+        raise ValueError(f"mu{which} and sigma{which} must be finite")
     return mu, sigma
 
 
@@ -124,14 +80,16 @@ def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return f.mean(0), torch.cov(f.T).reshape(f.shape[1], f.shape[1])
 
 
-# --- FID-FMNIST -------------------------------------------------------------------------------
+# --- the classifier's view of a set of images ---------------------------------------------------
 
 
 def _to_unit_range(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
         raise ValueError(f"images must be [N, 1, 28, 28], got shape {tuple(images.shape)}")
     lo, hi = value_range
-    if value_range == (0.0, 1.0) and images.min() < -0.05:
+    if hi <= lo:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    if tuple(value_range) == (0.0, 1.0) and images.min() < -0.05:
         raise ValueError("images have values below 0: generator outputs are in [-1, 1]; pass value_range=(-1, 1)")
     return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
 
@@ -171,42 +129,91 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def images_digest(images: torch.Tensor) -> str:
+    """A sha256 of an image tensor's shape and float32 values: what a cached statistic was computed on."""
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --- FID-FMNIST reference statistics ------------------------------------------------------------
+
 REFERENCE_NAME = "fmnist_fid_reference"
+TRAIN_IMAGES = "fashion-mnist/train-images"
+
+
+def training_images_key() -> dict[str, Any]:
+    """The key of the default reference: the 60,000 Fashion-MNIST training images, pinned by the data registry."""
+    from course_utils.data import FILES
+
+    return {"source": TRAIN_IMAGES, "images_sha256": FILES[TRAIN_IMAGES].sha256, "images": 60_000}
+
+
+def _reference_key(images: torch.Tensor | None) -> dict[str, Any]:
+    if images is None:
+        return training_images_key()
+    return {"source": "tensor", "images_sha256": images_digest(images), "images": len(images)}
+
+
+def _load_reference(path: Path, fingerprint: str, key: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The statistics at ``path`` if they exist, verify, and were made by this classifier from these images."""
+    from course_utils.checkpoints import CheckpointError, load_tensors
+
+    try:
+        tensors, meta = load_tensors(path)
+    except CheckpointError:
+        return None
+    if meta.get("classifier_fingerprint") != fingerprint or any(meta.get(k) != v for k, v in key.items()):
+        return None
+    mu, sigma = tensors.get("mu"), tensors.get("sigma")
+    if mu is None or sigma is None or mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        return None
+    return mu, sigma
+
+
+def save_reference(
+    mu: torch.Tensor, sigma: torch.Tensor, path: str | Path, classifier: nn.Module, key: dict[str, Any],
+) -> Path:
+    """Write reference statistics with the card fields :func:`reference_stats` checks on load."""
+    from course_utils.checkpoints import save_tensors
+
+    return save_tensors({"mu": mu, "sigma": sigma}, path, {
+        "what": "FID-FMNIST reference statistics: mean and covariance of the classifier's features",
+        "classifier_fingerprint": model_fingerprint(classifier), **key,
+    })
 
 
 def reference_stats(
     classifier: nn.Module, images: torch.Tensor | None = None, cache_dir: str | Path | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FID-FMNIST reference statistics: the classifier's features of the 60,000 training images.
+    """FID-FMNIST reference statistics (mean, covariance of the classifier's features of some real images).
 
-    Looks first for ``fmnist_fid_reference.safetensors`` in ``cache_dir``
-    (default: the shipped ``data/checkpoints``, then the ``cache`` folder of the
-    data directory) made with *this* classifier (its :func:`model_fingerprint`),
-    else computes them from ``images`` (default: Fashion-MNIST train) and caches them.
+    By default the images are the 60,000 Fashion-MNIST training images. The
+    statistics are keyed by the classifier's :func:`model_fingerprint`, the image
+    source and its sha256, and the image count; a file whose key differs is
+    ignored (never returned for other images). Lookup order: ``cache_dir`` if
+    given, else the shipped ``data/checkpoints`` then the data cache's ``cache/``
+    folder; computed statistics are saved to the last of these (never to the
+    shipped folder).
     """
-    from course_utils.checkpoints import SHIPPED_DIR, CheckpointError, load_tensors, save_tensors
-    from course_utils.data import data_dir, image_tensors
+    from course_utils.checkpoints import SHIPPED_DIR
+    from course_utils.data import data_dir
 
-    fingerprint = model_fingerprint(classifier)
+    fingerprint, key = model_fingerprint(classifier), _reference_key(images)
+    cached_name = f"{REFERENCE_NAME}_{fingerprint[:12]}_{key['images_sha256'][:12]}_{key['images']}"
     folders = [Path(cache_dir)] if cache_dir else [SHIPPED_DIR, data_dir() / "cache"]
+    for folder in folders:
+        for path in (folder / REFERENCE_NAME, folder / cached_name):
+            found = _load_reference(path, fingerprint, key)
+            if found is not None:
+                return found
     if images is None:
-        for folder in folders:
-            for path in (folder / REFERENCE_NAME, folder / f"{REFERENCE_NAME}_{fingerprint[:12]}"):
-                try:
-                    tensors, meta = load_tensors(path)
-                except CheckpointError:
-                    continue
-                if meta.get("classifier_fingerprint") == fingerprint:
-                    return tensors["mu"], tensors["sigma"]
+        from course_utils.data import image_tensors
+
         images = image_tensors("fashion-mnist", train=True)[0]
-    features, _ = classifier_outputs(classifier, images)
-    mu, sigma = feature_stats(features)
-    target = folders[-1] / f"{REFERENCE_NAME}_{fingerprint[:12]}"
+    mu, sigma = feature_stats(classifier_outputs(classifier, images)[0])
     try:
-        save_tensors({"mu": mu, "sigma": sigma}, target, {
-            "what": "FID-FMNIST reference statistics (mean, covariance of classifier features)",
-            "classifier_fingerprint": fingerprint, "images": len(images),
-        })
+        save_reference(mu, sigma, folders[-1] / cached_name, classifier, key)
     except OSError:  # a read-only checkout: the statistics are simply recomputed next time
         pass
     return mu, sigma
@@ -230,11 +237,20 @@ def fid_fmnist(
     return frechet_distance(mu, sigma, mu_ref, sigma_ref)
 
 
+# --- the classifier's predictions -----------------------------------------------------------------
+
+
 def class_confidence_diversity(
     images: torch.Tensor, classifier: nn.Module, value_range: tuple[float, float] = (0.0, 1.0),
     min_share: float = 0.01,
 ) -> dict:
-    """An Inception-Score-like pair, read off the classifier's predictions.
+    """An Inception-Score-like summary, read off the classifier's predictions (:func:`prediction_stats`)."""
+    _, probs = classifier_outputs(classifier, images, value_range)
+    return prediction_stats(probs, min_share)
+
+
+def prediction_stats(probs: torch.Tensor, min_share: float = 0.01) -> dict:
+    """Confidence, diversity, classes covered and score from ``[N, classes]`` probabilities.
 
     - ``confidence``: the mean top-class probability (high: each image looks
       clearly like *some* item);
@@ -244,13 +260,11 @@ def class_confidence_diversity(
     - ``score``: ``exp(E[KL(p(y|x) || p(y))])`` (the Inception Score's formula,
       from 1 to the number of classes).
     """
-    _, probs = classifier_outputs(classifier, images, value_range)
-    return prediction_stats(probs, min_share)
-
-
-def prediction_stats(probs: torch.Tensor, min_share: float = 0.01) -> dict:
-    """:func:`class_confidence_diversity` from already computed ``[N, classes]`` probabilities."""
+    if probs.ndim != 2 or len(probs) == 0 or probs.shape[1] < 2:
+        raise ValueError(f"probs must be [N, classes] with N >= 1 and at least 2 classes, got {tuple(probs.shape)}")
     p = probs.double()
+    if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
+        raise ValueError("each row of probs must be a probability distribution (non-negative, summing to 1)")
     marginal = p.mean(0)
     entropy = -(marginal * marginal.clamp_min(1e-12).log()).sum()
     kl = (p * (p.clamp_min(1e-12).log() - marginal.clamp_min(1e-12).log())).sum(1).mean()
@@ -267,7 +281,7 @@ def image_report(
     images: torch.Tensor, classifier: nn.Module, reference: tuple[torch.Tensor, torch.Tensor],
     value_range: tuple[float, float] = (0.0, 1.0), labels: torch.Tensor | None = None,
 ) -> dict:
-    """Every image metric of notebook 02 from one pass of the classifier.
+    """Every image metric of notebook 02's table from one pass of the classifier.
 
     ``fid`` (FID-FMNIST against ``reference``), the :func:`prediction_stats`,
     ``n`` (the number of images) and, given the ``labels`` the images should
@@ -281,31 +295,47 @@ def image_report(
     return report
 
 
+# --- memorisation -------------------------------------------------------------------------------
+
+
 def nearest_neighbours(
-    queries: torch.Tensor, references: torch.Tensor, k: int = 1, batch_size: int = 4096,
+    queries: torch.Tensor, references: torch.Tensor, k: int = 1, batch_size: int = 4096, margin: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean (pixel-space) distances ``[Q, k]`` and indices ``[Q, k]`` of each query's ``k`` nearest references.
 
     The memorisation check: a generated image much closer to one training image
     than test images are to theirs suggests the generator copies its data.
     Both inputs must be in the same value range.
+
+    The fast path of ``torch.cdist`` computes ``|a|^2 + |b|^2 - 2ab`` with a
+    matrix product, which in float32 cancels to about 0.005 instead of 0 for an
+    exact copy. It is used only to pick ``k + margin`` candidates per query; their
+    distances are then computed directly, from the differences, so an exact
+    copy is at distance exactly 0.
     """
     if queries.shape[1:] != references.shape[1:]:
         raise ValueError(f"queries {tuple(queries.shape[1:])} and references {tuple(references.shape[1:])} "
                          "must have the same item shape")
+    if k < 1 or k > len(references):
+        raise ValueError(f"k must be between 1 and the number of references ({len(references)}), got {k}")
     q = queries.detach().float().cpu().flatten(1)
     best_d, best_i = [], []
     for start in range(0, len(references), batch_size):
         r = references[start:start + batch_size].detach().float().cpu().flatten(1)
-        d, i = torch.cdist(q, r).topk(min(k, len(r)), dim=1, largest=False)
+        approx = torch.cdist(q, r, compute_mode="use_mm_for_euclid_dist")
+        cand = approx.topk(min(k + margin, len(r)), dim=1, largest=False).indices  # [Q, c]
+        exact = torch.stack([(q[j] - r[cand[j]]).square().sum(1).sqrt() for j in range(len(q))])
+        d, pos = exact.topk(min(k, len(r)), dim=1, largest=False)
         best_d.append(d)
-        best_i.append(i + start)
+        best_i.append(cand.gather(1, pos) + start)
     d, i = torch.cat(best_d, 1), torch.cat(best_i, 1)
-    order = d.argsort(dim=1)[:, :k]
+    order = d.argsort(dim=1, stable=True)[:, :k]
     return d.gather(1, order), i.gather(1, order)
 
 
 def summarise(values: Sequence[float]) -> tuple[float, float]:
     """Mean and (sample) standard deviation, e.g. of test accuracies over seeds."""
+    if len(values) == 0:
+        raise ValueError("summarise needs at least one value")
     t = torch.tensor(list(values), dtype=torch.float64)
     return t.mean().item(), (t.std().item() if len(t) > 1 else 0.0)

@@ -1,136 +1,15 @@
-"""Checkers for the notebooks' exercises: right, or wrong with a specific hint.
-
-Every checker returns a :class:`CheckResult`, which shows as ``✅ right (exercise): ...``
-or ``❌ wrong (exercise): <hint>`` and is truthy only when the answer is right. A checker
-never raises: a wrong type or shape, or an answer function that crashes, is a
-wrong answer with a hint saying so.
-
-A checker for a new exercise (later notebooks add theirs here) is one decorated function::
-
-    @checker
-    def check_something(answer, ...):
-        \"\"\"What the exercise asks (one line).\"\"\"
-        t = as_tensor(answer, "answer", shape=(3, 4))   # raises Wrong with a hint
-        if not ...:
-            raise Wrong("the specific mistake, and how to fix it")
-        return "what was right"                       # a str: the answer is right
-
-``COURSE_STRICT_CHECKS=1`` makes a wrong answer raise ``AssertionError`` as well
-(for automatic runs of the reference solutions); learners never need it.
-"""
+"""The exercise checkers of notebook 01 (generative modelling basics)."""
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from course_utils import density
-
-CHECKERS: dict[str, Callable[..., CheckResult]] = {}
-
-
-class Wrong(Exception):
-    """Raised inside a checker: the answer is wrong, and the message is the hint."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The verdict of a checker: truthy when right; shows itself as one line."""
-
-    passed: bool
-    exercise: str
-    message: str
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __str__(self) -> str:
-        if self.passed:
-            return f"✅ right ({self.exercise}): {self.message}"
-        return f"❌ wrong ({self.exercise}): {self.message}"
-
-    __repr__ = __str__  # what a notebook shows (plain text: hints hold code that markdown would mangle)
-
-
-def strict() -> bool:
-    """True when ``COURSE_STRICT_CHECKS`` is 1/true/yes: wrong answers then raise ``AssertionError``."""
-    return os.environ.get("COURSE_STRICT_CHECKS", "").strip().lower() in {"1", "true", "yes"}
-
-
-def checker(fn: Callable[..., str]) -> Callable[..., CheckResult]:
-    """Turn a function that returns a message (right) or raises :class:`Wrong` (wrong) into a checker."""
-    name = fn.__name__.removeprefix("check_").replace("_", " ")
-
-    @functools.wraps(fn)
-    def wrapped(*args: Any, **kwargs: Any) -> CheckResult:
-        try:
-            result = CheckResult(True, name, fn(*args, **kwargs))
-        except Wrong as wrong:
-            result = CheckResult(False, name, str(wrong))
-        except Exception as exc:  # a checker must never show a learner a traceback
-            result = CheckResult(False, name, f"checking your answer raised {type(exc).__name__}: {exc}")
-        if strict() and not result:
-            raise AssertionError(str(result))
-        return result
-
-    CHECKERS[fn.__name__] = wrapped
-    return wrapped
-
-
-# --- helpers for writing checkers -----------------------------------------------------
-
-
-def as_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, floating: bool = True) -> torch.Tensor:
-    """``value`` as a detached CPU tensor, or :class:`Wrong` with a hint about its type, shape or values."""
-    if not isinstance(value, torch.Tensor):
-        raise Wrong(f"{what} should be a torch.Tensor, but it is a {type(value).__name__}")
-    if shape is not None and tuple(value.shape) != tuple(shape):
-        raise Wrong(f"{what} should have shape {tuple(shape)}, but it has shape {tuple(value.shape)}")
-    if floating and not value.is_floating_point():
-        raise Wrong(f"{what} has dtype {value.dtype}; use floats (e.g. call .float() on it)")
-    value = value.detach().cpu()
-    if floating and not torch.isfinite(value).all():
-        raise Wrong(f"{what} contains inf or nan values")
-    return value
-
-
-def as_number(value: Any, what: str) -> float:
-    """``value`` (a Python number or a one-element tensor) as a float, or :class:`Wrong`."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise Wrong(f"{what} should be one number, but it is a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Wrong(f"{what} should be a number, but it is a {type(value).__name__}")
-    if not math.isfinite(value):
-        raise Wrong(f"{what} is {value}; it should be finite")
-    return float(value)
-
-
-def call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function; a crash becomes :class:`Wrong` naming the exception."""
-    if not callable(fn):
-        raise Wrong(f"{what} should be a function, but it is a {type(fn).__name__}")
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:
-        raise Wrong(f"{what} raised {type(exc).__name__}: {exc}") from None
-
-
-def _close(a: torch.Tensor | float, b: torch.Tensor | float, tol: float = 1e-4) -> bool:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-        return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol, atol=tol))
-    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-
-
-# --- notebook 01: generative modelling basics --------------------------------------------
+from course_utils import density, text
+from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
 
 GMM_TEST_WEIGHTS = torch.tensor([0.2, 0.5, 0.3])
 GMM_TEST_MEANS = torch.tensor([[-6.0, 0.0], [0.0, 3.0], [6.0, 0.0]])
@@ -176,13 +55,13 @@ def check_gmm_sampler(sample_fn: Callable[..., torch.Tensor]) -> str:
     return "pick a component with the weights, then draw from its Gaussian"
 
 
-def _row_name(vocab: density.Vocab | None, i: int) -> str:
+def _row_name(vocab: text.Vocab | None, i: int) -> str:
     return f"row {i} ({vocab.itos[i]!r})" if vocab is not None and i < len(vocab) else f"row {i}"
 
 
 @checker
 def check_bigram_probs(
-    probs: torch.Tensor, counts: torch.Tensor, alpha: float = 1.0, vocab: density.Vocab | None = None,
+    probs: torch.Tensor, counts: torch.Tensor, alpha: float = 1.0, vocab: text.Vocab | None = None,
 ) -> str:
     """``probs[i, j]``: the probability that ``j`` follows ``i``, from ``counts`` with add-``alpha`` smoothing."""
     counts = counts.detach().cpu().float()
@@ -194,20 +73,20 @@ def check_bigram_probs(
         if torch.allclose(cols, torch.ones_like(cols), atol=1e-4):
             raise Wrong("your probabilities sum to 1 along dim 0 (down each column), not along dim 1: "
                         "row i is p(next | current = i), so divide by counts.sum(dim=1, keepdim=True)")
-        if _close(p.sum().item(), 1.0):
+        if close(p.sum().item(), 1.0):
             raise Wrong("your whole table sums to 1, but each row should: divide by the row sums, "
                         ".sum(dim=1, keepdim=True), not by the grand total")
         i = int((rows - 1).abs().argmax())
         raise Wrong(f"your probabilities do not sum to 1 along dim 1 ({_row_name(vocab, i)} sums to "
                     f"{rows[i].item():.4f}): divide each row by its sum, .sum(dim=1, keepdim=True)")
-    expected = density.counts_to_probs(counts, alpha)
-    if _close(p, expected):
+    expected = text.counts_to_probs(counts, alpha)
+    if close(p, expected):
         return f"each row is a distribution over the next symbol, smoothed with alpha = {alpha:g}"
-    if alpha > 0 and _close(p, density.counts_to_probs(counts, 0.0)):
+    if alpha > 0 and close(p, text.counts_to_probs(counts, 0.0)):
         raise Wrong(f"these are the unsmoothed probabilities: add alpha = {alpha:g} to every count before "
                     "normalising, so that no pair gets probability 0")
     for other in (0.5, 1.0, 2.0, 0.1, 0.01):
-        if other != alpha and _close(p, density.counts_to_probs(counts, other)):
+        if other != alpha and close(p, text.counts_to_probs(counts, other)):
             raise Wrong(f"you smoothed with alpha = {other:g}; the exercise asks for alpha = {alpha:g}")
     i = int((p - expected).abs().max(1).values.argmax())
     raise Wrong(f"each row sums to 1, but the values differ from (counts + alpha) / row sum; "
@@ -215,29 +94,29 @@ def check_bigram_probs(
 
 
 @checker
-def check_nll_per_char(value: Any, probs: torch.Tensor, words: Sequence[str], vocab: density.Vocab) -> str:
+def check_nll_per_char(value: Any, probs: torch.Tensor, words: Sequence[str], vocab: text.Vocab) -> str:
     """``value``: the mean negative log-likelihood of ``words`` under the bigram table ``probs``, nats/char."""
     v = as_number(value, "your NLL")
-    expected = density.nll_per_char(probs, words, vocab)
-    if _close(v, expected):
+    expected = text.nll_per_char(probs, words, vocab)
+    if close(v, expected):
         return f"{v:.4f} nats per character, counting the end token '.' of every word"
-    if _close(v, -expected):
+    if close(v, -expected):
         raise Wrong("your value is negative: that is the mean log-likelihood; the NLL is its negative, -log p")
-    if _close(v, expected / math.log(2)):
+    if close(v, expected / math.log(2)):
         raise Wrong("that is in bits (log2); use the natural logarithm, torch.log, for nats")
-    xs, ys = density.bigram_pairs(words, vocab)
+    xs, ys = text.bigram_pairs(words, vocab)
     logp = probs.detach().float().cpu()[xs, ys].log()
-    if _close(v, float(-logp.sum())):
+    if close(v, float(-logp.sum())):
         raise Wrong(f"that is the total over all {len(xs)} predictions; divide by their number for the mean")
     not_end = ys != 0
-    if _close(v, float(-logp[not_end].mean())):
+    if close(v, float(-logp[not_end].mean())):
         raise Wrong("you left out the end token: a name of L characters makes L + 1 predictions, "
                     "the last one being '.' (the name ends)")
     per_word, start = [], 0
     for word in words:
         per_word.append(-logp[start:start + len(word) + 1].mean())
         start += len(word) + 1
-    if per_word and _close(v, float(torch.stack(per_word).mean())):
+    if per_word and close(v, float(torch.stack(per_word).mean())):
         raise Wrong("you averaged within each name first, then over names; average over all predictions "
                     "at once, so that every character counts the same")
     raise Wrong(f"expected a positive number near {expected:.2f} for this table: the mean of -log P[current, next] "
@@ -256,24 +135,24 @@ def check_pca_reconstruction(reconstruct_fn: Callable[..., torch.Tensor]) -> str
     out = call(reconstruct_fn, "your function", x.clone(), pca.mean.clone(), pca.components.clone(), k)
     rec = as_tensor(out, "the reconstruction", shape=(n, d))
     expected = pca.reconstruct(x, k)
-    if _close(rec, expected, 1e-3):
+    if close(rec, expected, 1e-3):
         full = as_tensor(call(reconstruct_fn, "your function", x.clone(), pca.mean, pca.components, d),
                          "the reconstruction with k = D", shape=(n, d))
-        if not _close(full, x, 1e-3):
+        if not close(full, x, 1e-3):
             raise Wrong("with k = D (every component) the reconstruction should give x back exactly")
         return "x_hat = mean + ((x - mean) @ V_k) @ V_k.T, with V_k the first k columns"
     centred = x - pca.mean
     v_k = pca.components[:, :k]
-    if _close(rec, centred @ v_k @ v_k.T, 1e-3):
+    if close(rec, centred @ v_k @ v_k.T, 1e-3):
         raise Wrong("you forgot to add the mean back after decoding: x_hat = z @ V_k.T + mean")
-    if _close(rec, x @ v_k @ v_k.T + pca.mean, 1e-3) or _close(rec, x @ v_k @ v_k.T, 1e-3):
+    if close(rec, x @ v_k @ v_k.T + pca.mean, 1e-3) or close(rec, x @ v_k @ v_k.T, 1e-3):
         raise Wrong("subtract the mean before projecting: z = (x - mean) @ V_k")
     rows = pca.components[:k]
-    if _close(rec, centred @ rows.T @ rows + pca.mean, 1e-3):
+    if close(rec, centred @ rows.T @ rows + pca.mean, 1e-3):
         raise Wrong("you took the first k rows of components; the principal directions are its columns, "
                     "components[:, :k]")
     last = pca.components[:, -k:]
-    if _close(rec, centred @ last @ last.T + pca.mean, 1e-3):
+    if close(rec, centred @ last @ last.T + pca.mean, 1e-3):
         raise Wrong("you used the last k columns, the directions of *least* variance; the columns are sorted "
                     "by decreasing variance, so take components[:, :k]")
     raise Wrong("the reconstruction differs from mean + ((x - mean) @ V_k) @ V_k.T with V_k = components[:, :k]")

@@ -1,0 +1,379 @@
+"""GANs: the networks, the training step, sampling, and the shipped conditional DCGAN.
+
+Taught in notebook 02:
+
+- section 2, the 2-D toy: :class:`ToyGenerator`, :class:`ToyDiscriminator` and
+  :func:`pack` (PacGAN, the remedy for mode collapse);
+- section 3, DCGAN: :class:`Generator` and :class:`Discriminator` (plain or
+  class-conditional), :func:`dcgan_init` (N(0, 0.02) weights) and
+  :func:`gan_step`, one update of both players with the non-saturating loss;
+- section 4: :func:`generate` (seeded samples, the same on every device) and
+  :func:`generator_fid`;
+- section 6: :func:`train_gan`, what ``python -m course_utils.train gan`` runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from course_utils import evaluation
+from course_utils.checkpoints import (
+    load_checkpoint,
+    make_config,
+    num_parameters,
+    register_model,
+    require_positive,
+    save_checkpoint,
+)
+from course_utils.classifier import CLASSIFIER_NAME
+from course_utils.data import image_tensors, tensor_batches
+from course_utils.progress import TimeBudget, progress
+from course_utils.runtime import describe_hardware, get_device, seed_everything
+
+IMAGE_SIZE = 28
+GENERATOR_NAME = "cgan_generator"
+FID_SEED = 1234  # the noise seed of every FID-FMNIST measurement in a card
+
+
+# --- 2-D toy GAN (section 2) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Sizes of the toy MLPs; ``pack`` > 1 makes the discriminator judge packs of samples (PacGAN)."""
+
+    z_dim: int = 2
+    hidden: int = 128
+    data_dim: int = 2
+    pack: int = 1
+
+    def __post_init__(self) -> None:
+        require_positive(self, "z_dim", "hidden", "data_dim", "pack")
+
+
+@register_model
+class ToyGenerator(nn.Module):
+    """An MLP from noise ``z`` to a 2-D point (notebook 02, section 2)."""
+
+    def __init__(self, config: ToyConfig | dict | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = c = make_config(ToyConfig, config, overrides)
+        self.net = nn.Sequential(
+            nn.Linear(c.z_dim, c.hidden), nn.ReLU(),
+            nn.Linear(c.hidden, c.hidden), nn.ReLU(),
+            nn.Linear(c.hidden, c.data_dim),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packing: ``[N, d]`` samples -> ``[N / m, m * d]``, ``m`` consecutive samples per row.
+
+    A discriminator that reads a pack of a collapsed generator's samples sees
+    near-copies side by side, which a pack of real data never shows.
+    """
+    if m < 1:
+        raise ValueError(f"pack size must be at least 1, got {m}")
+    if len(x) % m:
+        raise ValueError(f"batch of {len(x)} is not a multiple of pack={m}")
+    return x.reshape(len(x) // m, -1)
+
+
+@register_model
+class ToyDiscriminator(nn.Module):
+    """An MLP from a 2-D point to one logit (section 2).
+
+    With ``pack = m`` (PacGAN, Lin et al. 2018) it reads ``m`` samples at once,
+    concatenated by :func:`pack`, and returns one logit per pack. The batch
+    size must then be a multiple of ``m``.
+    """
+
+    def __init__(self, config: ToyConfig | dict | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = c = make_config(ToyConfig, config, overrides)
+        self.net = nn.Sequential(
+            nn.Linear(c.data_dim * c.pack, c.hidden), nn.LeakyReLU(0.2),
+            nn.Linear(c.hidden, c.hidden), nn.LeakyReLU(0.2),
+            nn.Linear(c.hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(pack(x, self.config.pack)).squeeze(1)
+
+
+# --- DCGAN (section 3) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """DCGAN sizes for 28x28 grey images.
+
+    ``channels`` is the width of the last hidden layer of G and the first of D;
+    ``num_classes = 0`` is the plain DCGAN, ``num_classes = 10`` the conditional
+    one (Mirza & Osindero 2014): G gets a learned label embedding next to ``z``
+    and D gets the label as an extra image channel.
+    """
+
+    z_dim: int = 64
+    channels: int = 64
+    num_classes: int = 0
+    embed_dim: int = 10
+
+    def __post_init__(self) -> None:
+        require_positive(self, "z_dim", "channels", "embed_dim", "num_classes", allow_zero=("num_classes",))
+
+
+@register_model
+class Generator(nn.Module):
+    """DCGAN generator: ``z`` (and a label) -> a 28x28 image in [-1, 1] (section 3).
+
+    Shapes: ``[z | embed] -> 2c x 7 x 7 -> c x 14 x 14 -> 1 x 28 x 28`` with
+    transposed convolutions, batch norm and ReLU, and ``tanh`` at the end.
+    """
+
+    def __init__(self, config: GANConfig | dict | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = c = make_config(GANConfig, config, overrides)
+        extra = c.embed_dim if c.num_classes else 0
+        self.embed = nn.Embedding(c.num_classes, c.embed_dim) if c.num_classes else None
+        w = c.channels
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(c.z_dim + extra, 2 * w, 7, 1, 0, bias=False),  # 1 -> 7
+            nn.BatchNorm2d(2 * w), nn.ReLU(),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(w), nn.ReLU(),
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),  # 14 -> 28
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if _conditional(self, labels, "generator"):
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+@register_model
+class Discriminator(nn.Module):
+    """DCGAN discriminator: a 28x28 image (and a label) -> one logit (section 3).
+
+    Strided convolutions with LeakyReLU(0.2), batch norm on the hidden layer
+    (not on the input layer), no sigmoid: the loss is ``BCEWithLogitsLoss``.
+    """
+
+    def __init__(self, config: GANConfig | dict | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = c = make_config(GANConfig, config, overrides)
+        self.embed = nn.Embedding(c.num_classes, IMAGE_SIZE * IMAGE_SIZE) if c.num_classes else None
+        w = c.channels
+        self.net = nn.Sequential(
+            nn.Conv2d(1 + (1 if c.num_classes else 0), w, 4, 2, 1), nn.LeakyReLU(0.2),  # 28 -> 14
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),  # 14 -> 7
+            nn.Flatten(),
+            nn.Linear(2 * w * 7 * 7, 1),
+        )
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if _conditional(self, labels, "discriminator"):
+            x = torch.cat([x, self.embed(labels).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)], dim=1)
+        return self.net(x).squeeze(1)
+
+
+def _conditional(model: nn.Module, labels: torch.Tensor | None, what: str) -> bool:
+    """True for a conditional model given labels; a clear error when labels are missing or not expected."""
+    if model.embed is None:
+        if labels is not None:
+            raise ValueError(f"this {what} is unconditional (num_classes=0): do not pass labels")
+        return False
+    if labels is None:
+        raise ValueError(f"this {what} is conditional: pass labels (class indices)")
+    return True
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (use ``model.apply(dcgan_init)``): weights N(0, 0.02), BN scale N(1, 0.02).
+
+    PyTorch's default (Kaiming-uniform) lets the discriminator win early on
+    Fashion-MNIST; the small weights keep the two players balanced (section 3).
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _call(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    return model(x) if labels is None else model(x, labels)
+
+
+def gan_step(
+    G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+    real: torch.Tensor, labels: torch.Tensor | None = None, real_label: float = 0.9,
+) -> dict[str, float]:
+    """One GAN update: D on a real and a fake batch, then G with the non-saturating loss (section 3).
+
+    ``real`` is a batch of data (images in [-1, 1], or toy points); ``labels``
+    are class indices for a conditional GAN (None otherwise). ``real_label``
+    below 1 is one-sided label smoothing. The noise is drawn from torch's global
+    generator on ``real``'s device. Returns the two losses and the mean D(x), D(G(z)).
+    """
+    bce = nn.BCEWithLogitsLoss()
+    z = torch.randn(len(real), G.config.z_dim, device=real.device)
+    fake = _call(G, z, labels)
+    # discriminator: real -> real_label, fake -> 0; fake.detach() keeps this update out of G
+    d_real, d_fake = _call(D, real, labels), _call(D, fake.detach(), labels)
+    loss_d = bce(d_real, torch.full_like(d_real, real_label)) + bce(d_fake, torch.zeros_like(d_fake))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    # generator: maximise log D(G(z)) (non-saturating), i.e. label the fakes "real"
+    d_gen = _call(D, fake, labels)
+    loss_g = bce(d_gen, torch.ones_like(d_gen))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+            "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
+
+
+@torch.no_grad()
+def generate(
+    generator: Generator, n: int, labels: torch.Tensor | None = None, rng: torch.Generator | None = None,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """``n`` images in [-1, 1] on the CPU, made in eval mode, batch by batch.
+
+    The noise is drawn on the CPU from ``rng``, so a seed gives the same images
+    on every device (up to float rounding). A conditional generator needs
+    ``labels`` (``[n]`` class indices); e.g. :func:`balanced_labels`.
+    """
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels has {len(labels)} entries for {n} images")
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = []
+    try:
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            z = torch.randn(m, generator.config.z_dim, generator=rng).to(device)
+            y = None if labels is None else labels[start:start + m].to(device)
+            out.append(generator(z, y).float().cpu())
+    finally:
+        generator.train(was_training)
+    return torch.cat(out)
+
+
+def balanced_labels(n: int, num_classes: int = 10) -> torch.Tensor:
+    """``[n]`` class indices, each class equally often (as in Fashion-MNIST)."""
+    return torch.arange(n) % num_classes
+
+
+def generator_fid(
+    G: Generator, classifier: nn.Module, reference: tuple[torch.Tensor, torch.Tensor], n: int,
+    seed: int = FID_SEED,
+) -> float:
+    """FID-FMNIST of ``n`` samples of ``G`` (balanced labels if conditional), noise seeded by ``seed``."""
+    labels = balanced_labels(n, G.config.num_classes) if G.config.num_classes else None
+    images = generate(G, n, labels, rng=torch.Generator().manual_seed(seed))
+    return evaluation.fid_fmnist(images, classifier, reference, value_range=(-1, 1))
+
+
+# --- the shipped conditional DCGAN (section 6) ----------------------------------------------
+
+
+def train_gan(
+    out: Path, classifier_dir: Path, epochs: int = 20, seed: int = 0, limit: int | None = None,
+    batch_size: int = 128, lr: float = 2e-4, real_label: float = 0.9, curve_samples: int = 2000,
+    fid_samples: int = 10_000, num_classes: int = 10, z_dim: int = 64, channels: int = 64,
+    max_minutes: float | None = None,
+) -> dict[str, Any]:
+    """Train the conditional DCGAN on Fashion-MNIST and write its generator to ``out``; return the card.
+
+    FID-FMNIST is measured with the classifier in ``classifier_dir``: on
+    ``curve_samples`` after every epoch (the curve in the card) and on
+    ``fid_samples`` at the end. With ``max_minutes`` training stops at the end
+    of the first epoch past that time (the card records the epochs done;
+    ``--epochs`` with that number reproduces the run).
+    """
+    out = Path(out)
+    device = get_device()
+    classifier, clf_card = load_checkpoint(Path(classifier_dir) / CLASSIFIER_NAME, device=device)
+    x_train, y_train = image_tensors("fashion-mnist", train=True)
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    reference = evaluation.reference_stats(classifier, x_train if limit else None, cache_dir=classifier_dir)
+    x_train = x_train * 2 - 1  # tanh range
+    rng = seed_everything(seed)
+    G = Generator(z_dim=z_dim, channels=channels, num_classes=num_classes).to(device)
+    D = Discriminator(z_dim=z_dim, channels=channels, num_classes=num_classes).to(device)
+    G.apply(dcgan_init)
+    D.apply(dcgan_init)
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    steps_per_epoch = len(x_train) // batch_size
+    curve = {"epoch": [0], "fid": [round(generator_fid(G, classifier, reference, curve_samples), 2)]}
+    history: dict[str, list[float]] = {"loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
+    train_seconds, step, budget = 0.0, 0, TimeBudget(max_minutes)
+    bar = progress(total=epochs * steps_per_epoch, desc="cGAN")
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        sums = dict.fromkeys(history, 0.0)
+        for real, labels in tensor_batches(x_train, y_train, batch_size=batch_size, generator=rng, drop_last=True):
+            stats = gan_step(G, D, opt_g, opt_d, real.to(device), labels.to(device) if num_classes else None,
+                             real_label)
+            for k in sums:
+                sums[k] += stats[k]
+            step += 1
+            bar.update(1)
+            bar.set_postfix(d=f"{stats['loss_d']:.2f}", g=f"{stats['loss_g']:.2f}")
+        train_seconds += time.perf_counter() - start
+        for k in history:
+            history[k].append(round(sums[k] / steps_per_epoch, 4))
+        curve["epoch"].append(epoch)
+        curve["fid"].append(round(generator_fid(G, classifier, reference, curve_samples), 2))
+        bar.write(f"epoch {epoch}: loss D {history['loss_d'][-1]:.3f} G {history['loss_g'][-1]:.3f}, "
+                  f"D(x) {history['d_real'][-1]:.2f} D(G(z)) {history['d_fake'][-1]:.2f}, "
+                  f"FID-FMNIST ({curve_samples}) {curve['fid'][-1]:.1f}")
+        if budget.spent() and epoch < epochs:
+            bar.write(f"time limit of {max_minutes} minutes reached after {epoch} epochs")
+            break
+    bar.close()
+    epochs = curve["epoch"][-1]
+    fid = generator_fid(G, classifier, reference, fid_samples)
+    card = {
+        "task": "conditional DCGAN generator for Fashion-MNIST (notebook 02)",
+        "data": f"Fashion-MNIST train ({len(x_train):,} images with labels), scaled to [-1, 1]",
+        "training": {
+            "epochs": epochs, "steps": step, "batch_size": batch_size, "seed": seed,
+            "optimizer": f"Adam lr {lr}, betas (0.5, 0.999), for G and D",
+            "loss": "BCEWithLogits, non-saturating G loss, one-sided label smoothing "
+                    f"(real label {real_label}), DCGAN N(0, 0.02) init",
+            "discriminator": {"num_parameters": num_parameters(D)},
+        },
+        "seconds": round(train_seconds, 1),
+        "seconds_per_epoch": round(train_seconds / max(epochs, 1), 1),
+        "hardware": describe_hardware(device),
+        "fid_fmnist": {
+            "value": round(fid, 3), "samples": fid_samples, "noise_seed": FID_SEED, "labels": "balanced",
+            "classifier": f"{CLASSIFIER_NAME}.safetensors (sha256 {clf_card['weights_sha256'][:12]}…)",
+            "reference": f"features of the {len(x_train):,} training images",
+        },
+        "fid_curve": {**curve, "samples": curve_samples, "noise_seed": FID_SEED},
+        "history": history,
+        "command": f"python -m course_utils.train gan --epochs {epochs} --seed {seed}",
+    }
+    save_checkpoint(G.cpu(), out / GENERATOR_NAME, card)
+    print(f"generator: FID-FMNIST ({fid_samples} samples) {fid:.2f} after {epochs} epochs, "
+          f"{train_seconds:.0f} s of training -> {out}")
+    return card

@@ -1,0 +1,228 @@
+"""Text as characters: a vocabulary, bigram counts, and sampling from logits.
+
+- :class:`Vocab` and :func:`build_vocab`: characters and their indices, with an
+  optional **boundary token** at index 0 that starts and ends every word
+  (notebook 01's names use ``'.'``; a vocabulary of Shakespeare, which contains
+  ``'.'``, has none: notebook 04).
+- The bigram helpers (:func:`bigram_pairs`, :func:`bigram_counts`,
+  :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`) and
+  :class:`NeuralBigram`: the simplest autoregressive model (01, section 3), the
+  baseline of the transformer notebooks.
+- Sampling from **logits** with a temperature, top-k and top-p
+  (:func:`filter_logits`, :func:`sample_logits`): one implementation, used by
+  the bigram of 01 and the transformers of 04 and 05.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --- the vocabulary ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters and their indices.
+
+    With a ``boundary`` token it is ``itos[0]``, and :meth:`encode_word` wraps a
+    word in it (``'.emma.'``): the start and the end of a word become
+    predictions like any other.
+    """
+
+    itos: tuple[str, ...]
+    boundary: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.itos:
+            raise ValueError("a vocabulary needs at least one symbol")
+        if len(set(self.itos)) != len(self.itos):
+            raise ValueError("symbols must be distinct")
+        if self.boundary is not None and self.itos[0] != self.boundary:
+            raise ValueError(f"the boundary token {self.boundary!r} must be the first symbol")
+
+    @property
+    def stoi(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        """The indices of ``text``'s characters."""
+        stoi = self.stoi
+        try:
+            return [stoi[c] for c in text]
+        except KeyError as exc:
+            raise ValueError(f"{text[:40]!r} holds {exc.args[0]!r}, which is not in the vocabulary") from None
+
+    def encode_word(self, word: str) -> list[int]:
+        """``boundary + word + boundary`` as indices: the start token, the characters, the end token."""
+        if self.boundary is None:
+            raise ValueError("this vocabulary has no boundary token: use encode(), or build_vocab(..., boundary='.')")
+        if self.boundary in word:
+            raise ValueError(f"{word!r} contains the boundary token {self.boundary!r}")
+        return self.encode(self.boundary + word + self.boundary)
+
+    def decode(self, indices: Iterable[int]) -> str:
+        return "".join(self.itos[int(i)] for i in indices)
+
+
+def build_vocab(texts: str | Iterable[str], boundary: str | None = None) -> Vocab:
+    """Every character of ``texts`` (a string or strings), sorted; ``boundary`` first if given."""
+    chars = sorted(set("".join(texts) if not isinstance(texts, str) else texts))
+    if boundary is not None:
+        if len(boundary) != 1:
+            raise ValueError(f"the boundary token must be one character, got {boundary!r}")
+        if boundary in chars:
+            raise ValueError(f"the texts may not contain the boundary token {boundary!r}")
+        chars = [boundary, *chars]
+    return Vocab(tuple(chars), boundary)
+
+
+# --- bigrams (notebook 01, section 3) -----------------------------------------------------------
+
+
+def bigram_pairs(words: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """(current, next) index pairs, ``L + 1`` per word of ``L`` characters: boundary → first … last → boundary."""
+    xs: list[int] = []
+    ys: list[int] = []
+    for word in words:
+        ids = vocab.encode_word(word)
+        xs.extend(ids[:-1])
+        ys.extend(ids[1:])
+    return torch.tensor(xs, dtype=torch.long), torch.tensor(ys, dtype=torch.long)
+
+
+def bigram_counts(words: Sequence[str], vocab: Vocab) -> torch.Tensor:
+    """``[V, V]`` float counts: entry ``[i, j]`` is how often symbol ``j`` follows symbol ``i``."""
+    xs, ys = bigram_pairs(words, vocab)
+    v = len(vocab)
+    return torch.bincount(xs * v + ys, minlength=v * v).reshape(v, v).float()
+
+
+def counts_to_probs(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Add-$\\alpha$ smoothed, row-normalised probabilities.
+
+    $P[i, j] = (N_{ij} + \\alpha) / \\sum_{j'} (N_{ij'} + \\alpha)$; row ``i`` is p(next | current = i).
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    smoothed = counts.float() + alpha
+    return smoothed / smoothed.sum(dim=1, keepdim=True)
+
+
+def nll_per_char(probs: torch.Tensor, words: Sequence[str], vocab: Vocab) -> float:
+    """Mean negative log-likelihood in nats per predicted symbol (every character and the end token).
+
+    ``inf`` when the model gives some pair of the words probability 0.
+    """
+    xs, ys = bigram_pairs(words, vocab)
+    p = probs.detach().float().cpu()[xs, ys]
+    return float(-p.log().mean())
+
+
+class NeuralBigram(nn.Module):
+    """The bigram as a one-layer network: the logits for the next symbol are row ``x`` of a ``[V, V]`` weight.
+
+    ``W[x]`` is the same as ``one_hot(x) @ W``, without building the one-hot matrix.
+    Initialised at zero, it starts as the uniform model (loss $\\log V$).
+    """
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(vocab_size, vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight[x]
+
+    def probs(self) -> torch.Tensor:
+        """The ``[V, V]`` table of next-symbol probabilities, comparable with :func:`counts_to_probs`."""
+        return F.softmax(self.weight, dim=1)
+
+
+# --- sampling from logits (01, 04, 05) --------------------------------------------------------
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Set to ``-inf`` every logit outside the top ``k`` and outside the nucleus of mass ``p`` (last dim).
+
+    - **top-k** keeps the ``k`` largest logits (ties with the ``k``-th are kept);
+    - **top-p** (nucleus) keeps the most likely tokens until their probability
+      reaches ``p``: a token is dropped when the tokens above it already hold
+      ``p`` of the mass, so the most likely token always stays.
+
+    Applied in that order, as Hugging Face's ``generate`` does (notebook 05 checks it).
+    """
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        k = min(top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs
+        drop_sorted = mass_before >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def logits_to_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+) -> torch.Tensor:
+    """The sampling distribution: ``softmax(filter(logits / T))``. ``T < 1`` sharpens, ``T > 1`` flattens."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive (use greedy decoding for T -> 0), got {temperature}")
+    return filter_logits(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
+
+
+def sample_logits(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One draw per row of ``[..., V]`` logits (``[...]`` indices), after temperature, top-k and top-p.
+
+    The draw is made on ``generator``'s device (the CPU for a seeded
+    ``torch.Generator()``), so a seed gives the same text on every device.
+    """
+    probs = logits_to_probs(logits, temperature, top_k, top_p)
+    flat = probs.reshape(-1, probs.shape[-1])
+    if generator is not None:
+        flat = flat.to(generator.device)
+    picks = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    return picks.to(logits.device)
+
+
+def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Rows of $p^{1/T}$, renormalised: :func:`logits_to_probs` on ``log p`` (01, section 3.6)."""
+    return logits_to_probs(probs.float().log(), temperature)
+
+
+def sample_names(
+    probs: torch.Tensor, vocab: Vocab, n: int, generator: torch.Generator | None = None,
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, max_len: int = 50,
+) -> list[str]:
+    """Sample ``n`` words from a bigram table: start at the boundary, draw the next symbol until it comes again."""
+    if vocab.boundary is None:
+        raise ValueError("sampling words needs a vocabulary with a boundary token")
+    logits = probs.detach().float().cpu().log()
+    words = []
+    for _ in range(n):
+        ids: list[int] = []
+        current = 0
+        while len(ids) < max_len:
+            current = int(sample_logits(logits[current], temperature, top_k, top_p, generator))
+            if current == 0:
+                break
+            ids.append(current)
+        words.append(vocab.decode(ids))
+    return words

@@ -1,0 +1,277 @@
+"""course_utils.evaluation: the Fréchet distance, FID-FMNIST and its reference statistics, nearest neighbours."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from course_utils import checkpoints, evaluation
+from course_utils.classifier import FashionClassifier
+
+
+def _random_cov(d: int, seed: int) -> torch.Tensor:
+    a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+
+
+def _randn(*shape: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# --- the Fréchet distance (float64 throughout: tolerances are float64 rounding) ---------------------
+
+
+def test_frechet_of_identical_gaussians_is_zero():
+    mu, sigma = _randn(16, seed=0, dtype=torch.float64), _random_cov(16, 0)
+    assert evaluation.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-8)
+
+
+def test_frechet_of_shifted_gaussians_is_squared_shift():
+    sigma = _random_cov(8, 1)
+    mu = torch.zeros(8, dtype=torch.float64)
+    shift = torch.arange(8, dtype=torch.float64) / 4
+    assert evaluation.frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(shift.square().sum().item(),
+                                                                                       rel=1e-8)
+
+
+def test_frechet_is_symmetric():
+    a, b = _random_cov(12, 2), _random_cov(12, 3)
+    mu1, mu2 = torch.zeros(12), torch.ones(12)
+    assert evaluation.frechet_distance(mu1, a, mu2, b) == pytest.approx(evaluation.frechet_distance(mu2, b, mu1, a),
+                                                                        rel=1e-9)
+
+
+def test_frechet_matches_closed_form_for_diagonal_covariances():
+    v1, v2 = torch.tensor([1.0, 4.0, 0.25]), torch.tensor([9.0, 1.0, 0.25])
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    expected = ((mu1 - mu2) ** 2).sum() + ((v1.sqrt() - v2.sqrt()) ** 2).sum()  # 5 + 4 + 1 = 10
+    got = evaluation.frechet_distance(mu1, torch.diag(v1), mu2, torch.diag(v2))
+    assert expected.item() == 10 and got == pytest.approx(10.0, rel=1e-9)
+
+
+def test_frechet_matches_scipy_sqrtm_on_random_statistics():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    for seed in range(3):
+        s1, s2 = _random_cov(10, 10 + seed), _random_cov(10, 20 + seed)
+        mu1, mu2 = _randn(10, seed=seed, dtype=torch.float64), _randn(10, seed=seed + 5, dtype=torch.float64)
+        covmean = scipy_linalg.sqrtm(s1.numpy() @ s2.numpy()).real
+        expected = float(((mu1 - mu2) ** 2).sum() + s1.trace() + s2.trace() - 2 * covmean.trace())
+        assert evaluation.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-7)
+
+
+def test_frechet_handles_singular_covariances():
+    x = _randn(5, 20, seed=4, dtype=torch.float64)  # rank 4 covariance in 20-d
+    mu, sigma = evaluation.feature_stats(x)
+    assert evaluation.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-6)
+
+
+def test_frechet_bad_shapes_raise_clear_errors():
+    mu, sigma = torch.zeros(4), torch.eye(4)
+    with pytest.raises(ValueError, match="sigma1 must be"):
+        evaluation.frechet_distance(mu, torch.eye(3), mu, sigma)
+    with pytest.raises(ValueError, match="mu2 must be a vector"):
+        evaluation.frechet_distance(mu, sigma, torch.zeros(2, 2), sigma)
+    with pytest.raises(ValueError, match="different dimensions"):
+        evaluation.frechet_distance(mu, sigma, torch.zeros(3), torch.eye(3))
+    with pytest.raises(ValueError, match="finite"):
+        evaluation.frechet_distance(mu, sigma * math.nan, mu, sigma)
+    with pytest.raises(ValueError, match="N >= 2"):
+        evaluation.feature_stats(torch.zeros(1, 4))
+
+
+def test_feature_stats_match_torch_cov():
+    x = _randn(500, 6, seed=0)
+    mu, sigma = evaluation.feature_stats(x)
+    assert torch.allclose(mu, x.double().mean(0)) and torch.allclose(sigma, torch.cov(x.double().T))
+
+
+# --- FID-FMNIST with a tiny classifier --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    torch.manual_seed(0)
+    return FashionClassifier(channels=(4, 8, 8), hidden=16).eval()
+
+
+def _images(n: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def test_fid_fmnist_is_the_frechet_distance_of_the_features(tiny_classifier):
+    images = _images(300, 0) * 0.5
+    other = 1 - images  # white garments on black become black on white
+    feats, probs = evaluation.classifier_outputs(tiny_classifier, images)
+    assert feats.shape == (300, 16) and probs.shape == (300, 10)
+    ref = evaluation.feature_stats(feats)
+    assert evaluation.fid_fmnist(images, tiny_classifier, ref) == pytest.approx(0, abs=1e-6)
+    expected = evaluation.frechet_distance(*evaluation.feature_stats(tiny_classifier.features(other).detach()), *ref)
+    assert evaluation.fid_fmnist(other, tiny_classifier, ref) == pytest.approx(expected, rel=1e-4)
+    assert expected > 1e-3  # a thousand times the tolerance of the zero above: the sets differ
+
+
+def test_fid_fmnist_rejects_tanh_images_without_value_range(tiny_classifier):
+    images = _images(10, 2) * 2 - 1
+    ref = (torch.zeros(16), torch.eye(16))
+    with pytest.raises(ValueError, match="value_range"):
+        evaluation.fid_fmnist(images, tiny_classifier, ref)
+    mapped = evaluation.fid_fmnist((images + 1) / 2, tiny_classifier, ref)
+    assert evaluation.fid_fmnist(images, tiny_classifier, ref, value_range=(-1, 1)) == pytest.approx(mapped)
+    with pytest.raises(ValueError, match=r"\[N, 1, 28, 28\]"):
+        evaluation.fid_fmnist(torch.zeros(10, 28, 28), tiny_classifier, ref)
+
+
+# --- the reference statistics: keys, lookup order, staleness -------------------------------------
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """An empty shipped folder and data cache."""
+    shipped, cache = tmp_path / "shipped", tmp_path / "data"
+    shipped.mkdir()
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(cache))
+    return shipped, cache
+
+
+def test_reference_for_given_images_is_cached_under_their_content(tiny_classifier, folders):
+    _, cache = folders
+    subset, other = _images(50, 3), _images(80, 4)
+    mu, sigma = evaluation.reference_stats(tiny_classifier, subset)
+    files = sorted(p.name for p in (cache / "cache").iterdir())
+    assert len(files) == 2 and files[1].endswith("_50.safetensors")
+    again = evaluation.reference_stats(tiny_classifier, subset)
+    assert torch.equal(mu, again[0]) and torch.equal(sigma, again[1])
+    # other images: other statistics, never the subset's
+    mu_other, _ = evaluation.reference_stats(tiny_classifier, other)
+    assert not torch.allclose(mu_other, mu)
+    assert torch.allclose(mu_other, evaluation.feature_stats(evaluation.classifier_outputs(tiny_classifier,
+                                                                                           other)[0])[0])
+
+
+def test_a_subset_never_poisons_the_default_reference(tiny_classifier, folders, monkeypatch):
+    subset = _images(50, 5)
+    evaluation.reference_stats(tiny_classifier, subset)
+    calls = []
+    full = _images(120, 6)
+
+    def fake_training_images(dataset, train):
+        calls.append((dataset, train))
+        return full, torch.zeros(len(full), dtype=torch.long)
+
+    monkeypatch.setattr("course_utils.data.image_tensors", fake_training_images)
+    mu, _ = evaluation.reference_stats(tiny_classifier)  # the default: the training images
+    assert calls == [("fashion-mnist", True)]
+    assert torch.allclose(mu, evaluation.feature_stats(evaluation.classifier_outputs(tiny_classifier, full)[0])[0])
+    evaluation.reference_stats(tiny_classifier)  # now cached: no second load
+    assert len(calls) == 1
+
+
+def _write_reference(folder, classifier, key, mu_value: float):
+    mu, sigma = torch.full((16,), mu_value, dtype=torch.float64), torch.eye(16, dtype=torch.float64)
+    evaluation.save_reference(mu, sigma, folder / evaluation.REFERENCE_NAME, classifier, key)
+
+
+def test_lookup_order_shipped_first_then_cache(tiny_classifier, folders):
+    shipped, cache = folders
+    key = evaluation.training_images_key()
+    _write_reference(cache / "cache", tiny_classifier, key, 2.0)
+    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 2.0
+    _write_reference(shipped, tiny_classifier, key, 1.0)
+    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 1.0  # shipped wins
+    assert evaluation.reference_stats(tiny_classifier, cache_dir=cache / "cache")[0][0].item() == 2.0
+
+
+def test_stale_references_are_ignored(tiny_classifier, folders, monkeypatch):
+    shipped, _ = folders
+    other = FashionClassifier(channels=(4, 8, 8), hidden=16)
+    _write_reference(shipped, other, evaluation.training_images_key(), 1.0)  # another classifier's
+    wrong_count = {**evaluation.training_images_key(), "images": 59_000}
+    _write_reference(shipped / "b", tiny_classifier, wrong_count, 3.0)
+    full = _images(40, 7)
+    monkeypatch.setattr("course_utils.data.image_tensors", lambda dataset, train: (full, None))
+    mu, _ = evaluation.reference_stats(tiny_classifier)
+    assert mu[0].item() not in (1.0, 3.0)
+    assert evaluation.reference_stats(tiny_classifier, cache_dir=shipped / "b")[0][0].item() != 3.0
+    # a card edited by hand (the checksum no longer matches) is not trusted either
+    card = shipped / f"{evaluation.REFERENCE_NAME}.json"
+    meta = json.loads(card.read_text())
+    meta["classifier_fingerprint"] = evaluation.model_fingerprint(tiny_classifier)
+    card.write_text(json.dumps(meta))
+    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 1.0  # fingerprint now matches, sha too
+    meta["weights_sha256"] = "0" * 64
+    card.write_text(json.dumps(meta))
+    assert evaluation.reference_stats(tiny_classifier)[0][0].item() != 1.0
+
+
+# --- the classifier's predictions -------------------------------------------------------------------
+
+
+def test_prediction_stats_known_answers():
+    balanced = torch.eye(10).repeat(3, 1)  # every class, one-hot, equally often
+    stats = evaluation.prediction_stats(balanced)
+    assert stats["confidence"] == pytest.approx(1.0) and stats["diversity"] == pytest.approx(1.0)
+    assert stats["score"] == pytest.approx(10.0) and stats["classes_covered"] == 10
+    single = torch.zeros(30, 10)
+    single[:, 4] = 1
+    stats = evaluation.prediction_stats(single)
+    assert stats["score"] == pytest.approx(1.0) and stats["diversity"] == pytest.approx(0.0, abs=1e-9)
+    assert stats["classes_covered"] == 1
+    uniform = torch.full((30, 10), 0.1)  # unsure about everything: no confidence, score 1
+    stats = evaluation.prediction_stats(uniform)
+    assert stats["confidence"] == pytest.approx(0.1) and stats["score"] == pytest.approx(1.0)
+    two = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])  # marginal (3/4, 1/4)
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    stats = evaluation.prediction_stats(two)
+    assert stats["diversity"] == pytest.approx(h / math.log(2)) and stats["score"] == pytest.approx(math.exp(h))
+    with pytest.raises(ValueError, match="distribution"):
+        evaluation.prediction_stats(torch.ones(3, 10))
+
+
+def test_image_report_matches_the_separate_metrics(tiny_classifier):
+    images = _images(120, 8) * 2 - 1
+    ref = evaluation.feature_stats(evaluation.classifier_outputs(tiny_classifier, _images(200, 9))[0])
+    labels = torch.zeros(120, dtype=torch.long)
+    report = evaluation.image_report(images, tiny_classifier, ref, value_range=(-1, 1), labels=labels)
+    assert report["n"] == 120
+    assert report["fid"] == pytest.approx(evaluation.fid_fmnist(images, tiny_classifier, ref, value_range=(-1, 1)))
+    pair = evaluation.class_confidence_diversity(images, tiny_classifier, value_range=(-1, 1))
+    assert all(report[k] == pytest.approx(v) for k, v in pair.items())
+    _, probs = evaluation.classifier_outputs(tiny_classifier, images, (-1, 1))
+    assert report["on_label"] == pytest.approx((probs.argmax(1) == 0).float().mean().item())
+
+
+# --- nearest neighbours -------------------------------------------------------------------------------
+
+
+def test_nearest_neighbours_finds_exact_copies_at_distance_zero():
+    refs = _images(5000, 10)
+    d, i = evaluation.nearest_neighbours(refs[[3, 4321]], refs, k=2, batch_size=1000)
+    assert i[:, 0].tolist() == [3, 4321] and d[:, 0].tolist() == [0.0, 0.0]
+    # the second neighbour: the nearest other image, computed directly
+    for row, q in enumerate((3, 4321)):
+        others = torch.cat([refs[:q], refs[q + 1:]]).flatten(1)
+        direct = (others - refs[q].flatten()).square().sum(1).sqrt().min()
+        assert d[row, 1].item() == pytest.approx(direct.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="same item shape"):
+        evaluation.nearest_neighbours(torch.zeros(2, 4), refs)
+    with pytest.raises(ValueError, match="k must be"):
+        evaluation.nearest_neighbours(refs[:2], refs[:3], k=4)
+
+
+def test_nearest_neighbours_known_answer():
+    refs = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    d, i = evaluation.nearest_neighbours(torch.tensor([[3.0, 4.0], [6.0, 7.0]]), refs, k=3, batch_size=2)
+    assert i.tolist() == [[1, 0, 2], [2, 1, 0]]
+    assert d.tolist() == [[0.0, 5.0, 5.0], [1.0, pytest.approx(math.sqrt(18)), pytest.approx(math.sqrt(85))]]
+
+
+def test_summarise_mean_and_std():
+    mean, std = evaluation.summarise([0.8, 0.9, 1.0])
+    assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
+    assert evaluation.summarise([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError):
+        evaluation.summarise([])

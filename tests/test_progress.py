@@ -1,0 +1,36 @@
+"""course_utils.progress: quiet in CI; time budgets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from course_utils.progress import TimeBudget, progress, quiet
+
+
+@pytest.mark.parametrize(
+    "quiet_var,ci,expected",
+    [("1", None, True), ("0", "true", False), (None, "true", True), (None, None, False), ("yes", None, True)],
+)
+def test_quiet_follows_course_quiet_then_ci(monkeypatch, quiet_var, ci, expected):
+    for name, value in (("COURSE_QUIET", quiet_var), ("CI", ci)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert quiet() is expected
+    bar = progress(range(3))
+    assert bar.disable is expected
+    assert list(bar) == [0, 1, 2]
+
+
+def test_time_budget():
+    assert not TimeBudget(None).spent()
+    assert TimeBudget(0).spent()
+    budget = TimeBudget(0.5 / 60)  # half a second
+    assert not budget.spent()
+    time.sleep(0.6)
+    assert budget.spent() and budget.elapsed() >= 0.5
+    with pytest.raises(ValueError, match="non-negative"):
+        TimeBudget(-1)
