@@ -24,12 +24,17 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 NOTEBOOK_ENV := COURSE_QUIET=1 COURSE_STRICT_CHECKS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
 NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider notebooks
 
-.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env
+PROFILE ?= ci
+NOTEBOOKS ?=
+
+.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env student timings tables
 
 help:
 	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
 	@echo "make test      set up, then ruff, unit tests and every notebook under nbval (ci profile)"
 	@echo "make test-gpu  the same nbval run in the gpu profile (needs a CUDA device)"
+	@echo "make student   write build/student/: every notebook without its solution cells"
+	@echo "make timings   run the notebooks (PROFILE=ci|cpu|gpu, NOTEBOOKS=02_gan ...), record times, rewrite the tables"
 	@echo "VENV=none      use the current Python environment, installing only what is missing"
 
 setup: $(STAMP)
@@ -57,6 +62,7 @@ lab: setup
 lint: setup
 	$(PY) -m ruff check course_utils tests notebooks
 	$(PY) -m course_utils.colab check
+	$(PY) -m course_utils.authoring tables --check
 
 unit: setup data
 	$(PY) -m pytest -q tests
@@ -81,6 +87,15 @@ test-gpu: require-cuda setup data
 	@$(MAKE) --no-print-directory require-cuda VENV=$(VENV)
 	$(PY) -m pytest -q tests
 	COURSE_PROFILE=gpu $(NOTEBOOK_ENV) $(NBVAL)
+
+student: setup
+	$(PY) -m course_utils.authoring student build/student
+
+timings: setup data
+	$(PY) -m course_utils.authoring timings --profile $(PROFILE) $(NOTEBOOKS)
+
+tables: setup
+	$(PY) -m course_utils.authoring tables
 
 clean-venv:
 	rm -rf $(VENV)

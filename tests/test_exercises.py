@@ -63,3 +63,32 @@ def test_helpers_give_hints():
         exercises.as_number(torch.ones(2), "v")
     with pytest.raises(Wrong, match="should be a number, but it is a str"):
         exercises.as_number("2.5", "v")
+
+
+def test_an_unfinished_stub_gets_the_plain_not_done_hint():
+    def stub(x):
+        raise NotImplementedError
+
+    @checker
+    def check_double(fn):
+        value = exercises.as_number(exercises.call(fn, "your function", 2), "the result")
+        if value != 4:
+            raise Wrong("double it")
+        return "doubled"
+
+    try:
+        for unfinished in (stub, ..., lambda x: ...):
+            result = check_double(unfinished)
+            assert_wrong(result, "not done yet")
+            assert "Traceback" not in str(result) and "NotImplementedError:" not in str(result)
+        assert_wrong(exercises.CHECKERS["check_double"](lambda x: 1 / 0), "raised ZeroDivisionError")
+        assert_right(check_double(lambda x: 2 * x))
+    finally:
+        del exercises.CHECKERS["check_double"]
+    assert_wrong(_check_value(...), "not done yet")
+
+
+@checker
+def _check_value(value):
+    exercises.as_tensor(value, "your tensor")
+    return "fine"

@@ -9,9 +9,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import colab
+from course_utils import authoring, colab
 
 NOTEBOOKS = colab.notebooks()
+LESSONS = [p for p in NOTEBOOKS if not p.name.startswith("00_")]
 
 
 def test_the_course_has_its_notebooks():
@@ -37,6 +38,7 @@ def test_follows_the_template(path: Path):
     nb = nbformat.read(path, as_version=4)
     number = path.name[:2]
     assert nb.cells[1].cell_type == "markdown" and nb.cells[1].source.startswith(f"# {number} · ")
+    assert authoring.START in nb.cells[1].source, "the first cell needs the generated time table (make timings)"
     for name in ("ci", "cpu", "gpu"):
         assert re.search(rf"^\|\s*`?{name}`?\s*\|", nb.cells[1].source, re.M), f"time table lacks a {name} row"
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -65,3 +67,78 @@ def test_setup_cell_installs_only_on_colab_and_never_torch():
     source = colab.SETUP_SOURCE
     assert 'if "google.colab" in sys.modules:' in source
     assert "torch" not in source.split("import sys", 1)[1].replace("Colab's torch", "")
+
+
+def test_time_tables_match_timings_json():
+    assert authoring.write_tables(check=True) == [], "run: python -m course_utils.authoring tables"
+
+
+HAND_TIME = re.compile(r"(?:about|takes|took|measured:?)\s+~?\d+(?:\.\d+)?\s*(?:s|min|minutes|seconds)\b")
+
+
+def test_no_notebook_types_a_time_by_hand():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            text = cell.source
+            if authoring.START in text:
+                text = text[:text.index(authoring.START)] + text[text.index(authoring.END):]
+            if cell.cell_type == "markdown":
+                found = HAND_TIME.findall(text)
+                assert not found, f"{path.name} cell {i} states a time by hand: {found}"
+
+
+def _exercises(nb) -> list[tuple[int, int, int]]:
+    """(stub, solution, checker) cell indices for each solution cell."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if authoring.is_solution(cell):
+            stub = max(j for j in range(i) if nb.cells[j].cell_type == "code")
+            check = min(j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code")
+            found.append((stub, i, check))
+    return found
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_exercises_are_stubs_with_hidden_solutions_and_checkers(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    exercises = _exercises(nb)
+    assert len(exercises) >= 3, f"{path.name} has {len(exercises)} exercises; the course asks for at least three"
+    for stub, solution, check in exercises:
+        assert nb.cells[solution].metadata.get("jupyter", {}).get("source_hidden") is True, \
+            f"{path.name} cell {solution}: the solution must be collapsed (jupyter.source_hidden)"
+        stub_src = nb.cells[stub].source
+        assert "NotImplementedError" in stub_src or re.search(r"=\s*\.\.\.", stub_src), \
+            f"{path.name} cell {stub}: the exercise cell before a solution must be a stub (... or NotImplementedError)"
+        assert "check_" in nb.cells[check].source, f"{path.name} cell {check}: a checker must follow the solution"
+
+
+def test_student_build_removes_solutions_and_keeps_stubs(tmp_path):
+    written = authoring.build_student(tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for original, student in zip(NOTEBOOKS, written, strict=True):
+        before, after = nbformat.read(original, as_version=4), nbformat.read(student, as_version=4)
+        solutions = sum(authoring.is_solution(c) for c in before.cells)
+        assert len(after.cells) == len(before.cells) - solutions
+        assert not any(authoring.is_solution(c) for c in after.cells)
+
+
+def test_student_build_answers_an_unfinished_stub_with_a_plain_hint(tmp_path, monkeypatch):
+    """Run the student build of 01 up to its first checker: the stub gets a hint, not a traceback."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)  # strict mode would turn the hint into an error
+    path = next(p for p in LESSONS if p.name.startswith("01_"))
+    original = nbformat.read(path, as_version=4)
+    _, _, first_check = _exercises(original)[0]
+    nb = authoring.student_notebook(path)
+    cut = next(i for i, c in enumerate(nb.cells) if c.source == original.cells[first_check].source)
+    nb.cells = nb.cells[:cut + 1]
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()  # raises CellExecutionError if any cell, the checker included, raises
+    outputs = nb.cells[cut].outputs
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "not done yet" in text and "❌" in text, text
+    assert not any(o.output_type == "error" for o in outputs)

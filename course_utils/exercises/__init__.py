@@ -1,5 +1,11 @@
 """Checkers for the notebooks' exercises: right, or wrong with a specific hint.
 
+An exercise is three cells: a stub the learner completes (``answer = ...`` or a
+function whose body is ``raise NotImplementedError``), the reference solution
+(tagged ``solution``, its source collapsed; ``make student`` removes it), and a
+call to the checker. A checker given the unfinished stub answers "not done
+yet", not with a traceback.
+
 Every checker returns a :class:`CheckResult`, which shows as ``✅ right (exercise): ...``
 or ``❌ wrong (exercise): <hint>`` and is truthy only when the answer is right. A checker
 never raises: a wrong type or shape, or an answer function that crashes, is a
@@ -85,8 +91,18 @@ def checker(fn: Callable[..., str]) -> Callable[..., CheckResult]:
 # --- helpers for writing checkers -----------------------------------------------------
 
 
+NOT_DONE = "not done yet: replace the `...` (or the `raise NotImplementedError`) in the exercise cell with your answer"
+
+
+def not_done(value: Any) -> None:
+    """:class:`Wrong` with the plain "not done yet" hint if ``value`` is still the stub's ``...``."""
+    if value is Ellipsis:
+        raise Wrong(NOT_DONE)
+
+
 def as_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, floating: bool = True) -> torch.Tensor:
     """``value`` as a detached CPU tensor, or :class:`Wrong` with a hint about its type, shape or values."""
+    not_done(value)
     if not isinstance(value, torch.Tensor):
         raise Wrong(f"{what} should be a torch.Tensor, but it is a {type(value).__name__}")
     if shape is not None and tuple(value.shape) != tuple(shape):
@@ -101,6 +117,7 @@ def as_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, float
 
 def as_number(value: Any, what: str) -> float:
     """``value`` (a Python number or a one-element tensor) as a float, or :class:`Wrong`."""
+    not_done(value)
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise Wrong(f"{what} should be one number, but it is a tensor of shape {tuple(value.shape)}")
@@ -113,13 +130,22 @@ def as_number(value: Any, what: str) -> float:
 
 
 def call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function; a crash becomes :class:`Wrong` naming the exception."""
+    """Call the learner's function; a stub or a crash becomes :class:`Wrong` with a plain hint.
+
+    A function that still raises ``NotImplementedError`` (the exercise's stub)
+    or returns ``...`` gets the "not done yet" hint, never a traceback.
+    """
+    not_done(fn)
     if not callable(fn):
         raise Wrong(f"{what} should be a function, but it is a {type(fn).__name__}")
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise Wrong(NOT_DONE) from None
     except Exception as exc:
         raise Wrong(f"{what} raised {type(exc).__name__}: {exc}") from None
+    not_done(result)
+    return result
 
 
 def close(a: torch.Tensor | float, b: torch.Tensor | float, tol: float = 1e-4) -> bool:
