@@ -100,9 +100,24 @@ def bigram_pairs(words: Sequence[str], vocab: Vocab) -> tuple[torch.Tensor, torc
 
 def bigram_counts(words: Sequence[str], vocab: Vocab) -> torch.Tensor:
     """``[V, V]`` float counts: entry ``[i, j]`` is how often symbol ``j`` follows symbol ``i``."""
-    xs, ys = bigram_pairs(words, vocab)
-    v = len(vocab)
+    return pair_counts(*bigram_pairs(words, vocab), len(vocab))
+
+
+def pair_counts(xs: torch.Tensor, ys: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``[V, V]`` float counts of (current, next) index pairs."""
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"xs and ys must be 1-D and of the same length, got {tuple(xs.shape)}, {tuple(ys.shape)}")
+    if len(xs) and (min(xs.min(), ys.min()) < 0 or max(xs.max(), ys.max()) >= vocab_size):
+        raise ValueError(f"indices must lie in 0..{vocab_size - 1}")
+    v = vocab_size
     return torch.bincount(xs * v + ys, minlength=v * v).reshape(v, v).float()
+
+
+def stream_pairs(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(current, next) pairs of one running text (no boundary token): the bigram baseline of notebook 04."""
+    if ids.ndim != 1 or len(ids) < 2:
+        raise ValueError(f"need a 1-D sequence of at least two indices, got shape {tuple(ids.shape)}")
+    return ids[:-1], ids[1:]
 
 
 def counts_to_probs(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

@@ -53,6 +53,17 @@ def test_bigram_pairs_and_counts():
     assert counts.tolist() == [[0, 1, 1], [0, 0, 1], [2, 0, 0]]
 
 
+def test_pair_counts_of_a_running_text():
+    vocab = text.build_vocab("abab")
+    ids = torch.tensor(vocab.encode("abab"))
+    counts = text.pair_counts(*text.stream_pairs(ids), len(vocab))
+    assert counts.tolist() == [[0, 2], [1, 0]]  # ab, ba, ab
+    with pytest.raises(ValueError, match="0..1"):
+        text.pair_counts(torch.tensor([0, 2]), torch.tensor([1, 1]), 2)
+    with pytest.raises(ValueError, match="at least two"):
+        text.stream_pairs(torch.tensor([1]))
+
+
 def test_nll_per_char_by_hand():
     words = ["ab", "b"]
     vocab = text.build_vocab(words, boundary=".")
