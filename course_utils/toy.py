@@ -90,7 +90,9 @@ def mode_report(
     are high-quality samples of that mode (the definitions of the unrolled-GAN
     and VEEGAN papers, with a share instead of a fixed count). ``modes_nearest``
     ignores quality: the modes that are the nearest centre of at least
-    ``min_share`` of the samples.
+    ``min_share`` of the samples. ``effective_modes`` is ``exp(H)``, with ``H`` the
+    entropy of how the high-quality samples spread over the modes: K for an even
+    spread over K modes, 1 when they all sit on one (0 with no high-quality sample).
     """
     if std <= 0 or threshold <= 0:
         raise ValueError(f"std and threshold must be positive, got {std} and {threshold}")
@@ -103,5 +105,15 @@ def mode_report(
         "modes_nearest": int((near >= min_share * len(samples)).sum()),
         "modes": len(centres),
         "high_quality_share": good.float().mean().item(),
+        "effective_modes": effective_number(counts),
         "counts": counts.tolist(),
     }
+
+
+def effective_number(counts: torch.Tensor) -> float:
+    """``exp`` of the entropy of a histogram: how many equally filled bins would have the same entropy."""
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    p = counts[counts > 0].double() / total
+    return math.exp(float(-(p * p.log()).sum()))

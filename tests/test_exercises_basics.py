@@ -6,141 +6,111 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_utils import text
 from course_utils.exercises import basics
 from tests.checks import assert_right, assert_wrong
 
-# --- exercise 1: sampling from a Gaussian mixture -------------------------------------------
+# --- exercise 1: a trigram model ------------------------------------------------------------------
 
 
-def sampler(variant: str = "right"):
-    def sample(weights, means, stds, n, generator):
-        if variant == "uniform":
-            k = torch.randint(len(weights), (n,), generator=generator)
-        elif variant == "one":
-            k = torch.zeros(n, dtype=torch.long)
-        else:
-            k = torch.multinomial(weights, n, replacement=True, generator=generator)
-        eps = torch.randn(n, means.shape[1], generator=generator)
-        if variant == "unseeded":
-            eps = torch.randn(n, means.shape[1])
-        wrong_scales = {"variance": stds**2, "no noise": torch.zeros_like(stds), "unit": torch.ones_like(stds)}
-        scale = wrong_scales.get(variant, stds)
-        return means[k] + scale[k] * eps
+def trigram(starts=2, end=True, total=False, bits=False, full_denominator=True):
+    def nll(train, val, vocab, alpha):
+        v, b = len(vocab), vocab.boundary
+        counts = {}
+        pad = lambda w: b * starts + w + (b if end else "")
+        for w in train:
+            w = pad(w)
+            for i in range(2, len(w)):
+                counts[w[i - 2:i]] = counts.get(w[i - 2:i], {})
+                counts[w[i - 2:i]][w[i]] = counts[w[i - 2:i]].get(w[i], 0) + 1
+        logs = []
+        for w in val:
+            w = pad(w)
+            for i in range(2, len(w)):
+                row = counts.get(w[i - 2:i], {})
+                denom = sum(row.values()) + (alpha * v if full_denominator else alpha)
+                logs.append(math.log((row.get(w[i], 0) + alpha) / denom))
+        value = -sum(logs) if total else -sum(logs) / len(logs)
+        return value / math.log(2) if bits else value
 
-    return sample
-
-
-def test_gmm_sampler():
-    assert_right(basics.check_gmm_sampler(sampler()))
-    assert_wrong(basics.check_gmm_sampler(sampler("uniform")), "about equally often", "torch.multinomial")
-    assert_wrong(basics.check_gmm_sampler(sampler("one")), "all the samples come from one component")
-    assert_wrong(basics.check_gmm_sampler(sampler("variance")), "variance, not its standard deviation")
-    assert_wrong(basics.check_gmm_sampler(sampler("no noise")), "add the noise")
-    assert_wrong(basics.check_gmm_sampler(sampler("unit")), "does not match its standard deviations")
-    assert_wrong(basics.check_gmm_sampler(sampler("unseeded")), "generator=generator")
+    return nll
 
 
-def test_gmm_sampler_bad_answers_never_raise():
-    assert_wrong(basics.check_gmm_sampler(lambda *a: torch.zeros(5, 2)), "shape (20000, 2)")
-    assert_wrong(basics.check_gmm_sampler(lambda *a: [0.0, 1.0]), "torch.Tensor")
-    assert_wrong(basics.check_gmm_sampler(lambda w, m: m), "your sampler raised TypeError")
-    assert_wrong(basics.check_gmm_sampler(None), "should be a function")
+def test_trigram_reference_by_hand():
+    vocab = text.build_vocab(["ab"], boundary=".")  # . a b
+    # train "..ab.": (..)->a, (.a)->b, (ab)->. ; val "..b.": (..)->b, (.b)->. with alpha = 1, V = 3
+    p1, p2 = (0 + 1) / (1 + 3), (0 + 1) / (0 + 3)
+    expected = -(math.log(p1) + math.log(p2)) / 2
+    assert basics.trigram_reference(["ab"], ["b"], vocab, 1.0) == pytest.approx(expected)
+    assert trigram()(["ab"], ["b"], vocab, 1.0) == pytest.approx(expected)
 
 
-# --- exercise 2: bigram probabilities ------------------------------------------------------
+def test_trigram_nll():
+    assert_right(basics.check_trigram_nll(trigram()))
+    assert_wrong(basics.check_trigram_nll(trigram(starts=1)), "two boundary tokens")
+    assert_wrong(basics.check_trigram_nll(trigram(end=False)), "end token")
+    assert_wrong(basics.check_trigram_nll(trigram(total=True)), "total")
+    assert_wrong(basics.check_trigram_nll(trigram(bits=True)), "bits")
+    assert_wrong(basics.check_trigram_nll(trigram(full_denominator=False)), "sum to 1")
+    assert_wrong(basics.check_trigram_nll(lambda tr, va, vocab, alpha: trigram()(tr, va, vocab, 0.5)), "alpha")
+    assert_wrong(basics.check_trigram_nll(lambda *a: 9.0), "expected about")
+    assert_wrong(basics.check_trigram_nll(...), "not done yet")
 
 
-@pytest.fixture
-def bigram():
-    words = ["emma", "ava", "bob", "anna", "eve", "mae"]
-    vocab = text.build_vocab(words, boundary=".")
-    return words, vocab, text.bigram_counts(words, vocab)
+# --- exercise 2: the penalised neural bigram ----------------------------------------------------------
 
 
-def test_bigram_probs(bigram):
-    _, vocab, counts = bigram
-    right = (counts + 1) / (counts + 1).sum(1, keepdim=True)
-    assert_right(basics.check_bigram_probs(right, counts, vocab=vocab))
-    assert_right(basics.check_bigram_probs(text.counts_to_probs(counts, 0.5), counts, alpha=0.5))
-    by_column = (counts + 1) / (counts + 1).sum(0, keepdim=True)
-    assert_wrong(basics.check_bigram_probs(by_column, counts), "sum to 1 along dim 0", "dim=1")
-    by_total = (counts + 1) / (counts + 1).sum()
-    assert_wrong(basics.check_bigram_probs(by_total, counts), "whole table sums to 1")
-    not_normalised = counts + 1
-    assert_wrong(basics.check_bigram_probs(not_normalised, counts, vocab=vocab),
-                 "do not sum to 1 along dim 1", "row")
-    assert (counts.sum(1) > 0).all()  # every symbol is followed by something, if only by '.'
-    unsmoothed = counts / counts.sum(1, keepdim=True)
-    assert_wrong(basics.check_bigram_probs(unsmoothed, counts), "unsmoothed", "add alpha = 1")
-    assert_wrong(basics.check_bigram_probs(text.counts_to_probs(counts, 2.0), counts), "alpha = 2")
-    assert_wrong(basics.check_bigram_probs(torch.softmax(counts, 1), counts, vocab=vocab), "largest difference")
+def test_penalised_loss():
+    right = lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().sum()
+    assert_right(basics.check_penalised_loss(right))
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y)), "penalty is missing")
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().mean()),
+                 "not their mean")
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.abs().sum()),
+                 "L1")
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) - lam * W.square().sum()),
+                 "not subtracted")
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.nll_loss(W[x], y) + lam * W.square().sum()),
+                 "log-softmax")
+    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: (F.cross_entropy(W[x], y) + lam * W.square().sum())
+                                             .item()), "graph")
 
 
-def test_bigram_probs_bad_answers(bigram):
-    _, _, counts = bigram
-    assert_wrong(basics.check_bigram_probs(counts.tolist(), counts), "torch.Tensor")
-    assert_wrong(basics.check_bigram_probs(torch.ones(3, 3) / 3, counts), "shape")
-    assert_wrong(basics.check_bigram_probs(counts.long(), counts), "dtype")
-    negative = text.counts_to_probs(counts)
-    negative[0, 0] -= 0.5
-    negative[0, 1] += 0.5  # rows still sum to 1
-    assert_wrong(basics.check_bigram_probs(negative, counts), "negative")
+# --- exercise 3: interpolation in PCA space -----------------------------------------------------------
 
 
-# --- exercise 3: NLL per character -----------------------------------------------------------
+def interpolate(x_a, x_b, mean, components, k, steps):
+    v = components[:, :k]
+    z_a, z_b = (x_a - mean) @ v, (x_b - mean) @ v
+    t = torch.linspace(0, 1, steps)[:, None]
+    return ((1 - t) * z_a + t * z_b) @ v.T + mean
 
 
-def test_nll_per_char(bigram):
-    words, vocab, counts = bigram
-    probs = text.counts_to_probs(counts, 1.0)
-    xs, ys = text.bigram_pairs(words, vocab)
-    logp = probs[xs, ys].log()
-    right = -logp.mean()
-    assert_right(basics.check_nll_per_char(right, probs, words, vocab))
-    assert_right(basics.check_nll_per_char(right.item(), probs, words, vocab))
-    assert_wrong(basics.check_nll_per_char(logp.mean(), probs, words, vocab), "negative", "-log p")
-    assert_wrong(basics.check_nll_per_char(-(probs[xs, ys].log2()).mean(), probs, words, vocab), "bits")
-    assert_wrong(basics.check_nll_per_char(-logp.sum(), probs, words, vocab), "total", "divide")
-    assert_wrong(basics.check_nll_per_char(-logp[ys != 0].mean(), probs, words, vocab), "end token")
-    per_word = torch.stack([-probs[text.bigram_pairs([w], vocab)].log().mean() for w in words]).mean()
-    assert_wrong(basics.check_nll_per_char(per_word, probs, words, vocab), "averaged within each name")
-    assert_wrong(basics.check_nll_per_char(7.0, probs, words, vocab), "expected a positive number near")
+def test_pca_interpolation():
+    assert_right(basics.check_pca_interpolation(interpolate))
+    crossfade = lambda a, b, mean, comp, k, steps: (1 - torch.linspace(0, 1, steps)[:, None]) * a + \
+        torch.linspace(0, 1, steps)[:, None] * b
+    assert_wrong(basics.check_pca_interpolation(crossfade), "cross-fade")
+    assert_wrong(basics.check_pca_interpolation(lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s)
+                                                - mean), "add the mean back")
+    assert_wrong(basics.check_pca_interpolation(lambda a, b, mean, comp, k, s: interpolate(b, a, mean, comp, k, s)),
+                 "backwards")
+    assert_wrong(basics.check_pca_interpolation(lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s + 1)),
+                 "shape")
 
 
-def test_nll_per_char_bad_answers(bigram):
-    words, vocab, counts = bigram
-    probs = text.counts_to_probs(counts, 1.0)
-    assert_wrong(basics.check_nll_per_char("2.4", probs, words, vocab), "should be a number")
-    assert_wrong(basics.check_nll_per_char(torch.ones(3), probs, words, vocab), "one number")
-    assert_wrong(basics.check_nll_per_char(math.inf, probs, words, vocab), "finite")
+def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():
+    """The fact section 4 asserts: for PCA, walking between codes = projecting the pixel cross-fade."""
+    x, pca = basics._pca_fixture()
+    t = torch.linspace(0, 1, 7)[:, None]
+    crossfade = (1 - t) * x[0] + t * x[1]
+    assert torch.allclose(interpolate(x[0], x[1], pca.mean, pca.components, 2, 7), pca.reconstruct(crossfade, 2),
+                          atol=1e-5)
 
 
-# --- exercise 4: PCA reconstruction ------------------------------------------------------------
-
-
-def test_pca_reconstruction():
-    assert_right(basics.check_pca_reconstruction(
-        lambda x, mean, v, k: ((x - mean) @ v[:, :k]) @ v[:, :k].T + mean))
-    assert_wrong(basics.check_pca_reconstruction(
-        lambda x, mean, v, k: ((x - mean) @ v[:, :k]) @ v[:, :k].T), "add the mean back")
-    assert_wrong(basics.check_pca_reconstruction(
-        lambda x, mean, v, k: (x @ v[:, :k]) @ v[:, :k].T + mean), "subtract the mean")
-    assert_wrong(basics.check_pca_reconstruction(
-        lambda x, mean, v, k: ((x - mean) @ v[:k].T) @ v[:k] + mean), "rows", "columns")
-    assert_wrong(basics.check_pca_reconstruction(
-        lambda x, mean, v, k: ((x - mean) @ v[:, -k:]) @ v[:, -k:].T + mean), "least")
-    assert_wrong(basics.check_pca_reconstruction(lambda x, mean, v, k: x * 0.9), "differs from")
-
-
-def test_pca_reconstruction_bad_answers():
-    assert_wrong(basics.check_pca_reconstruction(lambda x, mean, v, k: x[:, :k]), "shape")
-    assert_wrong(basics.check_pca_reconstruction(lambda x, mean, v: x), "raised TypeError")
-    assert_wrong(basics.check_pca_reconstruction(lambda x, mean, v, k: x.numpy()), "torch.Tensor")
-
-
-# --- exercise 5: a stratified validation split ------------------------------------------------
+# --- exercise 4: a stratified validation split ------------------------------------------------
 
 
 @pytest.fixture

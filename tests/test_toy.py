@@ -58,6 +58,10 @@ def test_mode_report_counts_by_hand():
     # high quality: the first three (within 0.3 of a centre); mode 0 has two (40%), mode 1 one (20%)
     assert report["counts"] == [2, 1, 0] and report["high_quality_share"] == pytest.approx(0.6)
     assert report["modes_covered"] == 2
+    assert report["effective_modes"] == pytest.approx(math.exp(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))))
+    assert toy.effective_number(torch.tensor([5, 5, 5, 5])) == pytest.approx(4.0)
+    assert toy.effective_number(torch.tensor([0, 7, 0])) == pytest.approx(1.0)
+    assert toy.effective_number(torch.zeros(3)) == 0.0
     # nearest centres: 0, 0, 1, 1, and (5, 5), equally far from all three, goes to the first: 0
     assert report["modes_nearest"] == 2
     with pytest.raises(ValueError, match="must agree"):

@@ -7,158 +7,139 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from course_utils import density, text
-from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
+from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done
 
-GMM_TEST_WEIGHTS = torch.tensor([0.2, 0.5, 0.3])
-GMM_TEST_MEANS = torch.tensor([[-6.0, 0.0], [0.0, 3.0], [6.0, 0.0]])
-GMM_TEST_STDS = torch.tensor([[0.5, 0.8], [0.3, 0.4], [0.6, 0.5]])
+# --- exercise 1: a trigram model (section 3) --------------------------------------------------------
 
-
-@checker
-def check_gmm_sampler(sample_fn: Callable[..., torch.Tensor]) -> str:
-    """``sample_fn(weights [K], means [K, d], stds [K, d], n, generator)``: ``[n, d]`` points of a diagonal mixture."""
-    w, mu, sd = GMM_TEST_WEIGHTS, GMM_TEST_MEANS, GMM_TEST_STDS
-    n = 20_000
-    out = call(sample_fn, "your sampler", w.clone(), mu.clone(), sd.clone(), n, torch.Generator().manual_seed(0))
-    x = as_tensor(out, "the samples", shape=(n, 2))
-    again = call(sample_fn, "your sampler", w.clone(), mu.clone(), sd.clone(), n, torch.Generator().manual_seed(0))
-    if not isinstance(again, torch.Tensor) or not torch.equal(again.detach().cpu(), x):
-        raise Wrong("two calls with generators seeded alike gave different samples: pass generator=generator "
-                    "to every random call (torch.multinomial and torch.randn)")
-    k = torch.cdist(x, mu).argmin(1)  # the components are far apart: the nearest mean is the one that drew
-    frac = torch.bincount(k, minlength=3).float() / n
-    if frac.max() > 0.99:
-        raise Wrong("all the samples come from one component: pick a component for every sample, "
-                    "k = torch.multinomial(weights, n, replacement=True, generator=generator)")
-    if (frac - 1 / 3).abs().max() < 0.02:
-        raise Wrong("the components were picked about equally often, but their weights are 0.2, 0.5 and 0.3: "
-                    "pass the weights to torch.multinomial(weights, n, replacement=True)")
-    if (frac - w).abs().max() > 0.02:
-        got = ", ".join(f"{f:.2f}" for f in frac.tolist())
-        raise Wrong(f"the components were picked with frequencies {got}, but the weights are 0.20, 0.50, 0.30: "
-                    "draw k = torch.multinomial(weights, n, replacement=True) and use means[k], stds[k]")
-    centres = torch.stack([x[k == j].mean(0) for j in range(3)])
-    if (centres - mu).abs().max() > 0.1:
-        raise Wrong("each component's points are not centred on its mean: use x = means[k] + stds[k] * eps")
-    spread = torch.stack([x[k == j].std(0) for j in range(3)])
-    if spread.max() < 1e-3:
-        raise Wrong("the samples sit exactly on the means: add the noise, x = means[k] + stds[k] * eps "
-                    "with eps = torch.randn(n, d, generator=generator)")
-    if ((spread - sd**2).abs() / sd**2).max() < 0.1:
-        raise Wrong("the spread of each component is its variance, not its standard deviation: "
-                    "multiply eps by stds[k], not stds[k] ** 2")
-    if ((spread - sd).abs() / sd).max() > 0.1:
-        raise Wrong("the spread of each component does not match its standard deviations: "
-                    "use x = means[k] + stds[k] * eps, with eps from torch.randn (a standard normal)")
-    return "pick a component with the weights, then draw from its Gaussian"
+TRIGRAM_TRAIN = ["emma", "ava", "anna", "eve", "ella", "mae", "amelia", "lena"]
+TRIGRAM_VAL = ["ella", "nala", "eva", "ann"]
 
 
-def _row_name(vocab: text.Vocab | None, i: int) -> str:
-    return f"row {i} ({vocab.itos[i]!r})" if vocab is not None and i < len(vocab) else f"row {i}"
+def trigram_reference(train: Sequence[str], val: Sequence[str], vocab: text.Vocab, alpha: float,
+                      starts: int = 2, end: bool = True, total: bool = False, bits: bool = False,
+                      denominator_alpha: bool = True) -> float:
+    """The add-alpha trigram's held-out NLL, and the variants that common mistakes compute."""
+    v, b = len(vocab), vocab.boundary
+    counts = torch.zeros(v, v, v)
+    pad = lambda w: vocab.encode(b * starts + w + (b if end else ""))  # noqa: E731
+    for word in train:
+        ids = pad(word)
+        for i in range(2, len(ids)):
+            counts[ids[i - 2], ids[i - 1], ids[i]] += 1
+    denom = counts.sum(2, keepdim=True) + (alpha * v if denominator_alpha else alpha)
+    probs = (counts + alpha) / denom
+    logp = [probs[ids[i - 2], ids[i - 1], ids[i]].log() for w in val for ids in [pad(w)] for i in range(2, len(ids))]
+    nll = -torch.stack(logp)
+    value = nll.sum() if total else nll.mean()
+    return float(value / math.log(2) if bits else value)
 
 
 @checker
-def check_bigram_probs(
-    probs: torch.Tensor, counts: torch.Tensor, alpha: float = 1.0, vocab: text.Vocab | None = None,
-) -> str:
-    """``probs[i, j]``: the probability that ``j`` follows ``i``, from ``counts`` with add-``alpha`` smoothing."""
-    counts = counts.detach().cpu().float()
-    p = as_tensor(probs, "your probabilities", shape=tuple(counts.shape))
-    if (p < 0).any():
-        raise Wrong("some probabilities are negative")
-    rows, cols = p.sum(1), p.sum(0)
-    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
-        if torch.allclose(cols, torch.ones_like(cols), atol=1e-4):
-            raise Wrong("your probabilities sum to 1 along dim 0 (down each column), not along dim 1: "
-                        "row i is p(next | current = i), so divide by counts.sum(dim=1, keepdim=True)")
-        if close(p.sum().item(), 1.0):
-            raise Wrong("your whole table sums to 1, but each row should: divide by the row sums, "
-                        ".sum(dim=1, keepdim=True), not by the grand total")
-        i = int((rows - 1).abs().argmax())
-        raise Wrong(f"your probabilities do not sum to 1 along dim 1 ({_row_name(vocab, i)} sums to "
-                    f"{rows[i].item():.4f}): divide each row by its sum, .sum(dim=1, keepdim=True)")
-    expected = text.counts_to_probs(counts, alpha)
-    if close(p, expected):
-        return f"each row is a distribution over the next symbol, smoothed with alpha = {alpha:g}"
-    if alpha > 0 and close(p, text.counts_to_probs(counts, 0.0)):
-        raise Wrong(f"these are the unsmoothed probabilities: add alpha = {alpha:g} to every count before "
-                    "normalising, so that no pair gets probability 0")
-    for other in (0.5, 1.0, 2.0, 0.1, 0.01):
-        if other != alpha and close(p, text.counts_to_probs(counts, other)):
-            raise Wrong(f"you smoothed with alpha = {other:g}; the exercise asks for alpha = {alpha:g}")
-    i = int((p - expected).abs().max(1).values.argmax())
-    raise Wrong(f"each row sums to 1, but the values differ from (counts + alpha) / row sum; "
-                f"the largest difference is in {_row_name(vocab, i)}")
+def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
+    """``nll_fn(train_words, val_words, vocab, alpha)``: held-out NLL per character of an add-alpha trigram model."""
+    vocab = text.build_vocab(TRIGRAM_TRAIN + TRIGRAM_VAL, boundary=".")
+    got = as_number(call(nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL), vocab, 0.5), "your NLL")
+    expected = trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.5)
+    if close(got, expected):
+        other = as_number(call(nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL), vocab, 0.1), "NLL")
+        if not close(other, trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.1)):
+            raise Wrong("right for alpha = 0.5 but not for alpha = 0.1: use the alpha you are given")
+        return f"{got:.4f} nats per character on the test words: two start tokens, every character and the end token"
+    mistakes = [
+        (dict(starts=1), "pad each word with two boundary tokens, '..' + word + '.': the first letter is "
+                         "predicted from the context ('.', '.'), the second from ('.', first letter)"),
+        (dict(end=False), "count the end token: a word of L letters makes L + 1 predictions, the last one '.'"),
+        (dict(total=True), "that is the total over all predictions; divide by their number for the mean"),
+        (dict(bits=True), "that is in bits (log2); use the natural logarithm for nats"),
+        (dict(denominator_alpha=False), "each row must still sum to 1: add alpha to every count, so the "
+                                        "denominator grows by alpha times the vocabulary size"),
+    ]
+    for variant, hint in mistakes:
+        if close(got, trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.5, **variant)):
+            raise Wrong(hint)
+    if close(got, -expected):
+        raise Wrong("the NLL is positive: the mean of -log p")
+    raise Wrong(f"expected about {expected:.3f} for the test words: count (a, b) -> c over '..' + word + '.', "
+                "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
+
+
+# --- exercise 2: a penalised neural bigram (section 3.7) ---------------------------------------------------
 
 
 @checker
-def check_nll_per_char(value: Any, probs: torch.Tensor, words: Sequence[str], vocab: text.Vocab) -> str:
-    """``value``: the mean negative log-likelihood of ``words`` under the bigram table ``probs``, nats/char."""
-    v = as_number(value, "your NLL")
-    expected = text.nll_per_char(probs, words, vocab)
-    if close(v, expected):
-        return f"{v:.4f} nats per character, counting the end token '.' of every word"
-    if close(v, -expected):
-        raise Wrong("your value is negative: that is the mean log-likelihood; the NLL is its negative, -log p")
-    if close(v, expected / math.log(2)):
-        raise Wrong("that is in bits (log2); use the natural logarithm, torch.log, for nats")
-    xs, ys = text.bigram_pairs(words, vocab)
-    logp = probs.detach().float().cpu()[xs, ys].log()
-    if close(v, float(-logp.sum())):
-        raise Wrong(f"that is the total over all {len(xs)} predictions; divide by their number for the mean")
-    not_end = ys != 0
-    if close(v, float(-logp[not_end].mean())):
-        raise Wrong("you left out the end token: a name of L characters makes L + 1 predictions, "
-                    "the last one being '.' (the name ends)")
-    per_word, start = [], 0
-    for word in words:
-        per_word.append(-logp[start:start + len(word) + 1].mean())
-        start += len(word) + 1
-    if per_word and close(v, float(torch.stack(per_word).mean())):
-        raise Wrong("you averaged within each name first, then over names; average over all predictions "
-                    "at once, so that every character counts the same")
-    raise Wrong(f"expected a positive number near {expected:.2f} for this table: the mean of -log P[current, next] "
-                "over every pair, with '.' before and after each name")
-
-
-@checker
-def check_pca_reconstruction(reconstruct_fn: Callable[..., torch.Tensor]) -> str:
-    """``reconstruct_fn(x [N, D], mean [D], components [D, D], k)`` encodes to ``k`` numbers and decodes back."""
+def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
+    """``loss_fn(W, x, y, lam)``: cross-entropy of the logits ``W[x]`` for targets ``y``, plus ``lam * sum(W**2)``."""
     g = torch.Generator().manual_seed(0)
-    n, d = 200, 6
-    x = torch.randn(n, 3, generator=g) @ torch.randn(3, d, generator=g) + 0.1 * torch.randn(n, d, generator=g)
-    x = x + torch.linspace(1.0, 3.0, d)  # a mean far from zero, so forgetting it shows
-    pca = density.PCA.fit(x)
-    k = 2
-    out = call(reconstruct_fn, "your function", x.clone(), pca.mean.clone(), pca.components.clone(), k)
-    rec = as_tensor(out, "the reconstruction", shape=(n, d))
-    expected = pca.reconstruct(x, k)
-    if close(rec, expected, 1e-3):
-        full = as_tensor(call(reconstruct_fn, "your function", x.clone(), pca.mean, pca.components, d),
-                         "the reconstruction with k = D", shape=(n, d))
-        if not close(full, x, 1e-3):
-            raise Wrong("with k = D (every component) the reconstruction should give x back exactly")
-        return "x_hat = mean + ((x - mean) @ V_k) @ V_k.T, with V_k the first k columns"
-    centred = x - pca.mean
-    v_k = pca.components[:, :k]
-    if close(rec, centred @ v_k @ v_k.T, 1e-3):
-        raise Wrong("you forgot to add the mean back after decoding: x_hat = z @ V_k.T + mean")
-    if close(rec, x @ v_k @ v_k.T + pca.mean, 1e-3) or close(rec, x @ v_k @ v_k.T, 1e-3):
-        raise Wrong("subtract the mean before projecting: z = (x - mean) @ V_k")
-    rows = pca.components[:k]
-    if close(rec, centred @ rows.T @ rows + pca.mean, 1e-3):
-        raise Wrong("you took the first k rows of components; the principal directions are its columns, "
-                    "components[:, :k]")
-    last = pca.components[:, -k:]
-    if close(rec, centred @ last @ last.T + pca.mean, 1e-3):
-        raise Wrong("you used the last k columns, the directions of *least* variance; the columns are sorted "
-                    "by decreasing variance, so take components[:, :k]")
-    raise Wrong("the reconstruction differs from mean + ((x - mean) @ V_k) @ V_k.T with V_k = components[:, :k]")
+    W = torch.randn(5, 5, generator=g, requires_grad=True)
+    x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
+    got = call(loss_fn, "your function", W, x, y, 0.01)
+    value = as_number(got.detach() if isinstance(got, torch.Tensor) else got, "your loss")
+    with torch.no_grad():
+        ce, sq = F.cross_entropy(W[x], y).item(), W.square().sum().item()
+    if close(value, ce + 0.01 * sq):
+        if not isinstance(got, torch.Tensor) or not got.requires_grad:
+            raise Wrong("return the loss as a tensor that still has its graph (no .item()), so it can be "
+                        "back-propagated")
+        return "cross-entropy + lam * sum(W^2): the penalty pulls every row of W towards 0, i.e. towards uniform"
+    if close(value, ce):
+        raise Wrong("the penalty is missing: add lam * (W ** 2).sum()")
+    if close(value, ce + 0.01 * sq / W.numel()):
+        raise Wrong("use the sum of the squared weights, not their mean (the exercise fixes lam for the sum)")
+    if close(value, ce + 0.01 * W.detach().abs().sum().item()):
+        raise Wrong("square the weights (an L2 penalty), not their absolute values (that is L1)")
+    if close(value, ce - 0.01 * sq):
+        raise Wrong("the penalty is added to the loss, not subtracted")
+    nll = F.nll_loss(W[x].detach(), y).item()
+    if close(value, nll + 0.01 * sq):
+        raise Wrong("W[x] are logits: use F.cross_entropy, which applies the log-softmax itself")
+    raise Wrong(f"expected {ce + 0.01 * sq:.4f}: F.cross_entropy(W[x], y) + lam * (W ** 2).sum()")
+
+
+# --- exercise 3: interpolation in PCA space (section 4) ---------------------------------------------------
+
+
+def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g) @ torch.randn(3, 6, generator=g) + 0.1 * torch.randn(200, 6, generator=g)
+    x = x + torch.linspace(1.0, 3.0, 6)  # a mean far from zero, so forgetting it shows
+    return x, density.PCA.fit(x)
+
+
+@checker
+def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
+    """``interp_fn(x_a, x_b, mean, components, k, steps)``: ``[steps, D]`` decoded points between two codes."""
+    x, pca = _pca_fixture()
+    k, steps = 2, 5
+    out = call(interp_fn, "your function", x[0].clone(), x[1].clone(), pca.mean.clone(), pca.components.clone(), k,
+               steps)
+    got = as_tensor(out, "the interpolation", shape=(steps, x.shape[1]))
+    codes = pca.encode(x[:2], k)
+    t = torch.linspace(0, 1, steps)[:, None]
+    expected = pca.decode((1 - t) * codes[0] + t * codes[1])
+    if close(got, expected, 1e-4):
+        return "encode both, walk the straight line between the codes, decode every point"
+    if close(got, (1 - t) * x[0] + t * x[1], 1e-4):
+        raise Wrong("that is a cross-fade of the two inputs in pixel space; encode them to k numbers first, "
+                    "interpolate the codes, then decode")
+    v = pca.components[:, :k]
+    if close(got, ((1 - t) * codes[0] + t * codes[1]) @ v.T, 1e-4):
+        raise Wrong("add the mean back after decoding: x = z @ V_k.T + mean")
+    if close(got[[0, -1]], expected[[-1, 0]], 1e-4):
+        raise Wrong("the walk runs backwards: start at x_a (t = 0) and end at x_b (t = 1)")
+    if not close(got[0], expected[0], 1e-4) or not close(got[-1], expected[-1], 1e-4):
+        raise Wrong("the first and last rows should be the PCA reconstructions of x_a and x_b: use "
+                    "t = torch.linspace(0, 1, steps), both ends included")
+    raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
+
+
+# --- exercise 4: a stratified split (section 4) -------------------------------------------------------------
 
 
 def _index_tensor(value: Any, what: str) -> torch.Tensor:
+    not_done(value)
     if not isinstance(value, torch.Tensor):
         raise Wrong(f"{what} should be a torch.Tensor of indices, but it is a {type(value).__name__}")
     if value.is_floating_point() or value.dtype == torch.bool or value.dim() != 1:
