@@ -29,12 +29,14 @@ import argparse
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -527,6 +529,162 @@ def load_names() -> list[str]:
     return [line for line in load_text("names").splitlines() if line]
 
 
+# --- the offline bundle (workshops: one file on a USB stick) ------------------------------
+
+
+class BundleError(RuntimeError):
+    """A bundle is corrupt, truncated, or does not match the registry; nothing was installed."""
+
+
+BUNDLE_FORMAT = 1
+
+
+def _shipped_dir() -> Path:
+    from course_utils import checkpoints  # imported here: checkpoints itself imports this module
+
+    return checkpoints.SHIPPED_DIR
+
+
+def bundle(out: str | Path, include_optional: bool = True) -> dict:
+    """Write one ``.tar.gz`` with every verified data file of the cache and every shipped checkpoint.
+
+    A ``MANIFEST.json`` inside lists each file with its size and sha256. Missing
+    required data files are an error (fetch them first). The archive is written
+    to a temporary file and renamed into place. Returns the manifest.
+    """
+    import datetime as dt
+    import io
+    import tarfile
+
+    out = Path(out)
+    cache, shipped = data_dir(), _shipped_dir()
+    members: list[tuple[str, Path, dict]] = []
+    for entry in FILES.values():
+        path = cache / entry.path
+        problem = check_content(entry, path) if path.exists() else "missing"
+        if problem:
+            if entry.required or path.exists():
+                raise BundleError(f"{entry.name}: {problem} in {cache}; run python -m course_utils.data fetch first")
+            continue
+        if not entry.required and not include_optional:
+            continue
+        members.append((f"data/{entry.path}", path, {"kind": "data", "name": entry.name}))
+    for path in sorted(p for p in shipped.rglob("*") if p.is_file()):
+        members.append((f"checkpoints/{path.relative_to(shipped).as_posix()}", path, {"kind": "checkpoint"}))
+    files = [{"path": arc, **info, "bytes": path.stat().st_size, "sha256": sha256_of(path)[0]}
+             for arc, path, info in members]
+    manifest = {"format": BUNDLE_FORMAT, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "files": files}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+            blob = json.dumps(manifest, indent=1).encode()
+            info = tarfile.TarInfo("MANIFEST.json")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+            for arc, path, _ in members:
+                tar.add(path, arcname=arc, recursive=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return manifest
+
+
+def _read_bundle(archive: Path, staging: Path) -> dict:
+    """Extract ``archive`` into ``staging`` (regular files only, no path escapes); return its manifest."""
+    import tarfile
+
+    try:
+        with gzip.open(archive, "rb") as whole:  # read to the end first: gzip checks its CRC only there
+            while whole.read(_CHUNK):
+                pass
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = Path(member.name)
+                if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                    raise BundleError(f"{archive.name}: unexpected entry {member.name!r}; not a course bundle")
+                target = staging / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise BundleError(f"{archive} is corrupt or truncated ({type(exc).__name__}: {exc}); nothing was installed. "
+                          "Copy the bundle again and rerun.") from None
+    manifest_path = staging / "MANIFEST.json"
+    if not manifest_path.exists():
+        raise BundleError(f"{archive.name} has no MANIFEST.json: not a course bundle; nothing was installed")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{archive.name}: its MANIFEST.json is unreadable ({exc}); nothing was installed") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{archive.name}: bundle format {manifest.get('format')!r}, this code reads "
+                          f"{BUNDLE_FORMAT}; nothing was installed")
+    return manifest
+
+
+def _verify_bundle(manifest: dict, staging: Path, archive: Path) -> None:
+    by_name = {e.name: e for e in FILES.values()}
+    for item in manifest.get("files", []):
+        path = staging / item["path"]
+        if not path.exists():
+            raise BundleError(f"{archive.name}: {item['path']} is listed but missing; nothing was installed")
+        digest, size = sha256_of(path)
+        if digest != item["sha256"] or size != item["bytes"]:
+            raise BundleError(f"{archive.name}: {item['path']} does not match its checksum; nothing was installed")
+        if item["kind"] == "data":
+            entry = by_name.get(item.get("name", ""))
+            if entry is None or f"data/{entry.path}" != item["path"]:
+                raise BundleError(f"{archive.name}: {item['path']} is not a file of this course's registry")
+            problem = check_content(entry, path) if entry.sha256 else None
+            if problem:
+                raise BundleError(f"{archive.name}: {entry.name} fails the registry's check ({problem}); "
+                                  "nothing was installed")
+
+
+def unbundle(archive: str | Path) -> list[str]:
+    """Install a bundle made by :func:`bundle` into the data cache, verifying every file first.
+
+    Everything is checked before anything is installed: a corrupt, truncated
+    or tampered archive raises :class:`BundleError` and leaves the cache as it
+    was. Data files go into the cache; checkpoints are restored into the
+    shipped folder only where a file is missing there (a shipped checkpoint
+    that differs is reported and left alone: only ``--ship`` replaces those).
+    Returns one line per file saying what happened.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise BundleError(f"{archive} not found")
+    cache, shipped = data_dir(), _shipped_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".unbundle-"))
+    report = []
+    try:
+        manifest = _read_bundle(archive, staging)
+        _verify_bundle(manifest, staging, archive)
+        for item in manifest["files"]:
+            source = staging / item["path"]
+            rel = Path(item["path"]).relative_to(item["path"].split("/")[0])
+            target = (cache if item["kind"] == "data" else shipped) / rel
+            if target.exists() and sha256_of(target)[0] == item["sha256"]:
+                report.append(f"{item['path']}: already there")
+                continue
+            if item["kind"] == "checkpoint" and target.exists():
+                report.append(f"{item['path']}: differs from the shipped file; left alone")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            if FILES.get(item.get("name", "")) is not None and FILES[item["name"]].sha256 is None:
+                _sidecar(target).write_text(item["sha256"] + "\n")
+            report.append(f"{item['path']}: installed")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
 # --- command line ---------------------------------------------------------------
 
 
@@ -538,8 +696,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_p.add_argument("names", nargs="*", help=f"data sets ({', '.join(DATASETS)}) or files")
     fetch_p.add_argument("--all", action="store_true", help="every registered file, optional ones too")
     fetch_p.add_argument("--offline", action="store_true", help="never download; use local copies only")
+    bundle_p = sub.add_parser("bundle", help="write one archive with every data file and checkpoint (for offline use)")
+    bundle_p.add_argument("out", type=Path)
+    unbundle_p = sub.add_parser("unbundle", help="verify a bundle and install it into the data cache")
+    unbundle_p.add_argument("archive", type=Path)
     args = parser.parse_args(argv)
     print(f"data cache: {data_dir()}")
+    if args.command in ("bundle", "unbundle"):
+        return _bundle_command(args)
     if args.command == "status":
         for row in status():
             print(f"  {row.name:<26} {row.state}")
@@ -562,6 +726,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _bundle_command(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "bundle":
+            manifest = bundle(args.out)
+            total = sum(f["bytes"] for f in manifest["files"])
+            print(f"wrote {args.out}: {len(manifest['files'])} files ({total / 1e6:.0f} MB before compression), "
+                  f"{args.out.stat().st_size / 1e6:.0f} MB")
+        else:
+            for line in unbundle(args.archive):
+                print(f"  {line}")
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

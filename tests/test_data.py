@@ -253,3 +253,90 @@ def test_text_loaders():
     assert len(names) == 32_033 and len(set(names)) == 29_494
     text = data.load_text("tinyshakespeare")
     assert len(text) == 1_115_394 and len(set(text)) == 65
+
+
+# --- the offline bundle ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_course(cache, monkeypatch, tmp_path):
+    """A registry of two small files, both cached, and a shipped folder with one checkpoint."""
+    other = b"a second file\n" * 50
+    register(monkeypatch, gzip=False, dropins=())
+    register(monkeypatch, name="toy2", path="toy2.txt", size=len(other), sha256=hashlib.sha256(other).hexdigest(),
+             gzip=False, dropins=())
+    monkeypatch.setattr(data, "FILES", {k: v for k, v in data.FILES.items() if k in ("toy", "toy2")})
+    (cache / "Toy/raw").mkdir(parents=True)
+    (cache / "Toy/raw/toy-file").write_bytes(CONTENT)
+    (cache / "toy2.txt").write_bytes(other)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    from course_utils import checkpoints
+
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", shipped)
+    checkpoints.save_tensors({"w": __import__("torch").arange(4.0)}, shipped / "model", {"what": "test"})
+    return cache, shipped
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_bundle_round_trip_into_an_empty_cache(small_course, tmp_path, monkeypatch):
+    cache, shipped = small_course
+    archive = tmp_path / "course.tar.gz"
+    manifest = data.bundle(archive)
+    assert sorted(f["path"] for f in manifest["files"]) == [
+        "checkpoints/model.json", "checkpoints/model.safetensors", "data/Toy/raw/toy-file", "data/toy2.txt"]
+    before = _tree(cache), _tree(shipped)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("COURSE_DATA_DIR", str(fresh))
+    (shipped / "model.safetensors").unlink()  # a checkout without the binary: the bundle restores it
+    report = data.unbundle(archive)
+    assert _tree(fresh) == before[0] and _tree(shipped) == before[1]
+    assert "data/toy2.txt: installed" in report and "checkpoints/model.json: already there" in report
+    assert data.check_content(data.FILES["toy"], fresh / "Toy/raw/toy-file") is None
+    assert data.unbundle(archive) == [line.replace("installed", "already there") for line in report]
+    assert not [p for p in fresh.iterdir() if p.name.startswith(".unbundle")]  # staging removed
+
+
+def _corrupt(archive: Path, how: str) -> None:
+    raw = archive.read_bytes()
+    archive.write_bytes(raw[: len(raw) // 2] if how == "truncate" else raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:])
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_bundle_is_refused_and_the_cache_left_alone(small_course, tmp_path, monkeypatch, how):
+    cache, shipped = small_course
+    archive = tmp_path / "course.tar.gz"
+    data.bundle(archive)
+    _corrupt(archive, how)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "fresh"))
+    with pytest.raises(data.BundleError, match="corrupt or truncated|does not match") as info:
+        data.unbundle(archive)
+    assert "nothing was installed" in str(info.value)
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == []
+    assert data.main(["unbundle", str(archive)]) == 1
+
+
+def test_a_tampered_manifest_is_caught_by_the_registry(small_course, tmp_path, monkeypatch):
+    import io
+    import json
+    import tarfile
+
+    cache, _ = small_course
+    (cache / "toy2.txt").write_bytes(b"X" * data.FILES["toy2"].size)  # wrong bytes, right size
+    with pytest.raises(data.BundleError, match="toy2.*fetch first"):
+        data.bundle(tmp_path / "refused.tar.gz")
+    # a hand-made archive whose manifest matches the wrong bytes: the registry's checksum still refuses it
+    blob = json.dumps({"format": 1, "files": [{"path": "data/toy2.txt", "kind": "data", "name": "toy2",
+                                               "bytes": data.FILES["toy2"].size,
+                                               "sha256": data.sha256_of(cache / "toy2.txt")[0]}]}).encode()
+    with tarfile.open(tmp_path / "evil.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("MANIFEST.json")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+        tar.add(cache / "toy2.txt", arcname="data/toy2.txt")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "fresh"))
+    with pytest.raises(data.BundleError, match="fails the registry's check"):
+        data.unbundle(tmp_path / "evil.tar.gz")
