@@ -12,10 +12,14 @@ otherwise. Notebooks choose their hyperparameters with :func:`by_profile`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import random
+import shutil
+import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -124,6 +128,8 @@ def environment_report(check_data: bool = True) -> dict[str, Any]:
         "packages": {name: _version(name) for name in REPORTED_PACKAGES},
         "device": str(device),
         "device_name": hardware_name(device),
+        "cuda_available": torch.cuda.is_available(),
+        "torch_cuda": torch.version.cuda,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "profile": profile(),
@@ -179,3 +185,62 @@ def format_report(report: dict[str, Any]) -> str:
     for name, state in report.get("data", {}).items():
         lines.append(f"{'data':<14}{name:<28}{state}")
     return "\n".join(lines)
+
+
+# --- known traps, and the report a bug report asks for -----------------------------------------------
+
+
+def nvidia_gpu_present() -> bool:
+    """True if the machine has an NVIDIA GPU, whatever torch can see (the driver's files or ``nvidia-smi -L``)."""
+    if os.path.isdir("/proc/driver/nvidia/gpus") and os.listdir("/proc/driver/nvidia/gpus"):
+        return True
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def known_traps(report: dict[str, Any], gpu_present: bool | None = None) -> list[str]:
+    """Warnings about set-ups that are known to go wrong, for :func:`format_report` and bug reports."""
+    warnings = []
+    gpu_present = nvidia_gpu_present() if gpu_present is None else gpu_present
+    if gpu_present and not report.get("cuda_available"):
+        cuda = report.get("torch_cuda") or "none"
+        warnings.append(f"an NVIDIA GPU is present but this torch cannot use it (torch built with CUDA: {cuda}); "
+                        "install a CUDA build of torch, or on Colab keep Colab's own torch")
+    if report.get("device", "").startswith("mps"):
+        warnings.append("Apple MPS: some operations are nondeterministic or fall back to the CPU, so seeded runs can "
+                        "differ from the course's printed numbers; set COURSE_DEVICE=cpu to reproduce them exactly")
+    if report.get("profile") == "gpu" and not report.get("cuda_available"):
+        warnings.append("COURSE_PROFILE=gpu without a CUDA device: the notebooks will run the GPU sizes on the CPU "
+                        "(hours); use COURSE_PROFILE=cpu")
+    major, minor = (int(x) for x in report.get("python", "3.11").split(".")[:2])
+    if not (3, 10) <= (major, minor) <= (3, 12):
+        warnings.append(f"Python {report.get('python')}: the course is tested on Python 3.10 to 3.12")
+    for name in ("torch", "transformers"):
+        if report.get("packages", {}).get(name) == "not installed":
+            warnings.append(f"{name} is not installed: run make lab, or pip install -e . in the course folder")
+    return warnings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.runtime",
+                                     description="the environment report a bug report asks for")
+    parser.add_argument("command", choices=["report"])
+    parser.add_argument("--no-data", action="store_true", help="skip checking the data files")
+    args = parser.parse_args(argv)
+    report = environment_report(check_data=not args.no_data)
+    print(format_report(report))
+    traps = known_traps(report)
+    for warning in traps:
+        print(f"warning: {warning}")
+    if not traps:
+        print("no known traps found")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -96,3 +96,31 @@ def test_describe_hardware_names_the_cpu_and_threads():
     text = runtime.describe_hardware(torch.device("cpu"))
     assert text == f"{runtime.hardware_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads"
     assert f"{__import__('os').cpu_count()} cores" in text
+
+
+def _report(**overrides):
+    base = {"python": "3.11.7", "device": "cpu", "profile": "cpu", "cuda_available": False, "torch_cuda": None,
+            "packages": {"torch": "2.14.1", "transformers": "5.24.0"}}
+    return {**base, **overrides}
+
+
+def test_known_traps_name_each_problem():
+    assert runtime.known_traps(_report(), gpu_present=False) == []
+    gpu_without_cuda = runtime.known_traps(_report(), gpu_present=True)
+    assert len(gpu_without_cuda) == 1 and "cannot use it" in gpu_without_cuda[0]
+    assert runtime.known_traps(_report(cuda_available=True, torch_cuda="12.8", device="cuda"), gpu_present=True) == []
+    assert "nondeterministic" in runtime.known_traps(_report(device="mps"), gpu_present=False)[0]
+    assert "COURSE_PROFILE=gpu" in runtime.known_traps(_report(profile="gpu"), gpu_present=False)[0]
+    assert "3.10 to 3.12" in runtime.known_traps(_report(python="3.13.1"), gpu_present=False)[0]
+    missing = runtime.known_traps(_report(packages={"torch": "2.14.1", "transformers": "not installed"}),
+                                  gpu_present=False)
+    assert missing == ["transformers is not installed: run make lab, or pip install -e . in the course folder"]
+
+
+def test_report_command_prints_the_report_and_the_traps(capsys, monkeypatch):
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    assert runtime.main(["report", "--no-data"]) == 0
+    out = capsys.readouterr().out
+    assert "profile       ci" in out and "warning: an NVIDIA GPU is present" in out
