@@ -142,3 +142,18 @@ def test_student_build_answers_an_unfinished_stub_with_a_plain_hint(tmp_path, mo
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "not done yet" in text and "❌" in text, text
     assert not any(o.output_type == "error" for o in outputs)
+
+
+def test_readme_launch_links_are_generated_from_the_repository_setting():
+    text = colab.README.read_text(encoding="utf-8")
+    assert colab.readme_with_links(text, NOTEBOOKS) == text, "run: python -m course_utils.colab write"
+    repo, branch = colab.repository()
+    links = colab.launch_links(NOTEBOOKS[0], repo, branch)
+    rel = "notebooks/" + NOTEBOOKS[0].name
+    assert links == {
+        "Colab": f"https://colab.research.google.com/github/{repo}/blob/{branch}/{rel}",
+        "Kaggle": f"https://kaggle.com/kernels/welcome?src=https://github.com/{repo}/blob/{branch}/{rel}",
+        "view": f"https://nbviewer.org/github/{repo}/blob/{branch}/{rel}",
+    }
+    for path in NOTEBOOKS:
+        assert f"/blob/{branch}/notebooks/{path.name})" in text
