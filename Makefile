@@ -57,7 +57,8 @@ data: setup
 
 lab: setup
 	-$(PY) -m course_utils.data fetch || echo "Some data files are missing (see above); the notebooks that need them will say so."
-	$(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) \
+	  $(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 lint: setup
 	$(PY) -m ruff check course_utils tests notebooks
