@@ -27,13 +27,14 @@ NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_
 PROFILE ?= ci
 NOTEBOOKS ?=
 
-.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env student timings tables
+.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env student timings tables site
 
 help:
 	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
 	@echo "make test      set up, then ruff, unit tests and every notebook under nbval (ci profile)"
 	@echo "make test-gpu  the same nbval run in the gpu profile (needs a CUDA device)"
 	@echo "make student   write build/student/: every notebook without its solution cells"
+	@echo "make site      execute the notebooks (PROFILE=...) and render them as HTML in build/site/"
 	@echo "make timings   run the notebooks (PROFILE=ci|cpu|gpu, NOTEBOOKS=02_gan ...), record times, rewrite the tables"
 	@echo "VENV=none      use the current Python environment, installing only what is missing"
 
@@ -97,6 +98,10 @@ timings: setup data
 
 tables: setup
 	$(PY) -m course_utils.authoring tables
+
+# The notebooks executed in PROFILE and rendered with their outputs, linked, in build/site/ (not committed).
+site: setup data
+	$(PY) -m course_utils.authoring site build/site --profile $(PROFILE) $(NOTEBOOKS)
 
 clean-venv:
 	rm -rf $(VENV)

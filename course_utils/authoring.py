@@ -4,6 +4,7 @@
     python -m course_utils.authoring timings --profile ci [NOTEBOOK ...]   # run, measure, record (make timings)
     python -m course_utils.authoring timings --merge OTHER.json            # add runs made on another machine
     python -m course_utils.authoring tables [--check]   # write (or check) every time table from timings.json
+    python -m course_utils.authoring site --profile ci [OUT]    # execute and render the notebooks as HTML (make site)
 
 Times are measured, never typed: ``timings`` runs each notebook under the test
 harness (nbval, the same as ``make test``) in a fresh process, records its wall
@@ -216,6 +217,62 @@ def write_tables(check: bool = False) -> list[str]:
     return stale
 
 
+# --- the rendered site -------------------------------------------------------------------------------------
+
+
+class SiteError(RuntimeError):
+    """A notebook raised while the site was built; the message names the notebook and cells."""
+
+
+def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    return next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
+                 if c.cell_type == "markdown" and c.source.startswith("# ")), fallback)
+
+
+def build_site(out: Path, profile: str = "ci", paths: Sequence[Path] | None = None, timeout: int = 1800) -> list[Path]:
+    """Execute each notebook in ``profile`` and render it, outputs included, as ``OUT/NN_name.html``, with an index.
+
+    Links between notebooks point at the HTML pages. Every notebook is built
+    even when one fails; then :class:`SiteError` lists each notebook and cell
+    that raised, so a broken page is never published.
+    """
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list(paths or notebooks())
+    errors, pages, saved = [], [], dict(os.environ)
+    os.environ.update({**NOTEBOOK_ENV, "COURSE_PROFILE": profile, "COURSE_STRICT_CHECKS": "1"})
+    try:
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                    resources={"metadata": {"path": str(path.parent)}})
+            client.execute()
+            bad = [i for i, c in enumerate(nb.cells)
+                   if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+            if bad:
+                errors.append(f"{path.name}: cells {bad} raised")
+            html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {
+                "name": _title(nb, path.stem)}})
+            for other in path.parent.glob("*.ipynb"):  # links to sibling notebooks go to their pages
+                html = html.replace(f'href="{other.name}', f'href="{other.stem}.html')
+            page = out / f"{path.stem}.html"
+            page.write_text(html, encoding="utf-8")
+            pages.append((page, _title(nb, path.stem), bool(bad)))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    items = "\n".join(f'<li><a href="{p.name}">{t}</a>{" (failed)" if b else ""}</li>' for p, t, b in pages)
+    (out / "index.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>Generative AI, built and measured</title>"
+        f"<h1>Generative AI, built and measured</h1><p>Every notebook, executed in the <code>{profile}</code> "
+        f"profile.</p><ol>{items}</ol>\n", encoding="utf-8")
+    if errors:
+        raise SiteError("the site has broken pages: " + "; ".join(errors))
+    return [p for p, _, _ in pages]
+
+
 # --- command line --------------------------------------------------------------------------------------
 
 
@@ -229,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings.add_argument("--profile", choices=PROFILES, default="ci")
     timings.add_argument("--merge", type=Path, default=None, help="add the runs of another timings.json")
     timings.add_argument("--out", type=Path, default=TIMINGS, help="the timings file to update")
+    site = sub.add_parser("site", help="execute the notebooks and render them as a linked HTML site")
+    site.add_argument("out", nargs="?", type=Path, default=REPO_ROOT / "build" / "site")
+    site.add_argument("--profile", choices=PROFILES, default="ci")
+    site.add_argument("notebooks", nargs="*", default=[], help="names such as 02_gan (default: every notebook)")
     tables = sub.add_parser("tables", help="write every time table from timings.json")
     tables.add_argument("--check", action="store_true", help="only report tables that differ (exit 1)")
     measure_one = sub.add_parser("_measure")  # internal: one notebook in a fresh process
@@ -243,6 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "student":
         for path in build_student(args.out):
             print(f"wrote {path}")
+        return 0
+    if args.command == "site":
+        chosen = [p for p in notebooks() if not args.notebooks or p.stem in args.notebooks]
+        try:
+            pages = build_site(args.out, args.profile, chosen)
+        except SiteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {len(pages)} pages and index.html to {args.out}")
         return 0
     if args.command == "tables":
         stale = write_tables(check=args.check)

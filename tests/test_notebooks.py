@@ -157,3 +157,23 @@ def test_readme_launch_links_are_generated_from_the_repository_setting():
     }
     for path in NOTEBOOKS:
         assert f"/blob/{branch}/notebooks/{path.name})" in text
+
+
+def test_site_renders_executed_pages_with_links_and_fails_on_an_error(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    ok = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 90 · Fine\n\nSee [the next](91_broken.ipynb)."),
+                                        nbformat.v4.new_code_cell("print(6 * 7)")])
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 91 · Broken"),
+                                            nbformat.v4.new_code_cell("1 / 0")])
+    for name, nb in (("90_fine.ipynb", ok), ("91_broken.ipynb", broken)):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, src / name)
+    out = tmp_path / "site"
+    pages = authoring.build_site(out, "ci", [src / "90_fine.ipynb"])
+    html = pages[0].read_text()
+    assert "42" in html and 'href="91_broken.html' in html  # executed, and linked to the other page
+    assert "90 · Fine" in (out / "index.html").read_text()
+    with pytest.raises(authoring.SiteError, match=r"91_broken.ipynb: cells \[1\] raised"):
+        authoring.build_site(out, "ci", [src / "90_fine.ipynb", src / "91_broken.ipynb"])
+    assert (out / "91_broken.html").exists() and "(failed)" in (out / "index.html").read_text()
