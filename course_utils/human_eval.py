@@ -1,0 +1,243 @@
+"""Human evaluation: recording ratings safely, and what a room's ratings can and cannot tell (notebook 06).
+
+- :class:`RatingsLog`: one CSV file of ratings under ``data/ratings/``. Every row
+  is written whole, under a file lock, with one ``write`` call: a crash never
+  leaves half a row (a torn last line is cut off by the next writer and ignored
+  by readers), and two kernels appending at once lose nothing.
+- :func:`load_ratings` merges the files of a room.
+- :func:`wilson_interval`, :func:`win_rates`, :func:`bradley_terry`: who wins a
+  blind pairwise comparison, with intervals; :func:`quiz_accuracy` for the
+  real-or-generated quiz against chance; :func:`cohen_kappa` and
+  :func:`fleiss_kappa` for agreement between raters.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FIELDS = ("rater", "time", "task", "item_a", "item_b", "shown_left", "choice", "model_a", "model_b")
+CHOICES = {"pairwise": ("left", "right", "tie"), "quiz": ("real", "generated")}
+
+
+def ratings_dir() -> Path:
+    """``data/ratings/`` in the data cache (git-ignored)."""
+    from course_utils.data import data_dir
+
+    return data_dir() / "ratings"
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One judgement.
+
+    - ``task="pairwise"``: items ``item_a`` and ``item_b`` (from models
+      ``model_a`` and ``model_b``), ``shown_left`` names the item drawn on the
+      left, and ``choice`` is ``left``, ``right`` or ``tie``;
+    - ``task="quiz"``: one item ``item_a`` (``model_a`` is ``real`` or the
+      model's name), ``choice`` is the rater's guess, ``real`` or ``generated``.
+    """
+
+    rater: str
+    task: str
+    item_a: str
+    choice: str
+    model_a: str
+    item_b: str = ""
+    model_b: str = ""
+    shown_left: str = ""
+    time: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in CHOICES:
+            raise ValueError(f"task must be one of {sorted(CHOICES)}, got {self.task!r}")
+        if self.choice not in CHOICES[self.task]:
+            raise ValueError(f"a {self.task} choice must be one of {CHOICES[self.task]}, got {self.choice!r}")
+        if not self.rater or any(c in self.rater for c in ",\n\r"):
+            raise ValueError(f"rater must be a non-empty name without commas or newlines, got {self.rater!r}")
+        if self.task == "pairwise" and self.shown_left not in (self.item_a, self.item_b):
+            raise ValueError("shown_left must be item_a or item_b")
+
+    def winner(self) -> str | None:
+        """The winning model of a pairwise rating, or None for a tie."""
+        if self.choice == "tie":
+            return None
+        left_is_a = self.shown_left == self.item_a
+        return self.model_a if (self.choice == "left") == left_is_a else self.model_b
+
+
+class RatingsLog:
+    """Append-only CSV of :class:`Rating` rows; safe against crashes and concurrent writers."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, rating: Rating) -> None:
+        """Write one whole row: lock, cut a torn last line, write, flush to disk, unlock."""
+        import fcntl
+
+        stamped = rating if rating.time else _with_time(rating)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([getattr(stamped, f) for f in FIELDS])
+        line = buf.getvalue().encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size == 0:
+                line = (",".join(FIELDS) + "\n").encode() + line
+            elif os.pread(fd, 1, size - 1) != b"\n":  # a writer crashed mid-row: drop its torn line
+                data = os.pread(fd, size, 0)
+                os.ftruncate(fd, data.rfind(b"\n") + 1)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def read(self) -> list[Rating]:
+        """Every complete row (a torn last line, without its newline, is ignored)."""
+        if not self.path.exists():
+            return []
+        text = self.path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [Rating(**{k: row[k] for k in FIELDS}) for row in rows]
+
+
+def _with_time(rating: Rating) -> Rating:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return Rating(**{**{f: getattr(rating, f) for f in FIELDS}, "time": now})
+
+
+def load_ratings(folder: str | Path | None = None) -> list[Rating]:
+    """Every rating in every ``*.csv`` of ``folder`` (default: ``data/ratings/``): a room's files, merged."""
+    folder = Path(folder) if folder is not None else ratings_dir()
+    return [r for path in sorted(folder.glob("*.csv")) for r in RatingsLog(path).read()]
+
+
+# --- analysis ------------------------------------------------------------------------------------------
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a proportion (good at small ``n`` and near 0 or 1, unlike p ± 1.96 se)."""
+    if n <= 0:
+        raise ValueError("an interval needs at least one observation")
+    from scipy.stats import norm
+
+    z = norm.ppf(1 - (1 - level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def win_rates(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, dict[str, float]]:
+    """Per model: comparisons, wins, ties, win rate (a tie counts half) and its Wilson interval."""
+    stats: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "wins": 0.0, "ties": 0})
+    for r in ratings:
+        if r.task != "pairwise":
+            continue
+        winner = r.winner()
+        for model in (r.model_a, r.model_b):
+            s = stats[model]
+            s["n"] += 1
+            if winner is None:
+                s["ties"] += 1
+                s["wins"] += 0.5
+            elif winner == model:
+                s["wins"] += 1
+    for s in stats.values():
+        s["rate"] = s["wins"] / s["n"]
+        s["low"], s["high"] = wilson_interval(s["wins"], int(s["n"]), level)
+    return dict(stats)
+
+
+def bradley_terry(ratings: Iterable[Rating], iterations: int = 500, tol: float = 1e-10) -> dict[str, float]:
+    """Bradley-Terry strengths (summing to 1) by the MM algorithm of Hunter (2004); a tie counts half a win each.
+
+    ``P(i beats j) = s_i / (s_i + s_j)``. Needs every model to win and lose at
+    least once (half a win from a tie counts), or its strength runs to 0 or 1.
+    """
+    wins: dict[str, float] = defaultdict(float)
+    games: dict[tuple[str, str], float] = defaultdict(float)
+    for r in ratings:
+        if r.task != "pairwise" or r.model_a == r.model_b:
+            continue
+        pair = tuple(sorted((r.model_a, r.model_b)))
+        games[pair] += 1
+        winner = r.winner()
+        if winner is None:
+            wins[r.model_a] += 0.5
+            wins[r.model_b] += 0.5
+        else:
+            wins[winner] += 1
+    models = sorted({m for pair in games for m in pair})
+    if len(models) < 2:
+        raise ValueError("Bradley-Terry needs pairwise ratings of at least two models")
+    strength = dict.fromkeys(models, 1.0 / len(models))
+    for _ in range(iterations):
+        new = {}
+        for m in models:
+            denom = sum(n / (strength[m] + strength[o]) for pair, n in games.items() if m in pair
+                        for o in pair if o != m)
+            new[m] = wins[m] / denom if denom else 0.0
+        total = sum(new.values())
+        new = {m: v / total for m, v in new.items()}
+        if max(abs(new[m] - strength[m]) for m in models) < tol:
+            strength = new
+            break
+        strength = new
+    return strength
+
+
+def quiz_accuracy(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, float]:
+    """The real-or-generated quiz: how often a rater was right, its interval, and the p-value against guessing."""
+    from scipy.stats import binomtest
+
+    answers = [r for r in ratings if r.task == "quiz"]
+    if not answers:
+        raise ValueError("no quiz answers yet")
+    right = sum((r.choice == "real") == (r.model_a == "real") for r in answers)
+    low, high = wilson_interval(right, len(answers), level)
+    p_value = binomtest(right, len(answers), 0.5).pvalue
+    return {"n": len(answers), "right": right, "accuracy": right / len(answers), "low": low, "high": high,
+            "p_value": p_value}
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
+    """Agreement of two raters on the same items beyond chance: 1 perfect, 0 chance, < 0 worse than chance."""
+    if len(a) != len(b) or not a:
+        raise ValueError("two raters' labels for the same, non-empty, list of items are needed")
+    labels = sorted(set(a) | set(b))
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    expected = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in labels)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def fleiss_kappa(counts: Sequence[Mapping[str, int]]) -> float:
+    """Agreement of many raters: ``counts[i][label]`` is how many raters gave item ``i`` that label.
+
+    Every item must have the same number of raters (at least 2).
+    """
+    if not counts:
+        raise ValueError("no items")
+    totals = {sum(c.values()) for c in counts}
+    if len(totals) != 1 or min(totals) < 2:
+        raise ValueError(f"every item needs the same number of raters, at least 2; got {sorted(totals)}")
+    raters, items = totals.pop(), len(counts)
+    labels = sorted({k for c in counts for k in c})
+    p_label = {k: sum(c.get(k, 0) for c in counts) / (items * raters) for k in labels}
+    agreement = [(sum(v * v for v in c.values()) - raters) / (raters * (raters - 1)) for c in counts]
+    p_bar, p_e = sum(agreement) / items, sum(p * p for p in p_label.values())
+    return 1.0 if p_e == 1 else (p_bar - p_e) / (1 - p_e)

@@ -1,0 +1,122 @@
+"""course_utils.human_eval: safe rating files, and the statistics of a room's ratings."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import pytest
+
+from course_utils import human_eval as he
+
+
+def pair(rater, a, b, shown_left, choice, model_a="gan", model_b="vae"):
+    return he.Rating(rater=rater, task="pairwise", item_a=a, item_b=b, shown_left=shown_left, choice=choice,
+                     model_a=model_a, model_b=model_b)
+
+
+def test_rating_checks_its_fields_and_finds_the_winner():
+    assert pair("r", "g1", "v1", "g1", "left").winner() == "gan"
+    assert pair("r", "g1", "v1", "v1", "left").winner() == "vae"  # the sides were swapped
+    assert pair("r", "g1", "v1", "v1", "right").winner() == "gan"
+    assert pair("r", "g1", "v1", "g1", "tie").winner() is None
+    with pytest.raises(ValueError, match="choice"):
+        pair("r", "g1", "v1", "g1", "both")
+    with pytest.raises(ValueError, match="rater"):
+        pair("a,b", "g1", "v1", "g1", "left")
+    with pytest.raises(ValueError, match="shown_left"):
+        pair("r", "g1", "v1", "x", "left")
+
+
+def test_log_round_trip_with_a_header_once(tmp_path):
+    log = he.RatingsLog(tmp_path / "room" / "ana.csv")
+    log.append(pair("ana", "g1", "v1", "g1", "left"))
+    log.append(he.Rating(rater="ana", task="quiz", item_a="t7", choice="real", model_a="real"))
+    lines = log.path.read_text().splitlines()
+    assert lines[0] == ",".join(he.FIELDS) and len(lines) == 3
+    rows = log.read()
+    assert [r.task for r in rows] == ["pairwise", "quiz"] and all(r.time for r in rows)
+    assert he.load_ratings(tmp_path / "room") == rows
+
+
+def test_a_torn_last_line_is_ignored_then_cut(tmp_path):
+    log = he.RatingsLog(tmp_path / "r.csv")
+    log.append(pair("ana", "g1", "v1", "g1", "left"))
+    with open(log.path, "a") as fh:
+        fh.write("ana,2026-01-01,pairwise,g2,v2,g2,ri")  # a crash in the middle of a row
+    assert len(log.read()) == 1
+    log.append(pair("ana", "g3", "v3", "v3", "right"))
+    assert [r.item_a for r in log.read()] == ["g1", "g3"]
+    assert "g2" not in log.path.read_text()
+
+
+def _writer(path, name, n):
+    log = he.RatingsLog(path)
+    for i in range(n):
+        log.append(pair(name, f"g{i}", f"v{i}", f"g{i}", "left"))
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "shared.csv"
+    procs = [mp.get_context("fork").Process(target=_writer, args=(path, name, 150)) for name in ("ana", "bo")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    rows = he.RatingsLog(path).read()
+    assert len(rows) == 300 and sum(r.rater == "ana" for r in rows) == 150
+    assert path.read_text().count(",".join(he.FIELDS)) == 1
+
+
+def test_wilson_interval_known_values():
+    low, high = he.wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert he.wilson_interval(0, 5)[0] == 0.0 and he.wilson_interval(5, 5)[1] == 1.0
+    with pytest.raises(ValueError):
+        he.wilson_interval(0, 0)
+
+
+def test_win_rates_count_ties_as_half():
+    ratings = [pair("r", "g", "v", "g", "left"), pair("r", "g", "v", "v", "left"), pair("r", "g", "v", "g", "tie")]
+    rates = he.win_rates(ratings)
+    assert rates["gan"]["wins"] == 1.5 and rates["vae"]["wins"] == 1.5 and rates["gan"]["n"] == 3
+    assert rates["gan"]["rate"] == 0.5 and rates["gan"]["ties"] == 1
+
+
+def test_bradley_terry_satisfies_the_likelihood_equations():
+    outcomes = {("a", "b"): (7, 3), ("b", "c"): (6, 4), ("a", "c"): (8, 2)}  # (wins of first, wins of second)
+    ratings = []
+    for (m1, m2), (w1, w2) in outcomes.items():
+        ratings += [pair("r", f"{m1}{i}", f"{m2}{i}", f"{m1}{i}", "left", m1, m2) for i in range(w1)]
+        ratings += [pair("r", f"{m1}{i}", f"{m2}{i}", f"{m1}{i}", "right", m1, m2) for i in range(w2)]
+    s = he.bradley_terry(ratings)
+    assert sum(s.values()) == pytest.approx(1.0) and s["a"] > s["b"] > s["c"]
+    wins = {"a": 15, "b": 9, "c": 6}
+    for m in s:  # at the maximum, each model's expected wins equal its observed wins
+        expected = sum((w1 + w2) * s[m] / (s[m1] + s[m2]) for (m1, m2), (w1, w2) in outcomes.items() if m in (m1, m2))
+        assert expected == pytest.approx(wins[m], rel=1e-6)
+
+
+def test_quiz_accuracy_against_chance():
+    answers = [he.Rating(rater="r", task="quiz", item_a=f"i{i}", model_a="real" if i % 2 else "gan",
+                         choice=("real" if i % 2 else "generated") if i < 15 else ("generated" if i % 2 else "real"))
+               for i in range(20)]
+    result = he.quiz_accuracy(answers)
+    assert result["right"] == 15 and result["accuracy"] == 0.75
+    assert result["p_value"] == pytest.approx(0.04139, abs=1e-4)  # two-sided binomial test, 15 of 20
+    with pytest.raises(ValueError, match="no quiz"):
+        he.quiz_accuracy([])
+
+
+def test_kappas_against_known_answers():
+    from sklearn.metrics import cohen_kappa_score
+
+    a = ["left", "left", "right", "tie", "right", "left", "right", "left"]
+    b = ["left", "right", "right", "tie", "right", "left", "left", "left"]
+    assert he.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    assert he.cohen_kappa(a, a) == 1.0
+    table = [(0, 0, 0, 0, 14), (0, 2, 6, 4, 2), (0, 0, 3, 5, 6), (0, 3, 9, 2, 0), (2, 2, 8, 1, 1),
+             (7, 7, 0, 0, 0), (3, 2, 6, 3, 0), (2, 5, 3, 2, 2), (6, 5, 2, 1, 0), (0, 2, 2, 3, 7)]
+    counts = [{k: v for k, v in zip("abcde", row, strict=True)} for row in table]
+    assert he.fleiss_kappa(counts) == pytest.approx(0.210, abs=5e-4)  # a standard worked example: 14 raters, 10 items
+    with pytest.raises(ValueError, match="same number of raters"):
+        he.fleiss_kappa([{"a": 2}, {"a": 3}])
