@@ -234,13 +234,17 @@ class PCA:
 
     @torch.no_grad()
     def sample(self, n: int, k: int, generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
-        """``[N, D]``: decode $z \\sim \\mathcal N(0, \\mathrm{diag}(\\lambda_1..\\lambda_k))$.
+        """``[N, D]``: decode $z \\sim \\mathcal N(0, \\mathrm{diag}(\\lambda_1..\\lambda_k))$, the codes' variances.
 
-        With ``noise``, add probabilistic PCA's $\\mathcal N(0, \\sigma^2 I)$ noise as well.
+        With ``noise``, sample probabilistic PCA instead, the density :meth:`log_prob`
+        scores (Tipping & Bishop's maximum-likelihood model): $z \\sim \\mathcal N(0,
+        \\Lambda_k - \\sigma^2 I)$ decoded, plus $\\mathcal N(0, \\sigma^2 I)$ noise, so the
+        variance is $\\lambda_i$ along each of the first ``k`` directions and $\\sigma^2$ along the rest.
         """
         self._check_k(k)
         draw_on = generator.device if generator is not None else self.mean.device
-        z = torch.randn(n, k, generator=generator, device=draw_on).to(self.mean.device) * self.variances[:k].sqrt()
+        code_var = self.variances[:k] - (self.noise_variance(k) if noise else 0.0)
+        z = torch.randn(n, k, generator=generator, device=draw_on).to(self.mean.device) * code_var.clamp_min(0).sqrt()
         x = self.decode(z)
         if noise:
             eps = torch.randn(n, self.dim, generator=generator, device=draw_on).to(self.mean.device)
