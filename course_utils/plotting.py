@@ -131,10 +131,13 @@ def scatter_2d(
 
 def density_2d(
     log_density: Callable[[torch.Tensor], torch.Tensor], xlim: tuple[float, float], ylim: tuple[float, float],
-    ax: plt.Axes | None = None, resolution: int = 150, filled: bool = True, levels: int = 12,
+    ax: plt.Axes | None = None, resolution: int = 150, filled: bool = True, levels: int | Sequence[float] = 12,
     title: str | None = None,
 ) -> plt.Axes:
-    """Contours of a density given as a function from ``[M, 2]`` points to ``[M]`` log-densities."""
+    """Contours of a density given as a function from ``[M, 2]`` points to ``[M]`` log-densities.
+
+    ``levels`` is a number of levels (scaled to this plot) or the level values themselves (a fixed scale).
+    """
     xs = torch.linspace(*xlim, resolution)
     ys = torch.linspace(*ylim, resolution)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
