@@ -200,8 +200,8 @@ def _conditional(model: nn.Module, labels: torch.Tensor | None, what: str) -> bo
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN initialisation (use ``model.apply(dcgan_init)``): weights N(0, 0.02), BN scale N(1, 0.02).
 
-    PyTorch's default (Kaiming-uniform) lets the discriminator win early on
-    Fashion-MNIST; the small weights keep the two players balanced (section 3).
+    The weights follow Radford et al. (2015); the batch-norm scales follow the
+    PyTorch DCGAN example (notebook 02, section 3).
     """
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
