@@ -162,8 +162,9 @@ def test_readme_launch_links_are_generated_from_the_repository_setting():
 def test_site_renders_executed_pages_with_links_and_fails_on_an_error(tmp_path):
     src = tmp_path / "nbs"
     src.mkdir()
-    ok = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 90 · Fine\n\nSee [the next](91_broken.ipynb)."),
-                                        nbformat.v4.new_code_cell("print(6 * 7)")])
+    ok = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 90 · Fine\n\nSee [the next](91_broken.ipynb)."),
+        nbformat.v4.new_code_cell("print(6 * 7)")])
     broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 91 · Broken"),
                                             nbformat.v4.new_code_cell("1 / 0")])
     for name, nb in (("90_fine.ipynb", ok), ("91_broken.ipynb", broken)):
