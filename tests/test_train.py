@@ -47,14 +47,20 @@ def test_training_is_reproducible(tiny_run):
     assert sha256_of(out / "cgan_generator.safetensors")[0] == first
 
 
+def _shipped_digests() -> dict[str, str]:
+    root = checkpoints.SHIPPED_DIR
+    return {str(p.relative_to(root)): sha256_of(p)[0] for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_default_output_is_a_run_folder_never_the_shipped_one(tmp_path, monkeypatch):
-    shipped = {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()}
+    shipped = _shipped_digests()
+    assert "fmnist_classifier.safetensors" in shipped
     monkeypatch.setattr(checkpoints, "runs_dir", lambda: tmp_path / "runs")
     assert train.main(["classifier", "--epochs", "1", "--limit", "128"]) == 0
     assert (tmp_path / "runs" / "classifier" / "fmnist_classifier.safetensors").exists()
-    assert {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()} == shipped
+    assert _shipped_digests() == shipped
     assert train.main(["classifier", "--out", str(checkpoints.SHIPPED_DIR)]) == 2  # refused without --ship
-    assert {p.name: sha256_of(p)[0] for p in checkpoints.SHIPPED_DIR.iterdir()} == shipped
+    assert _shipped_digests() == shipped
 
 
 def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_path, monkeypatch, capsys):
