@@ -67,3 +67,12 @@ def test_ci_cache_holds_downloads_only():
     workflow = (ROOT / ".github/workflows/ci.yml").read_text()
     block = workflow.split("actions/cache")[1].split("- name")[0]
     assert "!data/checkpoints" in block and "!data/README.md" in block, "the cache must exclude committed files"
+
+
+def test_the_package_docstring_names_every_module():
+    """A newcomer reads ``help(course_utils)`` to find the module of a topic: every module must be listed."""
+    import course_utils
+
+    modules = {p.stem for p in (ROOT / "course_utils").glob("*.py") if p.stem != "__init__"} | {"exercises"}
+    missing = {m for m in modules if f"``{m}``" not in course_utils.__doc__}
+    assert not missing, f"add {sorted(missing)} to the module list in course_utils/__init__.py"
