@@ -42,10 +42,48 @@ def _gan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                      max_minutes=args.max_minutes)
 
 
+def _vae(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from course_utils import vae
+
+    if args.bench:  # times the classic example's recipe and the course's cpu recipe; writes nothing
+        return vae.benchmark(seed=args.seed, max_epochs=args.epochs or 6)
+    announce_replacements(out, [vae.VAE_NAME])
+    return vae.train_vae(out, epochs=args.epochs or vae.SHIPPED_RECIPE["epochs"], seed=args.seed, limit=args.limit,
+                         max_minutes=args.max_minutes)
+
+
+def _gpt(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    import os
+
+    from course_utils import gpt
+
+    if args.bench:  # seconds to reach 1.88 nats/char, beside nanoGPT's CPU recipe in the same process; writes nothing
+        result = gpt.bench(recipe=args.recipe or "cpu", seed=args.seed)
+        gpt.print_bench(result)
+        return result
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process writes
+        announce_replacements(out, [gpt.CHECKPOINT_NAME])
+    return gpt.train_gpt(out, recipe=args.recipe or "ship", steps=args.steps, seed=args.seed, limit=args.limit,
+                         max_minutes=args.max_minutes)
+
+
+def _hf_gpt(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from course_utils import hf
+
+    recipe = hf.RECIPES[args.recipe or "ship"]
+    if (out / hf.HF_GPT_NAME).exists():
+        print(f"replacing {out / hf.HF_GPT_NAME}/")
+    return hf.train_hf_gpt(out, recipe=recipe, steps=args.steps, seed=args.seed, limit=args.limit,
+                           max_minutes=args.max_minutes, recipe_name=args.recipe or "ship")
+
+
 #: what -> (help, the function that trains it); each topic adds its command here.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Path], dict[str, Any]]]] = {
     "classifier": ("the FID-FMNIST classifier and its reference statistics (12 epochs)", _classifier),
     "gan": ("the conditional DCGAN generator (20 epochs; needs the classifier)", _gan),
+    "vae": ("the convolutional VAE of notebook 03 (30 epochs); --bench: its speed benchmark", _vae),
+    "gpt": ("the character GPT of notebook 04 (data-parallel under torchrun); --bench: its speed benchmark", _gpt),
+    "hf-gpt": ("the Hugging Face GPT-2 and BPE tokenizer of notebook 05 (data/checkpoints/hf_gpt/)", _hf_gpt),
 }
 
 
@@ -59,12 +97,18 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--ship", action="store_true", help="write data/checkpoints, replacing the shipped copy")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images (quick tests)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop at the end of the first epoch past this many minutes")
+                   help="classifier, gan, vae: stop at the end of the first epoch past this many minutes; "
+                        "gpt, hf-gpt: fit the steps and the learning-rate decay into this many minutes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--classifier", type=Path, default=None,
                    help="gan: folder holding the FID classifier (default: data/checkpoints)")
     p.add_argument("--curve-samples", type=int, default=2000, help="gan: samples per FID point of the curve")
     p.add_argument("--fid-samples", type=int, default=10_000, help="gan: samples of the final FID")
+    p.add_argument("--bench", action="store_true",
+                   help="vae, gpt: time a reference recipe and the course's cpu recipe side by side (writes nothing)")
+    p.add_argument("--recipe", choices=["ci", "cpu", "gpu", "ship", "test"], default=None,
+                   help="gpt, hf-gpt: model size and training recipe (default: ship; with --bench: cpu)")
+    p.add_argument("--steps", type=int, default=None, help="gpt, hf-gpt: training steps (default: the recipe's)")
     return p
 
 

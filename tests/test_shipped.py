@@ -5,6 +5,8 @@ These tests fail (never skip) when a shipped file is missing: the notebooks need
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -18,6 +20,8 @@ SHIPPED = {  # name: largest size in bytes
     "fmnist_classifier": 1_000_000,
     "fmnist_fid_reference": 140_000,
     "cgan_generator": 2_400_000,
+    "vae_fmnist": 5_000_000,
+    "char_gpt": 5_000_000,
 }
 
 
@@ -56,3 +60,53 @@ def test_shipped_generator_card_and_samples():
     # 2,000 samples: a cheap check that the generator is the card's (the notebook recomputes the card's 10,000)
     fid = generator_fid(G, clf, evaluation.reference_stats(clf), 2000)
     assert fid < 2 * meta["fid_fmnist"]["value"]
+
+
+def test_shipped_vae_reaches_its_card_on_all_test_images():
+    from course_utils import vae
+
+    model, meta = load_checkpoint(SHIPPED_DIR / vae.VAE_NAME)
+    assert isinstance(model, vae.ConvVAE)
+    claim = meta["test_neg_elbo"]
+    assert claim["images"] == 10_000 and claim["noise_seed"] == vae.ELBO_SEED
+    assert len(meta["curve"]["neg_elbo"]) == meta["training"]["epochs"] and meta["curve"]["neg_elbo"][-1] <= 240
+    measured = vae.evaluate(model, image_tensors("fashion-mnist", train=False)[0])["neg_elbo"]
+    # the same weights, images and noise: only float rounding differs between machines (well under 0.1 nats)
+    assert abs(measured - claim["value"]) <= 0.1, f"{measured:.3f} vs card {claim['value']}"
+    assert measured <= 240
+
+
+def test_shipped_char_gpt_card_and_quick_check():
+    from course_utils import gpt
+
+    model, meta = load_checkpoint(SHIPPED_DIR / gpt.CHECKPOINT_NAME)
+    data = gpt.char_data()
+    assert meta["vocab"] == "".join(data.vocab.itos)
+    assert meta["val_loss"] <= 1.55 and len(meta["curve"]["val"]) == len(meta["curve"]["eval_step"]) >= 10
+    assert meta["curve"]["val"][-1] < meta["curve"]["val"][0] - 2  # from about ln 65 = 4.17 down
+    check = meta["val_check"]
+    # 200 evenly spaced validation windows (the notebook recomputes all of them): float32 sums in another order
+    # differ by about 1e-6; another model differs by more than 0.01
+    assert abs(gpt.evaluate(model, data.val, max_windows=check["windows"]) - check["value"]) < 1e-3
+
+
+def test_shipped_hf_gpt_verifies_is_small_and_reaches_its_card():
+    from course_utils import hf
+    from course_utils.data import load_text
+
+    folder = SHIPPED_DIR / hf.HF_GPT_NAME
+    assert folder.is_dir(), f"{folder} is missing: notebook 05 loads it (python -m course_utils.train hf-gpt --ship)"
+    card = hf.verify_hf(folder)  # raises on a checksum mismatch, a pickled file or a card of another format
+    # loadable by transformers 4.x too (Colab): 5.x's own "TokenizersBackend" class does not exist there
+    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 15_000_000
+    model, tokenizer, _ = hf.load_hf(folder)
+    _, val_text = hf.split_text(load_text("tinyshakespeare"))
+    measured = hf.evaluate_lm(model, tokenizer, val_text)
+    assert measured["tokens"] == card["val"]["tokens"]
+    curve = card["curve"]  # every 250 steps: the loss on the first 20,000 validation tokens fell from the first point
+    assert len(curve["val"]) == len(curve["step"]) >= 3 and curve["val"][-1] < curve["val"][0] - 0.3
+    # the same weights and text: only float rounding differs between machines (far below 0.005 nats)
+    assert abs(measured["nats_per_char"] - card["val"]["nats_per_char"]) < 0.005
+    assert measured["nats_per_char"] <= hf.TARGET_NATS_PER_CHAR, \
+        f"{measured['nats_per_char']:.4f} nats/char: retrain with --ship"

@@ -1,0 +1,160 @@
+"""The exercise checkers of notebook 03 (VAEs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
+
+# --- exercise 1: the reparameterised sampler ---------------------------------------------------------------
+
+_MU = torch.tensor([-2.0, 0.0, 3.0])
+_STD = torch.tensor([0.5, 1.0, 2.0])
+_ROWS = 20_000
+
+
+@checker
+def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
+    """``reparameterize(mu, logvar)``: one z ~ N(mu, exp(logvar)) per row, differentiable in mu and logvar."""
+    mu = _MU.repeat(_ROWS, 1).requires_grad_(True)
+    logvar = (2 * _STD.log()).repeat(_ROWS, 1).requires_grad_(True)
+    torch.manual_seed(0)  # the answer may use torch.randn_like: seeded, the check is deterministic
+    out = call(reparameterize, "your function", mu, logvar)
+    z = as_tensor(out, "z", shape=tuple(mu.shape))
+    # 20,000 draws per column: the sample mean is within 4 standard errors (4 * 2 / sqrt(20,000) = 0.057)
+    # of the true mean, and the sample std within 2% of the true std, except with negligible probability.
+    mean, std = z.mean(0), z.std(0)
+    if std.max() < 1e-6:
+        raise Wrong("every z equals mu: add the noise, z = mu + std * eps with eps = torch.randn_like(mu)")
+    if (mean - _MU).abs().max() > 0.06:
+        if (mean.abs().max() < 0.06) and (std - _STD).abs().max() / 2 < 0.04:
+            raise Wrong("the samples are centred on 0: add mu, z = mu + std * eps")
+        raise Wrong(f"the column means of z are {_fmt(mean)}, but mu is {_fmt(_MU)}: z = mu + std * eps")
+    ratio = std / _STD
+    if ((std - _STD**2).abs() / _STD**2).max() < 0.02:
+        raise Wrong("the spread of z is the variance exp(logvar), not the standard deviation: "
+                    "std = torch.exp(0.5 * logvar)")
+    if ((std - 2 * _STD.log()).abs()).max() < 0.03 or ((std - (2 * _STD.log()).abs()).abs()).max() < 0.03:
+        raise Wrong("logvar is the log of the variance: std = torch.exp(0.5 * logvar), not logvar itself")
+    if ((ratio - 1).abs()).max() > 0.02:
+        raise Wrong(f"the standard deviations of z are {_fmt(std)}, expected {_fmt(_STD)}: "
+                    "std = torch.exp(0.5 * logvar)")
+    grads = torch.autograd.grad(out.sum(), [mu, logvar], allow_unused=True) if out.requires_grad else (None, None)
+    g_mu, g_logvar = (torch.zeros_like(mu) if g is None else g for g in grads)
+    if g_mu.abs().max() == 0 and g_logvar.abs().max() == 0:
+        raise Wrong("no gradient reaches mu and logvar: Normal(...).sample() cuts the graph and torch.normal passes "
+                    "zero gradients; draw eps = torch.randn_like(mu) and return mu + std * eps")
+    if not close(g_mu, torch.ones_like(g_mu), 1e-4):
+        raise Wrong("dz/dmu should be 1 for every entry: return mu + std * eps, with mu itself (not detached)")
+    if g_logvar.abs().max() == 0:
+        raise Wrong("no gradient reaches logvar: compute std from logvar inside autograd (no .detach(), no .item())")
+    eps = (z - mu.detach()) / _STD  # the noise that was drawn
+    if not close(g_logvar, 0.5 * _STD * eps, 1e-3):
+        raise Wrong("the gradient with respect to logvar is not 0.5 * std * eps: "
+                    "build z as mu + torch.exp(0.5 * logvar) * eps")
+    return "z = mu + exp(logvar / 2) * eps: the noise eps is an input, so gradients reach mu and logvar"
+
+
+def _fmt(t: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in t.tolist()) + "]"
+
+
+# --- exercise 2: the KL between two diagonal Gaussians --------------------------------------------------------
+
+
+def _kl_case(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (6, 4)
+    return (torch.randn(shape, generator=g), torch.randn(shape, generator=g),
+            torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+
+
+def _kl(mu_q: torch.Tensor, lv_q: torch.Tensor, mu_p: torch.Tensor, lv_p: torch.Tensor) -> torch.Tensor:
+    return kl_divergence(Normal(mu_q, (0.5 * lv_q).exp()), Normal(mu_p, (0.5 * lv_p).exp()))
+
+
+@checker
+def check_kl_diag_gaussians(kl_fn: Callable[..., torch.Tensor]) -> str:
+    """``kl_fn(mu_q, logvar_q, mu_p, logvar_p)``: ``[N]``, KL(q || p) of diagonal Gaussians, summed over dims."""
+    mu_q, lv_q, mu_p, lv_p = _kl_case()
+    n = len(mu_q)
+    out = call(kl_fn, "your function", mu_q.clone(), lv_q.clone(), mu_p.clone(), lv_p.clone())
+    per_dim = _kl(mu_q, lv_q, mu_p, lv_p)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(per_dim.shape):
+        if close(out.detach().float(), per_dim, 1e-4):
+            raise Wrong("these are the KLs of each dimension, [N, d]: sum them over the last dimension, .sum(-1)")
+        raise Wrong(f"the answer should have shape ({n},), one KL per row (summed over dimensions), "
+                    f"not {tuple(out.shape)}")
+    kl = as_tensor(out, "the KL", shape=(n,))
+    expected = per_dim.sum(-1)
+    if close(kl, expected, 1e-4):
+        same = as_tensor(call(kl_fn, "your function", mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
+        if not close(same, torch.zeros(n), 1e-5):
+            raise Wrong("KL(q || q) should be 0 for every row")
+        std_normal = as_tensor(call(kl_fn, "your function", mu_q, lv_q, torch.zeros_like(mu_q), torch.zeros_like(lv_q)),
+                               "KL(q || N(0, I))", shape=(n,))
+        if not close(std_normal, 0.5 * (mu_q**2 + lv_q.exp() - 1 - lv_q).sum(-1), 1e-4):
+            raise Wrong("with p = N(0, I) your KL should reduce to the closed form of section 1")
+        return "KL(q || p) = 1/2 sum(log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1)"
+    if close(kl, _kl(mu_p, lv_p, mu_q, lv_q).sum(-1), 1e-4):
+        raise Wrong("you computed KL(p || q): the KL is not symmetric; swap the roles, KL(q || p) divides by var_p")
+    if close(kl, 2 * expected, 1e-4):
+        raise Wrong("your values are twice the KL: the formula has a factor 1/2 in front")
+    var_q, var_p = lv_q.exp(), lv_p.exp()
+    no_minus_one = 0.5 * (lv_p - lv_q + (var_q + (mu_q - mu_p) ** 2) / var_p).sum(-1)
+    if close(kl, no_minus_one, 1e-4):
+        raise Wrong("you left out the -1 in each dimension (without it, KL(q || q) would be d / 2, not 0)")
+    std_q, std_p = (0.5 * lv_q).exp(), (0.5 * lv_p).exp()
+    with_std = 0.5 * (lv_p - lv_q + (std_q + (mu_q - mu_p) ** 2) / std_p - 1).sum(-1)
+    if close(kl, with_std, 1e-4):
+        raise Wrong("you used standard deviations where the formula has variances: var = exp(logvar)")
+    if close(kl, expected.mean().expand(n), 1e-4) or (kl.numel() == n and close(kl.sum(), expected.mean(), 1e-4)):
+        raise Wrong("return one KL per row, [N]; do not average over the rows")
+    return _fail(kl, expected)
+
+
+def _fail(kl: torch.Tensor, expected: torch.Tensor) -> str:
+    i = int((kl - expected).abs().argmax())
+    raise Wrong(f"row {i}: your KL is {kl[i]:.4f}, expected {expected[i]:.4f}; "
+                "use 1/2 sum(log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1)")
+
+
+# --- exercise 3: AUROC by counting pairs ----------------------------------------------------------------------
+
+
+def _pairs_auroc(normal: torch.Tensor, anomalous: torch.Tensor) -> float:
+    diff = anomalous.double()[:, None] - normal.double()[None, :]
+    return ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
+
+
+@checker
+def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
+    """``auroc_fn(normal, anomalous)``: the share of (normal, anomalous) pairs the score ranks right, ties 1/2."""
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    normal = torch.randn(300, generator=g).round(decimals=1)  # rounded: many ties, as with integer scores
+    anomalous = (torch.randn(200, generator=g) + 1.0).round(decimals=1)
+    value = as_number(call(auroc_fn, "your function", normal.clone(), anomalous.clone()), "your AUROC")
+    labels = [0] * len(normal) + [1] * len(anomalous)
+    expected = float(roc_auc_score(labels, torch.cat([normal, anomalous]).numpy()))
+    if close(value, expected, 1e-6):
+        perfect = as_number(call(auroc_fn, "your function", torch.zeros(5), torch.ones(4)), "AUROC of a perfect score")
+        if not close(perfect, 1.0, 1e-9):
+            raise Wrong(f"a score that puts every anomaly above every normal item should give 1.0, not {perfect:.3f}")
+        return f"{value:.4f}, the same as sklearn's roc_auc_score: P(anomalous scores higher), ties counted 1/2"
+    if close(value, 1 - expected, 1e-6):
+        raise Wrong("your value is 1 - AUROC: count the pairs where the *anomalous* item scores higher")
+    diff = anomalous[:, None] - normal[None, :]
+    if close(value, (diff > 0).double().mean().item(), 1e-6):
+        raise Wrong("ties count as half a correct pair: add 0.5 * (anomalous == normal) for each pair")
+    if close(value, (diff >= 0).double().mean().item(), 1e-6):
+        raise Wrong("ties count as half a correct pair, not a whole one")
+    if close(value, (diff > 0).double().sum().item(), 1e-6) or value > 1:
+        raise Wrong("divide the count of correctly ranked pairs by the number of pairs, len(normal) * len(anomalous)")
+    raise Wrong(f"expected {expected:.4f}: compare every anomalous score with every normal score "
+                "(anomalous[:, None] - normal[None, :]) and average (> 0 counts 1, == 0 counts 1/2)")

@@ -1,0 +1,331 @@
+"""course_utils.vae: shapes, the ELBO's parts against known answers and torch.distributions, evaluation,
+posterior-collapse measures, training, anomaly scores, the shipped-VAE command and the benchmark."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Normal, kl_divergence
+
+from course_utils import train, vae
+from course_utils.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from course_utils.vae import MLPVAE, Autoencoder, ConvVAE
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    """Seeded grey-level images: a bright bar at a random height on a dark background (a 1-D latent to learn)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g) * 0.1
+    rows = torch.randint(0, 22, (n,), generator=g)
+    for i, r in enumerate(rows.tolist()):
+        x[i, :, r:r + 6, 4:24] += 0.85
+    return x.clamp(0, 1)
+
+
+# --- models --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [MLPVAE(latent_dim=3, hidden=16), ConvVAE(latent_dim=3, channels=(4, 8)),
+                                   ConvVAE(latent_dim=3, channels=(4, 8), hidden=16)], ids=["mlp", "conv", "conv+fc"])
+def test_vaes_encode_to_gaussians_and_decode_to_logits(model):
+    torch.manual_seed(0)
+    x = images(5)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (5, 3)
+    assert model.decode(mu).shape == (5, 1, 28, 28)
+    logits, mu2, _ = model(x)
+    assert logits.shape == x.shape and torch.equal(mu, mu2)
+    with pytest.raises(ValueError, match=r"images must be \[N, 1, 28, 28\]"):
+        model.encode(x.view(5, 784))
+    with pytest.raises(ValueError, match=r"z must be \[N, 3\]"):
+        model.decode(torch.zeros(5, 4))
+
+
+def test_configs_refuse_bad_sizes():
+    with pytest.raises(ValueError, match="latent_dim must be an int >= 1"):
+        MLPVAE(latent_dim=0)
+    with pytest.raises(ValueError, match="channels must be two ints"):
+        ConvVAE(channels=(8,))
+    with pytest.raises(ValueError, match="hidden must be an int >= 0"):
+        ConvVAE(hidden=-1)
+
+
+def test_models_round_trip_through_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    for model in (MLPVAE(latent_dim=2, hidden=8), ConvVAE(latent_dim=4, channels=(2, 4), hidden=8),
+                  Autoencoder(latent_dim=2, hidden=8)):
+        save_checkpoint(model, tmp_path / "m")
+        rebuilt, _ = load_checkpoint(tmp_path / "m")
+        assert type(rebuilt) is type(model) and rebuilt.config == model.config
+        for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_autoencoder_reconstructs_through_its_bottleneck():
+    torch.manual_seed(0)
+    ae = Autoencoder(latent_dim=2, hidden=8)
+    x = images(3)
+    assert ae(x).shape == x.shape
+    assert ae.encoder(x).shape == (3, 2)
+
+
+def test_pixel_bias_starts_the_decoder_at_the_mean_image():
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=2, hidden=8)
+    x = images(64)
+    vae.init_pixel_bias(model, x)
+    torch.nn.init.zeros_(model.decoder[-1].weight)  # the decoder's own output is then 0 for every z
+    probs = torch.sigmoid(model.decode(torch.randn(4, 2)))
+    assert torch.allclose(probs, x.mean(0, keepdim=True).clamp(1e-3, 1 - 1e-3).expand(4, -1, -1, -1), atol=1e-6)
+
+
+# --- the ELBO's parts ------------------------------------------------------------------------------------------
+
+
+def test_reparameterize_is_mu_plus_sigma_eps_and_passes_gradients():
+    mu = torch.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+    logvar = torch.tensor([[0.0, math.log(4.0), math.log(0.25)]], requires_grad=True)
+    z = vae.reparameterize(mu, logvar, torch.Generator().manual_seed(3))
+    eps = torch.randn(1, 3, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(z, mu + torch.tensor([[1.0, 2.0, 0.5]]) * eps)
+    z.sum().backward()
+    assert torch.equal(mu.grad, torch.ones_like(mu))  # dz/dmu = 1
+    assert torch.allclose(logvar.grad, 0.5 * (z - mu).detach())  # dz/dlogvar = sigma * eps / 2
+    with pytest.raises(ValueError, match="same shape"):
+        vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_gaussian_kl_matches_torch_distributions_and_is_zero_at_the_prior():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    expected = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0))
+    assert torch.allclose(vae.gaussian_kl(mu, logvar), expected, atol=1e-6)
+    assert torch.equal(vae.gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2, 3))
+
+
+def test_gaussian_kl_agrees_with_a_monte_carlo_estimate():
+    mu, logvar = torch.tensor([[1.0, -0.5]]), torch.tensor([[math.log(0.5), math.log(2.0)]])
+    q = Normal(mu, (0.5 * logvar).exp())
+    z = mu + (0.5 * logvar).exp() * torch.randn(400_000, 2, generator=torch.Generator().manual_seed(0))
+    mc = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).mean(0)
+    # the per-sample log-ratio has a standard deviation below 1.5 here: 400,000 samples give a standard
+    # error under 0.0024, so 0.01 is more than 4 standard errors
+    assert torch.allclose(mc, vae.gaussian_kl(mu, logvar)[0], atol=0.01)
+
+
+def test_bernoulli_nll_sums_binary_cross_entropy_over_pixels():
+    x = images(3)
+    assert torch.allclose(vae.bernoulli_nll(torch.zeros_like(x), x), torch.full((3,), 784 * math.log(2)))
+    logits = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    by_hand = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
+    assert torch.allclose(vae.bernoulli_nll(logits, x), by_hand, rtol=1e-5)
+    with pytest.raises(ValueError, match="same shape"):
+        vae.bernoulli_nll(logits[:2], x)
+
+
+def test_vae_loss_is_recon_plus_beta_kl_averaged_over_the_batch():
+    g = torch.Generator().manual_seed(0)
+    x = images(4)
+    logits = torch.randn(x.shape, generator=g)
+    mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    recon = vae.bernoulli_nll(logits, x).mean()
+    kl = vae.gaussian_kl(mu, logvar).sum(1).mean()
+    loss, r, k = vae.vae_loss(logits, x, mu, logvar, beta=2.5)
+    assert torch.allclose(r, recon) and torch.allclose(k, kl) and torch.allclose(loss, recon + 2.5 * kl)
+    # the common mistake: both terms averaged over pixels too = the right loss with beta = 784, divided by 784
+    wrong = F.binary_cross_entropy_with_logits(logits, x) + vae.gaussian_kl(mu, logvar).sum(1).mean()
+    assert torch.allclose(wrong, vae.vae_loss(logits, x, mu, logvar, beta=784)[0] / 784)
+    with pytest.raises(ValueError, match="beta and free_bits"):
+        vae.vae_loss(logits, x, mu, logvar, beta=-1)
+
+
+def test_free_bits_floor_each_dimension_but_report_the_true_kl():
+    x = images(2)
+    logits = torch.zeros_like(x)
+    mu = torch.tensor([[0.1, 3.0], [-0.1, 3.0]], requires_grad=True)  # dim 0: KL 0.005 nats; dim 1: 4.5 nats
+    logvar = torch.zeros(2, 2)
+    loss, recon, kl = vae.vae_loss(logits, x, mu, logvar, free_bits=0.5)
+    assert torch.allclose(kl, torch.tensor(0.005 + 4.5))
+    assert torch.allclose(loss - recon, torch.tensor(0.5 + 4.5))  # dim 0 counts as 0.5 nats
+    loss.backward()
+    assert mu.grad[:, 0].abs().max() == 0 and mu.grad[:, 1].abs().min() > 0  # no pressure below the floor
+
+
+def test_lr_schedules():
+    assert vae.lr_factor(0.9, "constant") == 1.0
+    assert [vae.lr_factor(f, "cosine_tail") for f in (0.0, 0.49, 0.5)] == [1.0, 1.0, 1.0]
+    assert vae.lr_factor(0.75, "cosine_tail") == pytest.approx(0.5) and vae.lr_factor(1.0, "cosine_tail") < 1e-12
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        vae.lr_factor(0.5, "linear")
+
+
+# --- evaluation ------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_is_seeded_and_independent_of_the_batch_size():
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=4, hidden=16)
+    x = images(50)
+    recon, kl = vae.elbo_parts(model, x, seed=5, batch_size=7)
+    recon2, kl2 = vae.elbo_parts(model, x, seed=5, batch_size=50)
+    # other batch sizes take other float32 matrix-multiply paths: rounding of order 1e-7 relative
+    assert torch.allclose(recon, recon2, atol=1e-3) and torch.allclose(kl, kl2, atol=1e-6)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(50, 4, generator=torch.Generator().manual_seed(5))
+    by_hand = vae.bernoulli_nll(model.decode(mu + (0.5 * logvar).exp() * eps), x) + vae.gaussian_kl(mu, logvar).sum(1)
+    assert torch.allclose(vae.neg_elbo_per_image(model, x, seed=5), by_hand.detach(), atol=1e-4)
+    stats = vae.evaluate(model, x, seed=5)
+    assert stats["neg_elbo"] == pytest.approx(stats["recon"] + stats["kl"], rel=1e-6)
+    assert vae.kl_per_dim(model, x).sum().item() == pytest.approx(vae.evaluate(model, x)["kl"], rel=1e-5)
+    assert model.training  # restored
+
+
+def test_active_units_counts_dimensions_whose_mean_moves_with_the_input():
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=5, hidden=16)
+    last = model.encoder[-1]
+    with torch.no_grad():
+        last.weight[[1, 3]] = 0.0  # mu_1 and mu_3 no longer depend on x: collapsed dimensions
+        last.bias[[1, 3]] = 0.0
+        last.weight[:5] *= 20  # the live dimensions vary well above the 0.01 threshold
+    count, variances = vae.active_units(model, images(200))
+    assert count == 3 and variances[[1, 3]].abs().max() == 0 and variances[[0, 2, 4]].min() > 0.01
+
+
+def test_sampling_reconstruction_and_interpolation():
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=3, hidden=16)
+    a = vae.sample(model, 4, torch.Generator().manual_seed(1))
+    b = vae.sample(model, 4, torch.Generator().manual_seed(1))
+    assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+    x = images(2)
+    path = vae.interpolate(model, x[0], x[1], steps=5)
+    rec = vae.reconstruct(model, x)
+    assert path.shape == (5, 1, 28, 28)
+    assert torch.allclose(path[0], rec[0], atol=1e-6) and torch.allclose(path[-1], rec[1], atol=1e-6)
+    with pytest.raises(ValueError, match="steps must be at least 2"):
+        vae.interpolate(model, x[0], x[1], steps=1)
+
+
+# --- training ---------------------------------------------------------------------------------------------------
+
+
+def test_fit_vae_learns_is_reproducible_and_evaluates_on_schedule():
+    x, x_test = images(256), images(64, seed=1)
+
+    def run(epochs=3, **kwargs):
+        torch.manual_seed(0)
+        model = MLPVAE(latent_dim=2, hidden=32)
+        vae.init_pixel_bias(model, x)
+        before = vae.evaluate(model, x_test)["neg_elbo"]
+        history = vae.fit_vae(model, x, epochs, batch_size=32, lr=3e-3, seed=0, test_images=x_test,
+                              evals_per_epoch=2, **kwargs)
+        return before, history
+
+    before, h1 = run()
+    _, h2 = run()
+    assert h1["recon"] == h2["recon"] and h1["eval"]["neg_elbo"] == h2["eval"]["neg_elbo"]
+    assert h1["steps"] == 24 and len(h1["recon"]) == 24 and h1["eval"]["epoch"] == [0.5, 1, 1.5, 2, 2.5, 3]
+    # a bar at one of 22 heights is easy to learn: 24 steps take the test -ELBO well below the mean-image start
+    assert h1["eval"]["neg_elbo"][-1] < before - 20
+    _, stopped = run(epochs=1, target=1e6)
+    assert stopped["reached"]["epoch"] == 0.5 and stopped["steps"] == 4
+    _, warm = run(warmup_steps=10**6)  # the KL weight stays near 0: nothing holds the codes near the prior
+    assert warm["eval"]["kl"][-1] > 2 * h1["eval"]["kl"][-1]
+
+
+def test_fit_vae_refuses_bad_settings():
+    model = MLPVAE(latent_dim=2, hidden=8)
+    with pytest.raises(ValueError, match="target needs test_images"):
+        vae.fit_vae(model, images(8), 1, target=200)
+    with pytest.raises(ValueError, match="epochs > 0"):
+        vae.fit_vae(model, images(8), 0)
+
+
+# --- anomaly scores -----------------------------------------------------------------------------------------------
+
+
+def test_png_bits_measures_complexity():
+    black = torch.zeros(1, 1, 28, 28)
+    noise = torch.randint(0, 256, (1, 1, 28, 28), generator=torch.Generator().manual_seed(0)) / 255
+    bits = vae.png_bits(torch.cat([black, noise]))
+    assert bits[1] >= 784 * 8  # random bytes cannot be compressed: at least the 6,272 raw bits
+    assert bits[0] < bits[1] / 5
+
+
+def test_auroc_known_answers():
+    assert vae.auroc(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 1.0
+    assert vae.auroc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 0.0
+    assert vae.auroc(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0])) == pytest.approx(0.625)  # (1 + 1 + 0.5) / 4
+    with pytest.raises(ValueError, match="at least one"):
+        vae.auroc(torch.tensor([]), torch.tensor([1.0]))
+
+
+# --- the shipped VAE's command and the benchmark -------------------------------------------------------------------
+
+
+def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
+    assert train.main(["vae", "--epochs", "1", "--limit", "256", "--out", str(tmp_path)]) == 0
+    card = read_metadata(tmp_path / vae.VAE_NAME)
+    for key in ("architecture", "data", "training", "seconds", "hardware", "test_neg_elbo", "curve", "command"):
+        assert key in card, key
+    assert card["training"]["steps"] == 2 and card["curve"]["epoch"] == [1]
+    model, _ = load_checkpoint(tmp_path / vae.VAE_NAME)
+    assert isinstance(model, ConvVAE) and model.config.latent_dim == vae.SHIPPED_RECIPE["latent_dim"]
+    from course_utils.data import image_tensors
+
+    x_test = image_tensors("fashion-mnist", train=False)[0][:256]
+    assert vae.evaluate(model, x_test)["neg_elbo"] == pytest.approx(card["test_neg_elbo"]["value"], abs=0.01)
+
+
+def test_bench_flag_runs_the_benchmark_and_writes_nothing(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(vae, "benchmark", lambda **kw: calls.append(kw) or {})
+    assert train.main(["vae", "--bench", "--out", str(tmp_path)]) == 0
+    assert calls == [{"seed": 0, "max_epochs": 6}] and not list(tmp_path.iterdir())
+
+
+class TickingClock:
+    """Stands in for the ``time`` module inside course_utils.vae: every reading is one second after the last,
+    so a tiny run's seconds never depend on the resolution or the speed of the machine's timers."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    process_time = perf_counter
+
+
+def test_benchmark_times_both_recipes_to_the_target(monkeypatch):
+    monkeypatch.setattr(vae, "time", TickingClock())
+    lines = []
+    result = vae.benchmark(target=1e6, max_epochs=1, evals_per_epoch=2, log=lines.append,
+                           data=(images(256), images(64, seed=1)))
+    rows = result["rows"]
+    assert rows["reference"]["epochs"] == 0.5 and rows["course cpu recipe"]["epochs"] == 0.5
+    assert rows["reference"]["seconds"] > 0 and rows["course cpu recipe"]["seconds"] > 0
+    assert result["ratio"] == pytest.approx(rows["course cpu recipe"]["seconds"] / rows["reference"]["seconds"])
+    assert result["cpu_ratio"] is not None and result["cpu_ratio"] > 0
+    assert any(line.startswith("ratio course / reference") for line in lines)
+    never = vae.benchmark(target=-1.0, max_epochs=1, evals_per_epoch=1, log=lines.append,
+                          data=(images(128), images(32, seed=1)))
+    assert never["ratio"] is None and not never["rows"]["reference"]["reached"]
+    frozen = TickingClock()
+    frozen.perf_counter = frozen.process_time = lambda: 0.0  # a timer too coarse to see a tiny run
+    monkeypatch.setattr(vae, "time", frozen)
+    instant = vae.benchmark(target=1e6, max_epochs=1, evals_per_epoch=1, log=lines.append,
+                            data=(images(128), images(32, seed=1)))
+    assert instant["rows"]["reference"]["seconds"] == 0 and instant["ratio"] is None and instant["cpu_ratio"] is None
+
+
+def test_reference_model_is_the_classic_example():
+    model = vae.ReferenceVAE()
+    assert sum(p.numel() for p in model.parameters()) == 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 \
+        + 400 * 784 + 784
+    assert vae.evaluate(model, images(8))["neg_elbo"] > 0
