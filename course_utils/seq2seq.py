@@ -1,0 +1,275 @@
+"""Translation with a tiny encoder-decoder: dates in words and formats -> ISO dates (notebook 05, section 4).
+
+- the task: :func:`random_dates`, :data:`FORMATS` and :func:`render` (the
+  same day written seven ways, e.g. ``"the twenty-first of March, 2021"``,
+  ``"21.03.2021"``), :func:`make_pairs` (source, ISO target) and
+  :func:`ordinal_words`;
+- the model: :func:`char_tokenizer` (one token per character, from
+  ``tokenizers``), :func:`bart_config` and :func:`make_translator` (a
+  ``BartForConditionalGeneration`` of about 0.2M parameters);
+- training and measuring: :func:`encode_pairs`, :func:`train_translator`,
+  :func:`translate` (greedy ``generate``), :func:`exact_match`, and
+  :func:`cross_attention` (which source characters each output character
+  looked at).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from course_utils.checkpoints import require_positive
+from course_utils.progress import progress
+from course_utils.runtime import seed_everything
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+_UNITS = ("", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+          "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth",
+          "nineteenth")
+
+
+def ordinal_words(day: int) -> str:
+    """``1 -> 'first'``, ``21 -> 'twenty-first'``, ``30 -> 'thirtieth'`` (days of the month, 1..31)."""
+    if not 1 <= day <= 31:
+        raise ValueError(f"a day of the month is 1..31, got {day}")
+    if day < 20:
+        return _UNITS[day]
+    tens = {2: "twenty", 3: "thirty"}[day // 10]
+    return f"{tens[:-1]}ieth" if day % 10 == 0 else f"{tens}-{_UNITS[day % 10]}"
+
+
+FORMATS: dict[str, Callable[[dt.date], str]] = {
+    "spelled": lambda d: f"the {ordinal_words(d.day)} of {MONTHS[d.month - 1]}, {d.year}",
+    "long": lambda d: f"{d.day} {MONTHS[d.month - 1]} {d.year}",
+    "us": lambda d: f"{MONTHS[d.month - 1]} {d.day}, {d.year}",
+    "weekday": lambda d: f"{WEEKDAYS[d.weekday()]}, {d.day} {MONTHS[d.month - 1]} {d.year}",
+    "short": lambda d: f"{d.day} {MONTHS[d.month - 1][:3]} {d.year}",
+    "dotted": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",
+    "lower": lambda d: f"{ordinal_words(d.day)} {MONTHS[d.month - 1].lower()} {d.year}",
+}
+
+
+def render(date: dt.date, fmt: str) -> str:
+    """``date`` written in the format ``fmt`` (a key of :data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown date format {fmt!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[fmt](date)
+
+
+HELD_OUT_EVERY = 10  # every 10th day of the range is never used for training: the test set's days
+
+
+def is_held_out(date: dt.date) -> bool:
+    """True for the test days: every tenth day counted from 1900-01-01."""
+    return (date - FIRST_DAY).days % HELD_OUT_EVERY == 0
+
+
+def random_dates(n: int, generator: torch.Generator | None = None, split: str = "all") -> list[dt.date]:
+    """``n`` days drawn uniformly from 1900-01-01 .. 2099-12-31: training days, held-out test days, or all.
+
+    A training draw that lands on a held-out day moves to the next day, so no
+    test day is ever seen in training, in any format.
+    """
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
+    span = (LAST_DAY - FIRST_DAY).days + 1
+    if split == "test":
+        k = torch.randint((span - 1) // HELD_OUT_EVERY + 1, (n,), generator=generator) * HELD_OUT_EVERY
+    else:
+        k = torch.randint(span, (n,), generator=generator)
+        if split == "train":
+            k = k + (k % HELD_OUT_EVERY == 0).long()
+    return [FIRST_DAY + dt.timedelta(days=int(i)) for i in k]
+
+
+def make_pairs(
+    n: int, generator: torch.Generator | None = None, formats: Sequence[str] | None = None, split: str = "all",
+) -> list[tuple[str, str]]:
+    """``n`` (source, target) pairs: a random date of ``split`` in a random format of ``formats``, and its ISO form."""
+    formats = list(formats or FORMATS)
+    dates = random_dates(n, generator, split)
+    picks = torch.randint(len(formats), (n,), generator=generator)
+    return [(render(d, formats[int(k)]), d.isoformat()) for d, k in zip(dates, picks, strict=True)]
+
+
+# --- the model ---------------------------------------------------------------------------------------
+
+
+def char_tokenizer(extra: str = "") -> Any:
+    """A character-level ``transformers`` tokenizer for the date task (and any characters in ``extra``).
+
+    Ids 0-3 are ``<pad>``, ``<s>``, ``</s>``, ``<unk>``; every character of
+    the formats follows. Encoding appends ``</s>``; decoding glues the
+    characters back together.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = [ordinal_words(d) for d in range(1, 32)] + list(WEEKDAYS) + list(MONTHS) + [m.lower() for m in MONTHS]
+    sample = "".join(render(d, f) for d in (dt.date(2000, m, 28) for m in range(1, 13)) for f in FORMATS)
+    chars = sorted(set(sample + "0123456789-" + "".join(words) + extra))
+    vocab = {t: i for i, t in enumerate([PAD, BOS, EOS, UNK, *chars])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK,
+                                   padding_side="left")
+
+
+@dataclass(frozen=True)
+class TranslatorSize:
+    """The encoder-decoder's sizes: ``layers`` each side, ``d_model`` wide, ``heads`` heads, ``ffn`` hidden units."""
+
+    layers: int = 2
+    d_model: int = 64
+    heads: int = 4
+    ffn: int = 128
+    max_positions: int = 64
+
+    def __post_init__(self) -> None:
+        require_positive(self, "layers", "d_model", "heads", "ffn", "max_positions")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model={self.d_model} must be a multiple of heads={self.heads}")
+
+
+def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize()) -> Any:
+    """A small ``BartConfig`` for ``tokenizer``: its special ids, no dropout, eager attention (so it can be drawn)."""
+    from transformers import BartConfig
+
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=size.d_model, encoder_layers=size.layers, decoder_layers=size.layers,
+        encoder_attention_heads=size.heads, decoder_attention_heads=size.heads, encoder_ffn_dim=size.ffn,
+        decoder_ffn_dim=size.ffn, max_position_embeddings=size.max_positions, dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.bos_token_id,
+        forced_eos_token_id=None, forced_bos_token_id=None, scale_embedding=True,
+    )
+    config._attn_implementation = "eager"  # returns attention weights (sdpa does not); as fast at this size
+    return config
+
+
+def make_translator(config: Any, seed: int | None = None) -> Any:
+    """A fresh ``BartForConditionalGeneration`` from ``config``, seeded if ``seed`` is given."""
+    from transformers import BartForConditionalGeneration
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = BartForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.decoder_start_token_id, gen.bos_token_id = config.decoder_start_token_id, config.bos_token_id
+    gen.eos_token_id, gen.pad_token_id = config.eos_token_id, config.pad_token_id
+    gen.forced_bos_token_id = gen.forced_eos_token_id = None
+    gen.num_beams, gen.do_sample = 1, False
+    return model
+
+
+SOURCE_LENGTH = 40  # every source is padded on the left to this many tokens: its year sits at fixed positions
+
+
+def encode_sources(tokenizer: Any, sources: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Sources padded on the left to :data:`SOURCE_LENGTH` tokens, with their attention mask.
+
+    Every format ends with the year, so with left padding the year's digits
+    always sit at the same positions, which a small model finds much faster
+    than a year that moves with the length of the text.
+    """
+    longest = max(len(s) for s in sources) + 1
+    if longest > SOURCE_LENGTH:
+        raise ValueError(f"a source of {longest - 1} characters is longer than {SOURCE_LENGTH - 1}")
+    batch = tokenizer(list(sources), padding="max_length", max_length=SOURCE_LENGTH, return_tensors="pt")
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}  # no token_type_ids
+
+
+def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """A padded batch: ``input_ids``, ``attention_mask`` and ``labels`` (padding is -100, ignored by the loss)."""
+    sources, targets = zip(*pairs, strict=True)
+    batch = encode_sources(tokenizer, sources)
+    labels = tokenizer(list(targets), padding=True, padding_side="right", return_tensors="pt")["input_ids"]
+    labels[labels == tokenizer.pad_token_id] = -100
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": labels}
+
+
+def _to(batch: Any, model: Any) -> dict[str, torch.Tensor]:
+    """A batch of tensors on the model's device."""
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in dict(batch).items()}
+
+
+def train_translator(
+    model: Any, tokenizer: Any, steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+    formats: Sequence[str] | None = None, desc: str = "dates",
+) -> dict[str, Any]:
+    """Train on fresh random pairs of training days at every step (unlimited data); return the loss curve and seconds.
+
+    AdamW with a short warm-up and a cosine decay to a tenth of ``lr``.
+    """
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+    rng = seed_everything(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
+    losses, start = [], time.perf_counter()
+    model.train()
+    bar = progress(range(steps), desc=desc)
+    for step in bar:
+        t = (step - warmup) / max(1, steps - warmup)
+        scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * t))
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+        batch = _to(encode_pairs(tokenizer, make_pairs(batch_size, rng, formats, split="train")), model)
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return {"loss": losses, "seconds": round(time.perf_counter() - start, 1)}
+
+
+@torch.no_grad()
+def translate(model: Any, tokenizer: Any, sources: Sequence[str], batch_size: int = 256,
+              max_new_tokens: int = 12) -> list[str]:
+    """Greedy ``generate`` for each source text; the decoded outputs without special tokens."""
+    model.eval()
+    out: list[str] = []
+    for i in range(0, len(sources), batch_size):
+        batch = _to(encode_sources(tokenizer, sources[i:i + batch_size]), model)
+        ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        out.extend(tokenizer.batch_decode(ids, skip_special_tokens=True))
+    return out
+
+
+def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """The share of predictions equal to their target, after stripping surrounding whitespace."""
+    if len(predictions) != len(targets):
+        raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
+    if not targets:
+        raise ValueError("exact_match needs at least one example")
+    return sum(p.strip() == t.strip() for p, t in zip(predictions, targets, strict=True)) / len(targets)
+
+
+@torch.no_grad()
+def cross_attention(model: Any, tokenizer: Any, source: str, target: str, layer: int = -1) -> torch.Tensor:
+    """``[len(target) + 1, len(source) + 1]``: how much each output step attends to each source character.
+
+    Teacher-forced on ``target`` (the row of output ``i`` is the step that
+    predicts character ``i``; the last row predicts ``</s>``), averaged over
+    the heads of decoder layer ``layer``; the last column is the source's ``</s>``.
+    """
+    batch = _to(encode_pairs(tokenizer, [(source, target)]), model)
+    out = model(**batch, output_attentions=True)
+    weights = out.cross_attentions[layer][0].mean(0)
+    return weights[:, batch["attention_mask"][0].bool()].cpu()  # the source's columns, without the padding
