@@ -1,4 +1,4 @@
-"""Measuring generated images offline: the Fréchet distance, FID-FMNIST, nearest neighbours.
+"""Measuring generative models offline: FID-FMNIST, KID, precision/recall, memorisation, text metrics.
 
 Taught in notebook 02, section 4 (and extended in 06):
 
@@ -9,7 +9,9 @@ Taught in notebook 02, section 4 (and extended in 06):
   :func:`reference_stats` of the training images;
 - :func:`class_confidence_diversity` (an Inception-Score-like pair) and
   :func:`image_report` (every number of 02's table from one classifier pass);
-- :func:`nearest_neighbours`, the memorisation check.
+- :func:`nearest_neighbours`, the memorisation check;
+- notebook 06: :func:`kid` (unbiased at small sample sizes), :func:`precision_recall`
+  on the feature manifold, :func:`bootstrap_interval`, and the text metrics at the end.
 
 FID-FMNIST follows Heusel et al. (2017) but with a 128-d feature space learnt
 on Fashion-MNIST instead of Inception-v3's 2048-d ImageNet features: its
@@ -295,6 +297,154 @@ def image_report(
     return report
 
 
+# --- KID, precision and recall, bootstrap intervals (notebook 06) -------------------------------------------
+
+
+def _polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """KID's kernel, ``(a . b / d + 1) ** 3`` (Bińkowski et al., 2018)."""
+    return (a @ b.T / a.shape[1] + 1) ** 3
+
+
+def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The unbiased estimate of the squared MMD between two feature sets with KID's polynomial kernel.
+
+    The diagonal terms ``k(x_i, x_i)`` are left out, so its expectation is exactly
+    the population value whatever the sample sizes (0 when both come from the
+    same distribution): unlike FID, KID has no small-sample bias.
+    """
+    x, y = x.double(), y.double()
+    m, n = len(x), len(y)
+    if m < 2 or n < 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"need at least 2 points per set and one dimension, got {tuple(x.shape)}, {tuple(y.shape)}")
+    kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+    within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+    within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+    return float(within_x + within_y - 2 * kxy.mean())
+
+
+def kid(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int = 20, subset_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
+    """Kernel Inception Distance on features: mean and standard deviation of :func:`mmd2_unbiased` over subsets.
+
+    Each subset draws ``subset_size`` features (without replacement) from each set.
+    """
+    if subsets < 1:
+        raise ValueError(f"subsets must be at least 1, got {subsets}")
+    size = min(subset_size, len(real), len(fake))
+    values = []
+    for _ in range(subsets):
+        r = real[torch.randperm(len(real), generator=generator)[:size]]
+        f = fake[torch.randperm(len(fake), generator=generator)[:size]]
+        values.append(mmd2_unbiased(r, f))
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.mean().item(), (t.std().item() if len(t) > 1 else 0.0)
+
+
+def knn_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """The distance from each point to its ``k``-th nearest *other* point of the same set."""
+    if not 1 <= k < len(features):
+        raise ValueError(f"k must be between 1 and the number of points - 1 ({len(features) - 1}), got {k}")
+    dist = torch.cdist(features.double(), features.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    return dist.kthvalue(k + 1, dim=1).values  # the 1st smallest is the point itself, at 0
+
+
+def _inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    dist = torch.cdist(queries.double(), support.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    return (dist <= radii[None, :]).any(dim=1)
+
+
+def manifold_membership(queries: torch.Tensor, support: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """For each query point, whether it lies inside the k-NN manifold of ``support`` (a bool ``[Q]``).
+
+    Its mean is the precision (queries: generated, support: real) or the recall
+    (the other way round) of :func:`precision_recall`; bootstrapping its rows gives
+    an interval for that share, for this fixed manifold (notebook 06, section 2).
+    """
+    if queries.ndim != 2 or support.ndim != 2 or queries.shape[1] != support.shape[1]:
+        raise ValueError(f"queries and support must be [N, d] with the same d, got {tuple(queries.shape)}, "
+                         f"{tuple(support.shape)}")
+    return _inside_manifold(queries, support, knn_radii(support, k))
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall on a feature manifold (Kynkäänniemi et al., 2019).
+
+    Each point's manifold is a ball reaching its ``k``-th nearest neighbour in
+    its own set. **Precision**: the share of generated points inside the real
+    manifold (are samples realistic?). **Recall**: the share of real points
+    inside the generated manifold (is the data's variety covered?).
+    """
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real and fake must be [N, d] with the same d, got {tuple(real.shape)}, {tuple(fake.shape)}")
+    precision = _inside_manifold(fake, real, knn_radii(real, k)).double().mean().item()
+    recall = _inside_manifold(real, fake, knn_radii(fake, k)).double().mean().item()
+    return {"precision": precision, "recall": recall}
+
+
+def bootstrap_interval(
+    statistic: Any, *samples: torch.Tensor, resamples: int = 200, level: float = 0.95,
+    generator: torch.Generator | None = None, centre: bool = False,
+) -> tuple[float, float, float]:
+    """``(value, low, high)``: a statistic and its percentile bootstrap interval.
+
+    ``statistic(*samples)`` returns a float; each resample draws every sample's
+    rows with replacement, independently. ``level`` is the interval's coverage.
+
+    ``centre=True`` shifts the interval by ``value - median(resampled values)``.
+    Use it for a statistic with a small-sample bias such as FID: the duplicates
+    in a resample add that bias once more, so the plain percentile interval sits
+    above the value (notebook 06, section 2.5); shifted, it keeps the
+    bootstrap's spread around the value measured.
+    """
+    if not 0 < level < 1 or resamples < 10:
+        raise ValueError(f"need 0 < level < 1 and at least 10 resamples, got {level}, {resamples}")
+    value = float(statistic(*samples))
+    draws = []
+    for _ in range(resamples):
+        picked = [s[torch.randint(len(s), (len(s),), generator=generator)] for s in samples]
+        draws.append(float(statistic(*picked)))
+    t = torch.tensor(draws, dtype=torch.float64)
+    alpha = (1 - level) / 2
+    shift = value - t.median().item() if centre else 0.0
+    return value, torch.quantile(t, alpha).item() + shift, torch.quantile(t, 1 - alpha).item() + shift
+
+
+def kid_interval(
+    real: torch.Tensor, fake: torch.Tensor, resamples: int = 200, level: float = 0.95,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float, float]:
+    """``(value, low, high)``: :func:`mmd2_unbiased` and its percentile bootstrap interval, computed fast.
+
+    The three kernel matrices are computed once; a resample is described by
+    how often it drew each point (counts ``c``), so its kernel sums are
+    ``c^T K c``. Pairs that are the *same* original point twice (a duplicate
+    drawn with replacement, ``sum_j c_j^2`` of them) are left out, like the
+    diagonal, so the resampled values stay unbiased (notebook 06, section 2.5).
+    """
+    if not 0 < level < 1 or resamples < 10:
+        raise ValueError(f"need 0 < level < 1 and at least 10 resamples, got {level}, {resamples}")
+    value = mmd2_unbiased(real, fake)
+    x, y = real.double(), fake.double()
+    kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+
+    def counts(n: int) -> torch.Tensor:
+        return torch.bincount(torch.randint(n, (n,), generator=generator), minlength=n).double()
+
+    def within(k: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        same = c.square()  # ordered pairs (i, j) of resample positions that hold the same point
+        return (c @ k @ c - (same * k.diagonal()).sum()) / (c.sum() ** 2 - same.sum())
+
+    draws = []
+    for _ in range(resamples):
+        cx, cy = counts(len(x)), counts(len(y))
+        draws.append(float(within(kxx, cx) + within(kyy, cy) - 2 * (cx @ kxy @ cy) / (cx.sum() * cy.sum())))
+    t = torch.tensor(draws, dtype=torch.float64)
+    alpha = (1 - level) / 2
+    return value, torch.quantile(t, alpha).item(), torch.quantile(t, 1 - alpha).item()
+
+
 # --- memorisation -------------------------------------------------------------------------------
 
 
@@ -339,3 +489,161 @@ def summarise(values: Sequence[float]) -> tuple[float, float]:
         raise ValueError("summarise needs at least one value")
     t = torch.tensor(list(values), dtype=torch.float64)
     return t.mean().item(), (t.std().item() if len(t) > 1 else 0.0)
+
+
+# --- text metrics (notebooks 04 and 06) ---------------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    """``text`` split on whitespace: the tokens of the word-level text metrics."""
+    if not isinstance(text, str):
+        raise ValueError(f"words() takes a string, got {type(text).__name__}")
+    return text.split()
+
+
+def _as_tokens(tokens: str | Sequence[Any]) -> list[Any]:
+    """A string becomes its words; any other sequence (characters, indices) is used as it is."""
+    if isinstance(tokens, str):
+        return words(tokens)
+    if isinstance(tokens, torch.Tensor):
+        return tokens.flatten().tolist()
+    return list(tokens)
+
+
+def ngrams(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
+    """The ``n``-grams of ``tokens`` (a string: of its words), in order, overlapping."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    t = _as_tokens(tokens)
+    return [tuple(t[i:i + n]) for i in range(len(t) - n + 1)]
+
+
+def _ngrams_or_raise(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
+    grams = ngrams(tokens, n)
+    if not grams:
+        raise ValueError(f"the text has fewer than {n} tokens: no {n}-grams to measure")
+    return grams
+
+
+def distinct_n(tokens: str | Sequence[Any], n: int) -> float:
+    """Distinct-n (Li et al., 2016): distinct ``n``-grams / all ``n``-grams, from 1 (no repeat) down towards 0.
+
+    A string is measured on its words. Compare texts of similar length only:
+    longer texts repeat more by chance, so distinct-n falls with length.
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    return len(set(grams)) / len(grams)
+
+
+def repetition_rate(tokens: str | Sequence[Any], n: int = 4) -> float:
+    """The share of ``n``-grams that already occurred earlier in the same text (seq-rep-n; Welleck et al., 2020).
+
+    It equals ``1 - distinct_n(tokens, n)``; at ``n = 4`` (four words) natural
+    prose is close to 0, and a text caught in a loop close to 1.
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    seen: set[tuple[Any, ...]] = set()
+    repeats = 0
+    for g in grams:
+        repeats += g in seen
+        seen.add(g)
+    return repeats / len(grams)
+
+
+def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[..., target]``: the log-probability, in nats, of each target token.
+
+    ``logits`` ``[..., V]`` are a model's predictions for the positions of ``targets`` ``[...]``.
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a vocabulary "
+                         "dimension")
+    if targets.is_floating_point():
+        raise ValueError("targets must be token indices (an integer tensor)")
+    return logits.float().log_softmax(dim=-1).gather(-1, targets.long()[..., None])[..., 0]
+
+
+def mean_log_prob(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The mean log-probability per token of ``targets`` under ``logits`` (nats; minus the cross-entropy)."""
+    return token_log_probs(logits, targets).mean().item()
+
+
+# --- memorisation and vocabulary in text (notebook 06) ------------------------------------------------------
+
+
+def ngram_set(tokens: str | Sequence[Any], n: int) -> frozenset[tuple[Any, ...]]:
+    """Every distinct ``n``-gram of ``tokens`` (a string: of its words): the index :func:`ngram_overlap` looks in.
+
+    Build it once for a training text and pass it to :func:`ngram_overlap` for each sample.
+    """
+    return frozenset(ngrams(tokens, n))
+
+
+def ngram_overlap(
+    tokens: str | Sequence[Any], training: str | Sequence[Any] | frozenset[tuple[Any, ...]], n: int,
+) -> float:
+    """The share of the ``n``-grams of ``tokens`` that also occur in ``training``: the memorisation check for text.
+
+    ``training`` is the training text (a string, measured on its words), a
+    token sequence, or a set from :func:`ngram_set` (much faster when many
+    samples are checked against one training text). Held-out real text sets the
+    baseline: it shares common phrases with the training text too, so a model
+    that copies shows as an overlap well *above* real text's, and as long
+    copied spans (:func:`longest_copied_span`).
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    if isinstance(training, (set, frozenset)):
+        index = training
+        probe = next(iter(index), None)
+        if probe is not None and (not isinstance(probe, tuple) or len(probe) != n):
+            raise ValueError(f"the training index holds no {n}-grams: build it with ngram_set(training, {n})")
+    else:
+        index = ngram_set(training, n)
+    return sum(g in index for g in grams) / len(grams)
+
+
+def longest_copied_span(text: str, training: str) -> str:
+    """The longest piece of ``text`` (characters) that occurs verbatim somewhere in ``training``.
+
+    Scanning ``text`` once, it only ever tries to beat the best span so far, so
+    it needs about ``len(text)`` substring searches of ``training``.
+    """
+    if not isinstance(text, str) or not isinstance(training, str):
+        raise ValueError("longest_copied_span compares two strings")
+    best = ""
+    for start in range(len(text)):
+        end = start + len(best) + 1
+        while end <= len(text) and text[start:end] in training:
+            best = text[start:end]
+            end += 1
+        if len(text) - start <= len(best):
+            break
+    return best
+
+
+_PUNCTUATION = "\"'.,;:!?()[]-_&`"
+
+
+def normalise_word(word: str) -> str:
+    """Lower case, punctuation stripped from both ends: ``"Thee,"`` -> ``"thee"``."""
+    return word.strip(_PUNCTUATION).lower()
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The distinct :func:`normalise_word` words of ``text``: e.g. the vocabulary of a training text."""
+    return frozenset(w for w in (normalise_word(t) for t in words(text)) if w)
+
+
+def known_word_share(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+    """The share of the words of ``text`` found in ``vocabulary`` (e.g. :func:`word_set` of the training text).
+
+    Real held-out text scores close to 1 (a few rare words are new); a
+    character model's invented words pull it down: a cheap, automatic check of
+    spelling.
+    """
+    if not isinstance(vocabulary, (set, frozenset)) or not vocabulary:
+        raise ValueError("vocabulary must be a non-empty set of words (word_set(training_text))")
+    found = [w for w in (normalise_word(t) for t in words(text)) if w]
+    if not found:
+        raise ValueError("the text has no words to check")
+    return sum(w in vocabulary for w in found) / len(found)

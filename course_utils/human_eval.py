@@ -28,10 +28,11 @@ CHOICES = {"pairwise": ("left", "right", "tie"), "quiz": ("real", "generated")}
 
 
 def ratings_dir() -> Path:
-    """``data/ratings/`` in the data cache (git-ignored)."""
+    """``COURSE_RATINGS_DIR`` if set, else ``data/ratings/`` in the data cache (git-ignored)."""
     from course_utils.data import data_dir
 
-    return data_dir() / "ratings"
+    env = os.environ.get("COURSE_RATINGS_DIR", "").strip()
+    return Path(env).expanduser().resolve() if env else data_dir() / "ratings"
 
 
 @dataclass(frozen=True)
@@ -241,3 +242,46 @@ def fleiss_kappa(counts: Sequence[Mapping[str, int]]) -> float:
     agreement = [(sum(v * v for v in c.values()) - raters) / (raters * (raters - 1)) for c in counts]
     p_bar, p_e = sum(agreement) / items, sum(p * p for p in p_label.values())
     return 1.0 if p_e == 1 else (p_bar - p_e) / (1 - p_e)
+
+
+def rater_labels(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, dict[str, str]]:
+    """``{rater: {item: label}}``: what each rater said about each item, comparable across raters.
+
+    Sides are drawn at random for every rater, so a pairwise label is the
+    *winning model* (or ``tie``), keyed by the two item ids in sorted order;
+    a quiz label is the guess (``real``/``generated``), keyed by the item id. A
+    rater who rated an item twice counts with the last rating.
+    """
+    if task not in CHOICES:
+        raise ValueError(f"task must be one of {sorted(CHOICES)}, got {task!r}")
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    for r in ratings:
+        if r.task != task:
+            continue
+        if task == "quiz":
+            labels[r.rater][r.item_a] = r.choice
+        else:
+            labels[r.rater]["|".join(sorted((r.item_a, r.item_b)))] = r.winner() or "tie"
+    return dict(labels)
+
+
+def agreement(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, float | int | str]:
+    """Agreement between the raters of a merged room, on the items every one of them rated.
+
+    Two raters: Cohen's kappa; three or more: Fleiss' kappa. Returns
+    ``raters``, ``items`` (rated by all), ``kappa`` and ``method``. Raises
+    ``ValueError`` with fewer than two raters or no item that all of them rated.
+    """
+    labels = rater_labels(ratings, task)
+    if len(labels) < 2:
+        raise ValueError(f"agreement needs at least two raters; the {task} ratings have {len(labels)}")
+    raters = sorted(labels)
+    common = sorted(set.intersection(*(set(labels[r]) for r in raters)))
+    if not common:
+        raise ValueError(f"no {task} item was rated by all {len(raters)} raters: give everyone the same items")
+    if len(raters) == 2:
+        a, b = ([labels[r][item] for item in common] for r in raters)
+        return {"raters": 2, "items": len(common), "kappa": cohen_kappa(a, b), "method": "Cohen"}
+    counts = [{k: sum(labels[r][item] == k for r in raters) for k in {labels[r][item] for r in raters}}
+              for item in common]
+    return {"raters": len(raters), "items": len(common), "kappa": fleiss_kappa(counts), "method": "Fleiss"}

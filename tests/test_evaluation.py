@@ -275,3 +275,126 @@ def test_summarise_mean_and_std():
     assert evaluation.summarise([0.5]) == (0.5, 0.0)
     with pytest.raises(ValueError):
         evaluation.summarise([])
+
+
+# --- KID, precision and recall, bootstrap ---------------------------------------------------------------
+
+
+def test_mmd2_unbiased_by_hand():
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[2.0], [3.0]])
+    k = lambda a, b: (a * b + 1) ** 3  # d = 1
+    expected = (2 * k(0, 1)) / 2 + (2 * k(2, 3)) / 2 - 2 * (k(0, 2) + k(0, 3) + k(1, 2) + k(1, 3)) / 4
+    assert evaluation.mmd2_unbiased(x, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluation.mmd2_unbiased(x[:1], y)
+
+
+def test_kid_is_unbiased_for_the_same_distribution_and_grows_with_a_shift():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4000, 8, generator=g), torch.randn(4000, 8, generator=g)
+    same_mean, same_std = evaluation.kid(a, b, subsets=50, subset_size=100, generator=g)
+    # unbiased: the mean over 50 subsets sits within 3 standard errors of 0, even with 100 points a subset
+    assert abs(same_mean) < 3 * same_std / 50 ** 0.5
+    shifted_mean, _ = evaluation.kid(a, b + 0.5, subsets=50, subset_size=100, generator=g)
+    assert shifted_mean > 10 * same_std / 50 ** 0.5
+
+
+def test_knn_radii_and_precision_recall_on_a_known_case():
+    real = torch.arange(10.0)[:, None]  # points 0..9: each one's nearest other point is 1 away
+    assert evaluation.knn_radii(real, k=1).tolist() == [1.0] * 10
+    assert evaluation.knn_radii(real, k=2)[0].item() == 2.0  # 0's second neighbour is 2
+    inside, outside = torch.tensor([[4.5], [9.5]]), torch.tensor([[30.0], [31.0]])
+    fake = torch.cat([inside, outside])  # half the samples on the real manifold, half far away
+    # recall: the fakes' radii (k=1): 4.5->9.5 is 5, 30<->31 is 1; real points within 5 of 4.5 or 9.5: 0..9 all
+    assert evaluation.precision_recall(real, fake, k=1) == {"precision": 0.5, "recall": 1.0}
+    cluster = torch.tensor([[0.0], [0.2], [0.4]])  # samples on one corner of the data only
+    pr = evaluation.precision_recall(real, cluster, k=1)
+    assert pr["precision"] == 1.0 and pr["recall"] == pytest.approx(0.1)  # only the real point 0 is covered
+    # the per-point membership behind the two shares: which fakes are inside the real manifold, and vice versa
+    assert evaluation.manifold_membership(fake, real, k=1).tolist() == [True, True, False, False]
+    assert evaluation.manifold_membership(real, cluster, k=1).tolist() == [True] + [False] * 9
+    with pytest.raises(ValueError, match="same d"):
+        evaluation.manifold_membership(fake, torch.zeros(5, 2), k=1)
+
+
+def test_bootstrap_interval_covers_the_mean():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, generator=g) + 3.0
+    value, low, high = evaluation.bootstrap_interval(lambda s: s.mean().item(), x, resamples=400, generator=g)
+    assert value == pytest.approx(x.mean().item()) and low < value < high
+    # the percentile interval of a mean: about +-1.96 standard errors (0.05 here), within 20% at 400 resamples
+    assert high - low == pytest.approx(2 * 1.96 * x.std().item() / 20, rel=0.2)
+    with pytest.raises(ValueError, match="level"):
+        evaluation.bootstrap_interval(lambda s: 0.0, x, level=1.5)
+
+
+def test_centred_bootstrap_puts_a_biased_statistic_back_inside_its_interval():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(50, 8, generator=g, dtype=torch.float64)  # a small sample of N(0, I)
+    zero, eye = torch.zeros(8, dtype=torch.float64), torch.eye(8, dtype=torch.float64)
+
+    def fid(s):
+        return evaluation.frechet_distance(*evaluation.feature_stats(s), zero, eye)
+
+    value, low, high = evaluation.bootstrap_interval(fid, f, resamples=200, generator=torch.Generator().manual_seed(1))
+    assert low > value  # duplicates in each resample add FID's small-sample bias again: the value falls below
+    v2, low2, high2 = evaluation.bootstrap_interval(fid, f, resamples=200, generator=torch.Generator().manual_seed(1),
+                                                    centre=True)
+    assert v2 == value and low2 < value < high2
+    assert high2 - low2 == pytest.approx(high - low, rel=1e-9)  # only shifted, same width
+
+
+def test_kid_interval_leaves_out_duplicate_pairs():
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(300, 4, generator=g), torch.randn(300, 4, generator=g)  # the same distribution (seeded)
+    value, low, high = evaluation.kid_interval(a, b, resamples=100, generator=torch.Generator().manual_seed(1))
+    assert value == evaluation.mmd2_unbiased(a, b) and low < 0 < high
+    # resampling with the plain estimator counts a duplicate's k(x, x) as a pair: biased upwards, 0 falls outside
+    _, naive_low, _ = evaluation.bootstrap_interval(evaluation.mmd2_unbiased, a, b, resamples=100,
+                                                    generator=torch.Generator().manual_seed(1))
+    assert naive_low > 0
+    shifted = evaluation.kid_interval(a, b + 0.5, resamples=100, generator=torch.Generator().manual_seed(1))
+    assert shifted[1] > high
+
+
+# --- memorisation and vocabulary in text (notebook 06) ---------------------------------------------------------
+
+
+def test_ngram_overlap_counts_the_shared_ngrams():
+    training = "the cat sat on the mat"
+    assert evaluation.ngram_overlap("the cat sat on a hat", training, 2) == pytest.approx(3 / 5)  # 3 of 5 pairs
+    index = evaluation.ngram_set(training, 2)
+    assert index == {("the", "cat"), ("cat", "sat"), ("sat", "on"), ("on", "the"), ("the", "mat")}
+    assert evaluation.ngram_overlap("the cat sat on a hat", index, 2) == pytest.approx(3 / 5)
+    assert evaluation.ngram_overlap(list("abcab"), list("xabx"), 2) == pytest.approx(2 / 4)  # ab, ab of ab bc ca ab
+    with pytest.raises(ValueError, match="ngram_set"):
+        evaluation.ngram_overlap("the cat sat", index, 3)  # an index of 2-grams for 3-grams
+    with pytest.raises(ValueError, match="fewer than 4"):
+        evaluation.ngram_overlap("too short", training, 4)
+
+
+def test_longest_copied_span_finds_the_longest_verbatim_piece():
+    training = "To be, or not to be, that is the question"
+    assert evaluation.longest_copied_span("Oh, not to be, that is it", training) == " not to be, that is "
+    assert evaluation.longest_copied_span("xyz", training) == ""
+    assert evaluation.longest_copied_span(training, training) == training
+    g = torch.Generator().manual_seed(0)
+    letters = "abc"
+    for _ in range(20):  # against a brute force on random strings
+        text = "".join(letters[i] for i in torch.randint(3, (12,), generator=g).tolist())
+        ref = "".join(letters[i] for i in torch.randint(3, (15,), generator=g).tolist())
+        best = max((text[i:j] for i in range(len(text)) for j in range(i, len(text) + 1) if text[i:j] in ref), key=len)
+        assert len(evaluation.longest_copied_span(text, ref)) == len(best)
+    with pytest.raises(ValueError, match="two strings"):
+        evaluation.longest_copied_span(["a"], "a")
+
+
+def test_known_word_share_ignores_case_and_punctuation():
+    vocab = evaluation.word_set("Thee, sir! What say'st thou?")
+    assert vocab == {"thee", "sir", "what", "say'st", "thou"}
+    assert evaluation.known_word_share("THEE sir: blorp. What?", vocab) == pytest.approx(3 / 4)
+    assert evaluation.normalise_word("'Tis,") == "tis"
+    with pytest.raises(ValueError, match="non-empty set"):
+        evaluation.known_word_share("thee", set())
+    with pytest.raises(ValueError, match="no words"):
+        evaluation.known_word_share(" ... ", vocab)

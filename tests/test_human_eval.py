@@ -120,3 +120,45 @@ def test_kappas_against_known_answers():
     assert he.fleiss_kappa(counts) == pytest.approx(0.210, abs=5e-4)  # a standard worked example: 14 raters, 10 items
     with pytest.raises(ValueError, match="same number of raters"):
         he.fleiss_kappa([{"a": 2}, {"a": 3}])
+
+
+# --- agreement of a merged room ---------------------------------------------------------------------------
+
+
+def test_rater_labels_name_the_winning_model_whatever_the_sides():
+    ratings = [pair("ana", "g1", "v1", "g1", "left"), pair("bo", "g1", "v1", "v1", "right"),  # both: gan won
+               pair("ana", "g2", "v2", "g2", "tie"), pair("bo", "v2", "g2", "g2", "right", "vae", "gan")]
+    labels = he.rater_labels(ratings)
+    assert labels == {"ana": {"g1|v1": "gan", "g2|v2": "tie"}, "bo": {"g1|v1": "gan", "g2|v2": "vae"}}
+    quiz = [he.Rating(rater="ana", task="quiz", item_a="t1", choice="real", model_a="real")]
+    assert he.rater_labels(quiz, "quiz") == {"ana": {"t1": "real"}}
+    with pytest.raises(ValueError, match="task"):
+        he.rater_labels(ratings, "poll")
+
+
+def test_agreement_uses_cohen_for_two_and_fleiss_for_more_on_common_items():
+    from sklearn.metrics import cohen_kappa_score
+
+    a = ["left", "left", "right", "tie", "right", "left"]
+    b = ["left", "right", "right", "tie", "right", "left"]
+    ratings = [pair(rater, f"g{i}", f"v{i}", f"g{i}", choice)
+               for rater, choices in (("ana", a), ("bo", b)) for i, choice in enumerate(choices)]
+    ratings.append(pair("ana", "g9", "v9", "g9", "left"))  # rated by one rater only: left out
+    two = he.agreement(ratings)
+    assert two["method"] == "Cohen" and two["items"] == 6 and two["raters"] == 2
+    assert two["kappa"] == pytest.approx(cohen_kappa_score(a, b))
+    ratings += [pair("cy", f"g{i}", f"v{i}", f"g{i}", c) for i, c in enumerate(a)]
+    three = he.agreement(ratings)
+    counts = [{k: [a[i], b[i], a[i]].count(k) for k in {a[i], b[i]}} for i in range(6)]
+    assert three["method"] == "Fleiss" and three["kappa"] == pytest.approx(he.fleiss_kappa(counts))
+    with pytest.raises(ValueError, match="at least two raters"):
+        he.agreement(ratings[:3])
+    with pytest.raises(ValueError, match="no pairwise item"):
+        he.agreement([pair("ana", "g1", "v1", "g1", "left"), pair("bo", "g2", "v2", "g2", "left")])
+
+
+def test_ratings_dir_follows_its_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_RATINGS_DIR", raising=False)
+    assert he.ratings_dir().name == "ratings"  # data/ratings/ by default
+    monkeypatch.setenv("COURSE_RATINGS_DIR", str(tmp_path / "room"))
+    assert he.ratings_dir() == (tmp_path / "room").resolve()

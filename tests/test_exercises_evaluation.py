@@ -1,0 +1,142 @@
+"""course_utils.exercises.evaluation: notebook 06's checkers say right to a right answer, and hint at each wrong one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import human_eval
+from course_utils.exercises import evaluation as ex
+from tests.checks import assert_right, assert_wrong
+
+
+@pytest.fixture(autouse=True)
+def lenient(monkeypatch):
+    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)  # wrong answers must come back as hints here
+
+
+# --- the bootstrap interval ---------------------------------------------------------------------------------
+
+
+def bootstrap(values, resamples=2000, generator=None, level=0.95, size=None, replace=True):
+    n = len(values)
+    if replace:
+        idx = torch.randint(n, (resamples, size or n), generator=generator)
+    else:
+        idx = torch.stack([torch.randperm(n, generator=generator) for _ in range(resamples)])
+    means = values[idx].mean(dim=1)
+    a = (1 - level) / 2
+    return torch.quantile(means, a).item(), torch.quantile(means, 1 - a).item()
+
+
+def test_bootstrap_interval_right():
+    assert_right(ex.check_bootstrap_interval(bootstrap))
+
+
+def test_bootstrap_interval_hints():
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, g)[::-1]), "low is above high")
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, g, replace=False)), "with replacement")
+    spread = lambda v, r, g: (torch.quantile(v, 0.025).item(), torch.quantile(v, 0.975).item())
+    assert_wrong(ex.check_bootstrap_interval(spread), "spread of the values")
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, g, level=0.9)), "90% interval")
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, None)), "same generator seed")
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, g, size=400)), "half as wide")
+    assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: 1.0), "tuple of two numbers")
+
+    def stub(v, r, g):
+        raise NotImplementedError
+
+    assert_wrong(ex.check_bootstrap_interval(stub), "not done yet")
+
+
+# --- precision and recall -----------------------------------------------------------------------------------
+
+
+def precision_recall(real, fake, k=3, rank=None):
+    rank = rank or k + 1
+
+    def radii(x):
+        return torch.cdist(x, x).kthvalue(rank, dim=1).values
+
+    def inside(queries, support):
+        return (torch.cdist(queries, support) <= radii(support)[None, :]).any(dim=1).float().mean().item()
+
+    return inside(fake, real), inside(real, fake)
+
+
+def test_precision_recall_right():
+    assert_right(ex.check_precision_recall(precision_recall))
+
+
+def test_the_toy_cases_have_the_known_shape():
+    from course_utils import evaluation
+
+    pr = {name: evaluation.precision_recall(real, fake) for name, (real, fake) in ex.toy_manifold_cases().items()}
+    good, collapsed, off = pr.values()
+    assert good["precision"] > 0.9 and good["recall"] > 0.9
+    assert collapsed["precision"] > 0.9 and collapsed["recall"] < 0.35  # a quarter of the circle
+    assert off["precision"] < 0.05 and off["recall"] < 0.05
+
+
+def test_precision_recall_hints():
+    assert_wrong(ex.check_precision_recall(lambda r, f, k: precision_recall(r, f, k)[::-1]), "swapped")
+    assert_wrong(ex.check_precision_recall(lambda r, f, k: precision_recall(r, f, k, rank=k)), "kthvalue(k + 1)")
+
+    def own_radii(real, fake, k):
+        rad = lambda x: torch.cdist(x, x).kthvalue(k + 1, dim=1).values
+        return ((torch.cdist(fake, real) <= rad(fake)[:, None]).any(1).float().mean().item(),
+                (torch.cdist(real, fake) <= rad(real)[:, None]).any(1).float().mean().item())
+
+    assert_wrong(ex.check_precision_recall(own_radii), "the balls belong to the set being covered")
+    assert_wrong(ex.check_precision_recall(lambda r, f, k: (0.5, 0.5)), "expected precision")
+
+
+# --- the win rate -------------------------------------------------------------------------------------------
+
+
+def wilson(s, n, z=1.959964):
+    p = s / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def win_rate(ratings, model, tie_value=0.5, count_ties=True, sides=True, interval=wilson):
+    n = wins = 0
+    for r in ratings:
+        if r.task != "pairwise" or model not in (r.model_a, r.model_b):
+            continue
+        if r.choice == "tie":
+            if count_ties:
+                n, wins = n + 1, wins + tie_value
+            continue
+        n += 1
+        left_is_a = r.shown_left == r.item_a if sides else True
+        left_model, right_model = (r.model_a, r.model_b) if left_is_a else (r.model_b, r.model_a)
+        wins += (left_model if r.choice == "left" else right_model) == model
+    return (wins / n, *interval(wins, n))
+
+
+def wald(s, n):
+    p = s / n
+    half = 1.959964 * math.sqrt(p * (1 - p) / n)
+    return p - half, p + half
+
+
+def test_win_rate_right():
+    assert_right(ex.check_win_rate(win_rate))
+    rates = human_eval.win_rates(ex.win_rate_ratings())
+    assert rates["gan"]["n"] == 42 and rates["gan"]["ties"] == 4 and rates["gan"]["wins"] == 18 + 2 + 5
+
+
+def test_win_rate_hints():
+    assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, sides=False)), "sides were drawn at random")
+    assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, count_ties=False)), "ties are comparisons too")
+    assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, tie_value=0)), "half a win, not as a loss")
+    assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, interval=wald)), "Wald interval")
+    assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, interval=lambda s, n: wilson(s, n, 1.645))),
+                 "95% Wilson interval")
+    assert_wrong(ex.check_win_rate(lambda r, m: (0.5, 0.4)), "three numbers")
+    assert_wrong(ex.check_win_rate(...), "not done yet")
