@@ -105,3 +105,35 @@ site: setup data
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- the workshop kit (docs/instructor.md) ---------------------------------------------------------------
+# The hub's proxy (configurable-http-proxy, from npm) goes into build/node/, never globally. The Python
+# packages (jupyterhub, nbgitpuller, playwright...) are in requirements.txt (the workshop extra).
+.PHONY: hub hub-test browser-test versions
+CHP_VERSION ?= 5.3.0
+CHP := build/node/node_modules/.bin/configurable-http-proxy
+CHROMIUM ?= $(or $(COURSE_CHROMIUM),$(shell command -v chromium 2>/dev/null),/usr/bin/chromium)
+hub hub-test browser-test: EXTRAS = text,test,lab,workshop
+
+$(CHP):
+	@command -v npm >/dev/null || { echo "the hub needs Node.js and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	npm install --prefix build/node --no-audit --no-fund --loglevel=error configurable-http-proxy@$(CHP_VERSION)
+
+# A workshop hub on this machine (as root: each learner's server runs as that learner); see workshop/.
+hub: setup data $(CHP)
+	$(PY) -m jupyterhub -f workshop/jupyterhub_config.py
+
+# End-to-end checks of the kit, run alone; .ci/run runs both. They fail, never skip, if something is missing.
+hub-test: setup data $(CHP)
+	COURSE_REQUIRE_WORKSHOP_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_workshop_hub.py
+
+browser-test: setup data
+	@test -x "$(CHROMIUM)" || { echo "make browser-test needs Chromium: apt-get install chromium (or COURSE_CHROMIUM=...)" >&2; exit 1; }
+	COURSE_REQUIRE_WORKSHOP_TESTS=1 COURSE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
+
+# The unit tests and every notebook (ci) with the oldest versions pyproject.toml claims and with the newest
+# releases (a transformers 4.x line too), each set in its own venv under build/versions/. Not part of make
+# test (it installs other torch builds). VERSION_SETS="oldest" NOTEBOOKS="00_setup 01_generative_basics" for less.
+VERSION_SETS ?= oldest newest-4x newest
+versions:
+	.ci/versions $(VERSION_SETS)
