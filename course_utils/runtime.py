@@ -164,7 +164,8 @@ def describe_hardware(device: torch.device | None = None) -> str:
     name = hardware_name(device)
     if device.type == "cuda":
         return f"{name} (CUDA)"
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    threads = torch.get_num_threads()
+    return f"{name}, {threads} torch thread{'' if threads == 1 else 's'}"
 
 
 def on_colab() -> bool:

@@ -93,8 +93,14 @@ def test_environment_report(monkeypatch):
 
 
 def test_describe_hardware_names_the_cpu_and_threads():
-    text = runtime.describe_hardware(torch.device("cpu"))
-    assert text == f"{runtime.hardware_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads"
+    threads = torch.get_num_threads()
+    try:
+        text = runtime.describe_hardware(torch.device("cpu"))
+        assert text == f"{runtime.hardware_name(torch.device('cpu'))}, {threads} torch threads" or threads == 1
+        torch.set_num_threads(1)
+        assert runtime.describe_hardware(torch.device("cpu")).endswith(", 1 torch thread")
+    finally:
+        torch.set_num_threads(threads)
     assert f"{__import__('os').cpu_count()} cores" in text
 
 
