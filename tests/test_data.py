@@ -340,3 +340,23 @@ def test_a_tampered_manifest_is_caught_by_the_registry(small_course, tmp_path, m
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "fresh"))
     with pytest.raises(data.BundleError, match="fails the registry's check"):
         data.unbundle(tmp_path / "evil.tar.gz")
+
+
+@pytest.mark.parametrize("entry", ["../outside.txt", "/etc/course-evil", "data/link"])
+def test_a_bundle_entry_outside_the_cache_or_not_a_file_is_refused(small_course, tmp_path, monkeypatch, entry):
+    import io
+    import tarfile
+
+    with tarfile.open(tmp_path / "evil.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo(entry)
+        if entry == "data/link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "fresh"))
+    with pytest.raises(data.BundleError, match="unexpected entry"):
+        data.unbundle(tmp_path / "evil.tar.gz")
+    assert not (tmp_path / "outside.txt").exists() and not Path("/etc/course-evil").exists()
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == []
