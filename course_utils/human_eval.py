@@ -248,7 +248,10 @@ def rater_labels(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str,
     """``{rater: {item: label}}``: what each rater said about each item, comparable across raters.
 
     Sides are drawn at random for every rater, so a pairwise label is the
-    *winning model* (or ``tie``), keyed by the two item ids in sorted order;
+    winner's position in the pair, keyed by the two item ids in sorted order:
+    ``first`` or ``second`` (of the sorted ids) or ``tie``. (Labelling by the
+    winning model's name would pool pair types that can each produce only their
+    own two models, which lowers chance agreement and inflates kappa.)
     a quiz label is the guess (``real``/``generated``), keyed by the item id. A
     rater who rated an item twice counts with the last rating.
     """
@@ -261,7 +264,13 @@ def rater_labels(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str,
         if task == "quiz":
             labels[r.rater][r.item_a] = r.choice
         else:
-            labels[r.rater]["|".join(sorted((r.item_a, r.item_b)))] = r.winner() or "tie"
+            first, second = sorted((r.item_a, r.item_b))
+            if r.choice == "tie":
+                label = "tie"
+            else:
+                won = r.item_a if (r.choice == "left") == (r.shown_left == r.item_a) else r.item_b
+                label = "first" if won == first else "second"
+            labels[r.rater][f"{first}|{second}"] = label
     return dict(labels)
 
 

@@ -45,6 +45,19 @@ def test_bootstrap_interval_hints():
     assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: bootstrap(v, r, g, size=400)), "half as wide")
     assert_wrong(ex.check_bootstrap_interval(lambda v, r, g: 1.0), "tuple of two numbers")
 
+    def normal(v, r, g):
+        half = 1.96 * v.std().item() / math.sqrt(len(v))
+        return v.mean().item() - half, v.mean().item() + half
+
+    assert_wrong(ex.check_bootstrap_interval(normal), "normal approximation")
+
+    def normal_with_noise(v, r, g):  # uses the generator, but is still symmetric about the mean
+        low, high = normal(v, r, g)
+        jitter = torch.rand(1, generator=g, dtype=torch.float64).item() * 1e-9
+        return low + jitter, high + jitter
+
+    assert_wrong(ex.check_bootstrap_interval(normal_with_noise), "strongly skewed")
+
     def stub(v, r, g):
         raise NotImplementedError
 
@@ -129,6 +142,7 @@ def test_win_rate_right():
     assert_right(ex.check_win_rate(win_rate))
     rates = human_eval.win_rates(ex.win_rate_ratings())
     assert rates["gan"]["n"] == 42 and rates["gan"]["ties"] == 4 and rates["gan"]["wins"] == 18 + 2 + 5
+    assert {r.model_a for r in ex.win_rate_ratings()} == {"gan", "real"}  # gan is model_b against real data
 
 
 def test_win_rate_hints():
@@ -139,4 +153,15 @@ def test_win_rate_hints():
     assert_wrong(ex.check_win_rate(lambda r, m: win_rate(r, m, interval=lambda s, n: wilson(s, n, 1.645))),
                  "95% Wilson interval")
     assert_wrong(ex.check_win_rate(lambda r, m: (0.5, 0.4)), "three numbers")
+
+    def model_a_wins(ratings, model):  # counts model_a's wins in every comparison, whatever model is asked
+        n = wins = 0
+        for r in ratings:
+            if r.task != "pairwise" or model not in (r.model_a, r.model_b):
+                continue
+            n += 1
+            wins += 0.5 if r.choice == "tie" else r.winner() == r.model_a
+        return (wins / n, *wilson(wins, n))
+
+    assert_wrong(ex.check_win_rate(model_a_wins))
     assert_wrong(ex.check_win_rate(...), "not done yet")

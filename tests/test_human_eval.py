@@ -125,11 +125,11 @@ def test_kappas_against_known_answers():
 # --- agreement of a merged room ---------------------------------------------------------------------------
 
 
-def test_rater_labels_name_the_winning_model_whatever_the_sides():
-    ratings = [pair("ana", "g1", "v1", "g1", "left"), pair("bo", "g1", "v1", "v1", "right"),  # both: gan won
+def test_rater_labels_name_the_winners_position_in_the_sorted_pair_whatever_the_sides():
+    ratings = [pair("ana", "g1", "v1", "g1", "left"), pair("bo", "g1", "v1", "v1", "right"),  # both: g1 won
                pair("ana", "g2", "v2", "g2", "tie"), pair("bo", "v2", "g2", "g2", "right", "vae", "gan")]
     labels = he.rater_labels(ratings)
-    assert labels == {"ana": {"g1|v1": "gan", "g2|v2": "tie"}, "bo": {"g1|v1": "gan", "g2|v2": "vae"}}
+    assert labels == {"ana": {"g1|v1": "first", "g2|v2": "tie"}, "bo": {"g1|v1": "first", "g2|v2": "second"}}
     quiz = [he.Rating(rater="ana", task="quiz", item_a="t1", choice="real", model_a="real")]
     assert he.rater_labels(quiz, "quiz") == {"ana": {"t1": "real"}}
     with pytest.raises(ValueError, match="task"):
@@ -155,6 +155,29 @@ def test_agreement_uses_cohen_for_two_and_fleiss_for_more_on_common_items():
         he.agreement(ratings[:3])
     with pytest.raises(ValueError, match="no pairwise item"):
         he.agreement([pair("ana", "g1", "v1", "g1", "left"), pair("bo", "g2", "v2", "g2", "left")])
+
+
+def _room(n_raters, agree, seed=0):
+    """Raters on a design like notebook 06's: three pair types; coin-flippers, or all copying one coin flip."""
+    import random
+
+    rng = random.Random(seed)
+    types = [("gan", "vae"), ("real", "gan"), ("real", "vae")]
+    truth = [rng.choice(["left", "right", "tie"]) for _ in range(600)]
+    ratings = []
+    for rater in (f"r{k}" for k in range(n_raters)):
+        for i, (ma, mb) in enumerate(types[j % 3] for j in range(600)):
+            a, b = f"{ma}{i}", f"{mb}{i}"
+            choice = truth[i] if agree else rng.choice(["left", "right"])  # no ties: the old labels' worst case
+            ratings.append(pair(rater, a, b, a, choice, ma, mb))
+    return ratings
+
+
+@pytest.mark.parametrize("n_raters", [2, 3])
+def test_coin_flipping_raters_agree_at_chance_and_agreeing_raters_fully(n_raters):
+    for seed in range(3):
+        assert abs(he.agreement(_room(n_raters, agree=False, seed=seed))["kappa"]) < 0.1
+    assert he.agreement(_room(n_raters, agree=True))["kappa"] == pytest.approx(1.0)
 
 
 def test_ratings_dir_follows_its_environment_variable(tmp_path, monkeypatch):

@@ -66,6 +66,23 @@ def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
         raise Wrong("with 4 times the values the interval should be about half as wide;"
                     f" yours changed by x{shrink:.2f}."
                     " Each resample must have as many values as the sample: len(values)")
+    other = _pair_of_numbers(call(fn, "your function", values.clone(), 4000, torch.Generator().manual_seed(7)),
+                             "the interval")
+    if other == (low, high):
+        raise Wrong("another generator gave exactly the same interval, so nothing was resampled: a formula such as "
+                    "mean ± 1.96·std/sqrt(n) is the normal approximation, not the bootstrap. Draw the resamples "
+                    "with the generator you are given and take quantiles of their means")
+    skewed = (_sample(50, 4) - 5) * 0.75  # standard normal, then exp: a strongly right-skewed sample
+    skewed = skewed.exp()
+    ls, hs = _pair_of_numbers(call(fn, "your function", skewed.clone(), 4000, torch.Generator().manual_seed(1)),
+                              "the interval")
+    _, ref_ls, ref_hs = evaluation.bootstrap_interval(_mean, skewed, resamples=4000,
+                                                      generator=torch.Generator().manual_seed(2))
+    if abs(ls - ref_ls) > 0.1 * (ref_hs - ref_ls) or abs(hs - ref_hs) > 0.1 * (ref_hs - ref_ls):
+        raise Wrong(f"on a strongly skewed sample the percentile bootstrap interval is about ({ref_ls:.3f}, "
+                    f"{ref_hs:.3f}), lopsided around the mean {skewed.mean().item():.3f}; yours is ({ls:.3f}, "
+                    f"{hs:.3f}). Take the 2.5% and 97.5% quantiles of the resampled means themselves (not a "
+                    "symmetric mean ± 1.96·se)")
     return (f"({low:.3f}, {high:.3f}) around the mean {mean:.3f}; with 4x the data it is x{shrink:.2f} as wide "
             "(1/sqrt(4) = 0.5)")
 
@@ -135,18 +152,16 @@ def check_precision_recall(fn: Callable[..., Any]) -> str:
 
 
 def win_rate_ratings() -> list[human_eval.Rating]:
-    """A fixed set of ratings: gan against vae (with ties) and against real data, sides drawn at random."""
+    """A fixed set of ratings: gan against vae (with ties) and real data against gan, sides drawn at random.
+
+    Each pair is ``(model_a, model_b, winner)``: gan is model_a against vae but model_b against real data, so a
+    solution that counts model_a's wins whatever model it is asked about gives the wrong answer.
+    """
     g = torch.Generator().manual_seed(0)
-    outcomes = [("gan", "vae")] * 18 + [("vae", "gan")] * 8 + [(None, ("gan", "vae"))] * 4 + \
-               [("real", "gan")] * 7 + [("gan", "real")] * 5
+    outcomes = [("gan", "vae", "gan")] * 18 + [("gan", "vae", "vae")] * 8 + [("gan", "vae", None)] * 4 + \
+               [("real", "gan", "real")] * 7 + [("real", "gan", "gan")] * 5
     ratings = []
-    for i, outcome in enumerate(outcomes):
-        if outcome[0] is None:
-            a, b = outcome[1]
-            winner = None
-        else:
-            a, b = sorted(outcome)
-            winner = outcome[0]
+    for i, (a, b, winner) in enumerate(outcomes):
         left_is_a = bool(torch.rand(1, generator=g).item() < 0.5)
         shown_left = f"{a}{i}" if left_is_a else f"{b}{i}"
         if winner is None:
@@ -194,6 +209,14 @@ def check_win_rate(fn: Callable[..., Any]) -> str:
     if not (math.isclose(low, ref["low"], abs_tol=1e-4) and math.isclose(high, ref["high"], abs_tol=1e-4)):
         raise Wrong(f"the rate is right; the 95% Wilson interval should be ({ref['low']:.4f}, {ref['high']:.4f}), "
                     f"got ({low:.4f}, {high:.4f})")
+    for model in ("real", "vae"):
+        other = call(fn, "your function", list(ratings), model)
+        if not isinstance(other, (tuple, list)) or len(other) != 3:
+            raise Wrong("return three numbers: (rate, low, high)")
+        got, want = as_number(other[0], "the rate"), human_eval.win_rates(ratings)[model]["rate"]
+        if not math.isclose(got, want, abs_tol=1e-6):
+            raise Wrong(f"asked about {model!r}, the win rate should be {want:.4f}, got {got:.4f}: count the wins of "
+                        "the model you are given, which may be model_a or model_b of a rating")
     sweep = [human_eval.Rating(rater="ex", task="pairwise", item_a=f"gan{i}", item_b=f"vae{i}", shown_left=f"vae{i}",
                                choice="right", model_a="gan", model_b="vae") for i in range(5)]
     out5 = call(fn, "your function", sweep, "gan")
