@@ -279,15 +279,51 @@ def group_of(name: str) -> str:
     return name.split("-", 1)[0]
 
 
-def split(chorales: Sequence[dict[str, Any]], val_every: int = 10) -> tuple[list[dict], list[dict]]:
-    """Training and validation chorales: a fixed one in ``val_every`` groups goes to validation.
+OPENING = 12  # notes of a melody's opening that identify its hymn tune
 
-    The choice hashes the group name (CRC-32), so it does not depend on which
-    other files are present, and two versions of one chorale never sit on both sides.
+
+def opening(tokens: Sequence[str], n: int = OPENING) -> tuple[int, ...]:
+    """The intervals between the first ``n`` pitches of a melody (rests skipped): its tune, whatever the octave."""
+    first = [note.pitch for note in notes_of(tokens) if note.pitch is not None][:n]
+    return tuple(b - a for a, b in zip(first, first[1:], strict=False))
+
+
+def tune_groups(chorales: Sequence[dict[str, Any]]) -> list[str]:
+    """For every chorale, the name of its tune: the smallest :func:`group_of` among the chorales linked to it.
+
+    Two chorales are linked when they are versions of one chorale (same BWV number) or when their
+    openings (:func:`opening`) coincide: Bach set the same hymn tune under many BWV numbers, and the
+    melody *is* the tune, so those settings must stay on one side of a split.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_with: dict[tuple[int, ...], str] = {}
+    for c in chorales:
+        group = find(group_of(c["name"]))
+        key = opening(c.get("tokens", ()))
+        if key:
+            other = find(first_with.setdefault(key, group))
+            low, high = sorted((group, other))
+            parent[high] = low
+    return [find(group_of(c["name"])) for c in chorales]
+
+
+def split(chorales: Sequence[dict[str, Any]], val_every: int = 10) -> tuple[list[dict], list[dict]]:
+    """Training and validation chorales: a fixed one in ``val_every`` tunes goes to validation.
+
+    The choice hashes the tune's name (:func:`tune_groups`, CRC-32), so it does not depend on the
+    order of the files, and two versions or settings of one tune never sit on both sides.
     """
     if val_every < 2:
         raise ValueError(f"val_every must be at least 2, got {val_every}")
-    is_val = [zlib.crc32(group_of(c["name"]).encode()) % val_every == 0 for c in chorales]
+    is_val = [zlib.crc32(g.encode()) % val_every == 0 for g in tune_groups(chorales)]
     return ([c for c, v in zip(chorales, is_val, strict=True) if not v],
             [c for c, v in zip(chorales, is_val, strict=True) if v])
 

@@ -123,6 +123,24 @@ def test_split_keeps_versions_together_and_is_stable():
         music.split(chorales, 1)
 
 
+def test_split_keeps_settings_of_one_tune_together():
+    tune = ["C4_1", "D4_1", "E4_1", "C4_1", "G4_2", "F4_1", "E4_1", "D4_1", "C4_2", "E4_1", "D4_1", "C4_4"]
+    octave_up = [t.replace("4_", "5_") for t in tune]  # the same tune an octave higher
+    other = ["E4_1", "E4_1", "D4_1", "C4_1"] + tune[4:]  # another opening
+    chorales = [{"name": f"bwv{i}.{j}", "tokens": ["<major>", *melody, "<end>"]}
+                for i in range(1, 60) for j, melody in ((1, tune if i % 3 == 0 else other[:4] + [f"A{i % 7}_1"]),
+                                                         (2, octave_up if i == 7 else ["R_1", f"B{i % 7}_1"]))]
+    assert music.opening(["<major>", "R_1", *tune, "<end>"]) == music.opening(octave_up)
+    assert music.opening(other) != music.opening(tune)
+    groups = music.tune_groups(chorales)
+    same_tune = {g for c, g in zip(chorales, groups, strict=True) if music.opening(c["tokens"]) == music.opening(tune)}
+    assert same_tune == {"bwv12.1"}  # bwv3.1 ... bwv57.1 and bwv7.2: one tune, named by its smallest group
+    train, val = music.split(chorales)
+    train_openings = {music.opening(c["tokens"]) for c in train} - {()}  # () : a single note, no tune
+    assert val and not any(music.opening(c["tokens"]) in train_openings for c in val)
+    assert music.split(chorales[::-1])[1] == val[::-1]
+
+
 def test_word_tokenizer_and_ids():
     chorales = [{"name": "a", "tokens": ["<major>", "C4_1", "E4_1", "<end>"]},
                 {"name": "b", "tokens": ["<minor>", "A3_2", "<end>"]}]
