@@ -101,7 +101,7 @@ tables: setup
 
 # The notebooks executed in PROFILE and rendered with their outputs, linked, in build/site/ (not committed).
 site: setup data
-	$(PY) -m course_utils.authoring site build/site --profile $(PROFILE) $(NOTEBOOKS)
+	$(PY) -m course_utils.authoring site build/site $(NOTEBOOKS) --profile $(PROFILE)
 
 clean-venv:
 	rm -rf $(VENV)
