@@ -719,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         wanted = list(FILES) if args.all else (
-            [n for sel in args.names for n in (names_in(sel) if sel in FILES else [
+            [n for sel in args.names if sel != "bach-chorales" for n in (names_in(sel) if sel in FILES else [
                 f for f in names_in(sel) if FILES[f].required])]
             if args.names else [n for n, f in FILES.items() if f.required]
         )
@@ -734,7 +734,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DataUnavailableError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
+    if args.all or not args.names or "bach-chorales" in args.names:
+        failed += prepare_chorales()
     return 1 if failed else 0
+
+
+def prepare_chorales() -> int:
+    """Parse the Bach chorales in music21's corpus once into the token cache of notebooks 05 and 06.
+
+    No download: the chorales ship inside the ``music21`` package. Parsing all of them
+    takes a while, so ``fetch`` (and ``make data``) does it once instead of the notebook's
+    first run. Returns the number of failures (0 or 1).
+    """
+    try:
+        from course_utils import music
+
+        chorales = music.load_chorales()
+    except ImportError as exc:
+        print(f"error: bach-chorales needs music21 ({exc}); pip install music21", file=sys.stderr)
+        return 1
+    print(f"  {'bach-chorales':<26} ok  {music.cache_path()} ({len(chorales)} melodies)")
+    return 0
 
 
 def _bundle_command(args: argparse.Namespace) -> int:

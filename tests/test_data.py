@@ -360,3 +360,20 @@ def test_a_bundle_entry_outside_the_cache_or_not_a_file_is_refused(small_course,
         data.unbundle(tmp_path / "evil.tar.gz")
     assert not (tmp_path / "outside.txt").exists() and not Path("/etc/course-evil").exists()
     assert [p.name for p in (tmp_path / "fresh").iterdir()] == []
+
+
+def test_fetch_prepares_the_chorale_cache_only_when_asked(monkeypatch, capsys):
+    from course_utils import music
+
+    calls = []
+    monkeypatch.setattr(music, "load_chorales", lambda: calls.append(1) or [{"name": "bwv1.6"}] * 3)
+    assert data.main(["fetch", "bach-chorales"]) == 0
+    assert calls == [1] and "bach-chorales" in capsys.readouterr().out
+    assert data.main(["fetch", "nope"]) == 2 and calls == [1]  # a named file (here an unknown one): no parse
+
+    def missing():
+        raise ImportError("No module named 'music21'")
+
+    monkeypatch.setattr(music, "load_chorales", missing)
+    assert data.main(["fetch", "bach-chorales"]) == 1
+    assert "pip install music21" in capsys.readouterr().err
