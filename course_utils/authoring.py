@@ -34,6 +34,7 @@ import nbformat
 
 from course_utils import REPO_ROOT
 from course_utils.colab import notebooks
+from course_utils.data import write_bytes_atomic
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 TIMINGS = NOTEBOOKS_DIR / "timings.json"
@@ -121,9 +122,7 @@ def save_timings(runs: list[dict[str, Any]], path: Path = TIMINGS) -> None:
     for run in runs:
         newest[(run["notebook"], run["profile"], run["machine"])] = run
     ordered = sorted(newest.values(), key=lambda r: (r["notebook"], PROFILES.index(r["profile"]), r["machine"]))
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps({"runs": ordered}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps({"runs": ordered}, indent=1) + "\n").encode("utf-8"))
 
 
 # --- the tables ---------------------------------------------------------------------------------------

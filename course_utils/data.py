@@ -229,6 +229,28 @@ def data_dir() -> Path:
 # --- verification -------------------------------------------------------------
 
 
+def write_bytes_atomic(target: str | Path, payload: bytes, mode: int = 0o644) -> Path:
+    """Write ``payload`` to ``target`` through a temporary file in the same folder, then rename it into place.
+
+    A crash leaves either the old file or the new one, never half a file; ``mode``
+    replaces the private permissions ``mkstemp`` gives (caches and tables are ordinary files).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+
+
 def sha256_of(path: str | Path, gz: bool = False) -> tuple[str, int]:
     """sha256 and byte count of a file's content (decompressed first when ``gz``): the course's one checksum helper."""
     digest, n = hashlib.sha256(), 0

@@ -23,9 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_utils.data import data_dir
+from course_utils.data import data_dir, write_bytes_atomic
 from course_utils.progress import progress
 
 CACHE_FORMAT = 1  # bump when the tokenisation changes: the cache file name carries it
@@ -230,17 +228,8 @@ def write_cache(chorales: list[dict[str, Any]], path: Path) -> Path:
 
     payload = json.dumps({"format": CACHE_FORMAT, "music21": music21.__version__, "count": len(chorales),
                           "chorales": chorales}, separators=(",", ":")).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, data in ((path, payload), (path.with_suffix(".sha256"), _digest(payload).encode("ascii"))):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is ordinary data
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    write_bytes_atomic(path, payload)
+    write_bytes_atomic(path.with_suffix(".sha256"), _digest(payload).encode("ascii"))
     return path
 
 

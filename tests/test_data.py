@@ -377,3 +377,17 @@ def test_fetch_prepares_the_chorale_cache_only_when_asked(monkeypatch, capsys):
     monkeypatch.setattr(music, "load_chorales", missing)
     assert data.main(["fetch", "bach-chorales"]) == 1
     assert "pip install music21" in capsys.readouterr().err
+
+
+def test_write_bytes_atomic_replaces_whole_files_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "sub" / "cache.json"
+    data.write_bytes_atomic(target, b"old")
+    assert target.read_bytes() == b"old" and (target.stat().st_mode & 0o777) == 0o644
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(data.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        data.write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in target.parent.iterdir()] == ["cache.json"]
