@@ -105,6 +105,21 @@ def require_positive(config: Any, *names: str, allow_zero: tuple[str, ...] = ())
             raise ValueError(f"{type(config).__name__}.{name} must be an int >= {low}, got {value!r}")
 
 
+def require_multiple(config: Any, name: str, of: str) -> None:
+    """Raise a clear ``ValueError`` unless field ``name`` is a multiple of field ``of`` (width and attention heads)."""
+    value, divisor = getattr(config, name), getattr(config, of)
+    if value % divisor:
+        raise ValueError(f"{type(config).__name__}.{name}={value} must be a multiple of {of}={divisor}")
+
+
+def require_rate(config: Any, *names: str) -> None:
+    """Raise a clear ``ValueError`` unless each field is a rate in [0, 1) (dropout)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be in [0, 1), got {value!r}")
+
+
 def architecture(model: nn.Module) -> dict[str, Any]:
     """``{"class", "module", "config"}``: what :func:`build_model` needs to rebuild ``model``."""
     cls = type(model)
@@ -188,6 +203,13 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, A
     """
     info = {"architecture": architecture(model), "num_parameters": num_parameters(model), **(metadata or {})}
     return save_tensors(model.state_dict(), path, info)
+
+
+def finish_run(model: nn.Module, path: Path, card: dict[str, Any], summary: str) -> dict[str, Any]:
+    """The end of a ``train_*`` function: save ``model`` with ``card``, print ``summary`` and where, return the card."""
+    save_checkpoint(model.cpu(), path, card)
+    print(f"{summary} -> {path.parent}")
+    return card
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from course_utils import evaluation
-from course_utils.checkpoints import make_config, register_model, require_positive, save_checkpoint
+from course_utils.checkpoints import make_config, register_model, require_positive, require_rate, save_checkpoint
 from course_utils.data import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
-from course_utils.runtime import describe_hardware, get_device, seed_everything
+from course_utils.runtime import get_device, seed_everything, training_time
 
 CLASSIFIER_NAME = "fmnist_classifier"
 
@@ -44,8 +44,7 @@ class ClassifierConfig:
         require_positive(self, "hidden", "num_classes")
         if len(self.channels) != 3 or any(not isinstance(c, int) or c < 1 for c in self.channels):
             raise ValueError(f"ClassifierConfig.channels must be three positive ints, got {self.channels!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"ClassifierConfig.dropout must be in [0, 1), got {self.dropout}")
+        require_rate(self, "dropout")
 
 
 @register_model
@@ -163,8 +162,7 @@ def train_classifier(
         "data": f"Fashion-MNIST train ({len(x_train):,} images), random horizontal flips",
         "training": {"epochs": model.epochs_done, "batch_size": batch_size, "steps": model.steps_done,
                      "optimizer": "AdamW, one-cycle learning rate to 2e-3", "seed": seed},
-        "seconds": round(seconds, 1),
-        "hardware": describe_hardware(device),
+        **training_time(seconds, model.epochs_done, device),
         "test_accuracy": round(test_acc, 4),
         "test_images": len(x_test),
         "fid_fmnist_floor": {"value": round(floor, 3), "what": f"{len(x_test):,} test images vs the train statistics"},

@@ -45,6 +45,7 @@ import torch
 
 from course_utils import REPO_ROOT
 from course_utils.progress import progress
+from course_utils.runtime import errors_exit
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
@@ -779,19 +780,16 @@ def prepare_chorales() -> int:
     return 0
 
 
+@errors_exit(BundleError)
 def _bundle_command(args: argparse.Namespace) -> int:
-    try:
-        if args.command == "bundle":
-            manifest = bundle(args.out)
-            total = sum(f["bytes"] for f in manifest["files"])
-            print(f"wrote {args.out}: {len(manifest['files'])} files ({total / 1e6:.0f} MB before compression), "
-                  f"{args.out.stat().st_size / 1e6:.0f} MB")
-        else:
-            for line in unbundle(args.archive):
-                print(f"  {line}")
-    except BundleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.command == "bundle":
+        manifest = bundle(args.out)
+        total = sum(f["bytes"] for f in manifest["files"])
+        print(f"wrote {args.out}: {len(manifest['files'])} files ({total / 1e6:.0f} MB before compression), "
+              f"{args.out.stat().st_size / 1e6:.0f} MB")
+    else:
+        for line in unbundle(args.archive):
+            print(f"  {line}")
     return 0
 
 

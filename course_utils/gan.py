@@ -24,17 +24,17 @@ from torch import nn
 
 from course_utils import evaluation
 from course_utils.checkpoints import (
+    finish_run,
     load_checkpoint,
     make_config,
     num_parameters,
     register_model,
     require_positive,
-    save_checkpoint,
 )
 from course_utils.classifier import CLASSIFIER_NAME
 from course_utils.data import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
-from course_utils.runtime import describe_hardware, get_device, seed_everything
+from course_utils.runtime import get_device, seed_everything, training_time
 
 IMAGE_SIZE = 28
 GENERATOR_NAME = "cgan_generator"
@@ -48,10 +48,10 @@ FID_SEED = 1234  # the noise seed of every FID-FMNIST measurement in a card
 class ToyConfig:
     """Sizes of the toy MLPs; ``pack`` > 1 makes the discriminator judge packs of samples (PacGAN)."""
 
-    z_dim: int = 2
-    hidden: int = 128
-    data_dim: int = 2
-    pack: int = 1
+    z_dim: int = 2  # the noise G starts from
+    hidden: int = 128  # units in each hidden layer of G and D
+    data_dim: int = 2  # points in the plane
+    pack: int = 1  # samples D judges together (PacGAN); 1 = one at a time
 
     def __post_init__(self) -> None:
         require_positive(self, "z_dim", "hidden", "data_dim", "pack")
@@ -361,9 +361,7 @@ def train_gan(
                     f"(real label {real_label}), DCGAN N(0, 0.02) init",
             "discriminator": {"num_parameters": num_parameters(D)},
         },
-        "seconds": round(train_seconds, 1),
-        "seconds_per_epoch": round(train_seconds / max(epochs, 1), 1),
-        "hardware": describe_hardware(device),
+        **training_time(train_seconds, epochs, device),
         "fid_fmnist": {
             "value": round(fid, 3), "samples": fid_samples, "noise_seed": FID_SEED, "labels": "balanced",
             "classifier": f"{CLASSIFIER_NAME}.safetensors (sha256 {clf_card['weights_sha256'][:12]}…)",
@@ -373,7 +371,5 @@ def train_gan(
         "history": history,
         "command": f"python -m course_utils.train gan --epochs {epochs} --seed {seed}",
     }
-    save_checkpoint(G.cpu(), out / GENERATOR_NAME, card)
-    print(f"generator: FID-FMNIST ({fid_samples} samples) {fid:.2f} after {epochs} epochs, "
-          f"{train_seconds:.0f} s of training -> {out}")
-    return card
+    return finish_run(G, out / GENERATOR_NAME, card, f"generator: FID-FMNIST ({fid_samples} samples) {fid:.2f} "
+                      f"after {epochs} epochs, {train_seconds:.0f} s of training")

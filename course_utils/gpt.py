@@ -39,7 +39,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import text
-from course_utils.checkpoints import make_config, register_model, require_positive, save_checkpoint
+from course_utils.checkpoints import (
+    make_config,
+    register_model,
+    require_multiple,
+    require_positive,
+    require_rate,
+    save_checkpoint,
+)
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import describe_hardware, get_device, seed_everything
 
@@ -119,21 +126,19 @@ class GPTConfig:
     apart, because safetensors stores no shared tensors.
     """
 
-    vocab_size: int = 65
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
+    vocab_size: int = 65  # tokens the model reads and predicts (Tiny Shakespeare's characters)
+    block_size: int = 64  # the context: how many tokens back attention can look
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads per block; each gets n_embd / n_head channels
+    n_embd: int = 128  # the width of every token's vector
+    dropout: float = 0.0  # on attention weights and residual branches while training
     bias: bool = False
     tie_weights: bool = False
 
     def __post_init__(self) -> None:
         require_positive(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require_multiple(self, "n_embd", of="n_head")
+        require_rate(self, "dropout")
 
 
 def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:

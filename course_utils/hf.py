@@ -40,7 +40,14 @@ from typing import Any
 
 import torch
 
-from course_utils.checkpoints import CARD_FORMAT, SHIPPED_DIR, CheckpointError
+from course_utils.checkpoints import (
+    CARD_FORMAT,
+    SHIPPED_DIR,
+    CheckpointError,
+    require_multiple,
+    require_positive,
+    require_rate,
+)
 from course_utils.data import sha256_of
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import describe_hardware, get_device, seed_everything
@@ -176,26 +183,21 @@ def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]
 class LMRecipe:
     """A GPT-2's sizes and its training schedule (AdamW, linear warm-up, cosine decay to ``lr / 10``)."""
 
-    n_layer: int = 4
-    n_embd: int = 128
-    n_head: int = 4
-    block_size: int = 128
-    dropout: float = 0.1
-    batch_size: int = 16
-    steps: int = 300
-    lr: float = 3e-3
-    warmup: int = 30
-    weight_decay: float = 0.1
+    n_layer: int = 4  # GPT2Config.n_layer: transformer blocks
+    n_embd: int = 128  # GPT2Config.n_embd: the width
+    n_head: int = 4  # GPT2Config.n_head
+    block_size: int = 128  # GPT2Config.n_positions: the context, in BPE tokens
+    dropout: float = 0.1  # GPT2Config's resid_pdrop, embd_pdrop and attn_pdrop
+    batch_size: int = 16  # windows per step
+    steps: int = 300  # optimiser steps in all
+    lr: float = 3e-3  # the peak learning rate, reached after the warm-up
+    warmup: int = 30  # steps of linear warm-up from 0
+    weight_decay: float = 0.1  # AdamW's, on the weight matrices but the position table
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LMRecipe.{name} must be a positive int, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        require_positive(self, "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps")
+        require_multiple(self, "n_embd", of="n_head")
+        require_rate(self, "dropout")
         if self.lr <= 0 or self.warmup < 0 or self.weight_decay < 0:
             raise ValueError("lr must be positive, warmup and weight_decay non-negative")
 

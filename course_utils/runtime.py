@@ -13,13 +13,14 @@ otherwise. Notebooks choose their hyperparameters with :func:`by_profile`.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -166,6 +167,26 @@ def describe_hardware(device: torch.device | None = None) -> str:
         return f"{name} (CUDA)"
     threads = torch.get_num_threads()
     return f"{name}, {threads} torch thread{'' if threads == 1 else 's'}"
+
+
+def training_time(seconds: float, epochs: int, device: torch.device | None = None) -> dict[str, Any]:
+    """A card's ``seconds``, ``seconds_per_epoch`` and ``hardware``: how long a training run took, and on what."""
+    return {"seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
+            "hardware": describe_hardware(device)}
+
+
+def errors_exit(*errors: type[Exception], code: int = 1) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a command: one of ``errors`` prints ``error: <message>``, returns ``code`` (no traceback)."""
+    def decorate(command: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> int:
+            try:
+                return command(*args, **kwargs)
+            except errors as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return code
+        return run
+    return decorate
 
 
 def on_colab() -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from course_utils.checkpoints import require_positive
+from course_utils.checkpoints import require_multiple, require_positive
 from course_utils.progress import progress
 from course_utils.runtime import seed_everything
 
@@ -131,16 +131,15 @@ def char_tokenizer(extra: str = "") -> Any:
 class TranslatorSize:
     """The encoder-decoder's sizes: ``layers`` each side, ``d_model`` wide, ``heads`` heads, ``ffn`` hidden units."""
 
-    layers: int = 2
-    d_model: int = 64
-    heads: int = 4
-    ffn: int = 128
-    max_positions: int = 64
+    layers: int = 2  # BartConfig's encoder_layers and decoder_layers
+    d_model: int = 64  # the width of every position's vector
+    heads: int = 4  # attention heads, in self- and cross-attention
+    ffn: int = 128  # hidden units of each block's feed-forward layer
+    max_positions: int = 64  # the longest source or target, in tokens
 
     def __post_init__(self) -> None:
         require_positive(self, "layers", "d_model", "heads", "ffn", "max_positions")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model={self.d_model} must be a multiple of heads={self.heads}")
+        require_multiple(self, "d_model", of="heads")
 
 
 def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize()) -> Any:

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checkpoints import make_config, register_model, require_positive, save_checkpoint
+from course_utils.checkpoints import finish_run, make_config, register_model, require_positive
 from course_utils.data import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
-from course_utils.runtime import describe_hardware, get_device, seed_everything
+from course_utils.runtime import describe_hardware, get_device, seed_everything, training_time
 
 IMAGE_SHAPE = (1, 28, 28)
 PIXELS = 28 * 28
@@ -549,9 +549,7 @@ def train_vae(
             "loss": "negative ELBO: binary cross-entropy summed over the 784 pixels + closed-form KL, "
                     "averaged over the batch; one z per image",
         },
-        "seconds": history["seconds"],
-        "seconds_per_epoch": round(history["seconds"] / max(epochs_done, 1), 1),
-        "hardware": describe_hardware(device),
+        **training_time(history["seconds"], epochs_done, device),
         "test_neg_elbo": {"value": round(final["neg_elbo"], 3), "recon": round(final["recon"], 3),
                           "kl": round(final["kl"], 3), "images": len(x_test), "noise_seed": ELBO_SEED,
                           "units": "nats per image"},
@@ -559,10 +557,9 @@ def train_vae(
         "train_curve": train_curve,
         "command": f"python -m course_utils.train vae --epochs {epochs_done} --seed {seed}",
     }
-    save_checkpoint(model.cpu(), out / VAE_NAME, card)
-    print(f"conv VAE: test -ELBO {final['neg_elbo']:.2f} nats (recon {final['recon']:.2f}, KL {final['kl']:.2f}) "
-          f"after {epochs_done} epochs, {history['seconds']:.0f} s -> {out}")
-    return card
+    summary = (f"conv VAE: test -ELBO {final['neg_elbo']:.2f} nats (recon {final['recon']:.2f}, KL {final['kl']:.2f}) "
+               f"after {epochs_done} epochs, {history['seconds']:.0f} s")
+    return finish_run(model, out / VAE_NAME, card, summary)
 
 
 # --- the speed benchmark (--bench) -------------------------------------------------------------------------------

@@ -19,12 +19,12 @@ does the same as the link.
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
 from course_utils.colab import notebooks, repository
+from course_utils.runtime import errors_exit
 
 GIT_SCHEMES = ("https", "http", "file", "ssh", "git")
 
@@ -113,15 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     link.add_argument("--repo", default=None, help="clone URL or local folder (default: the course's repository)")
     link.add_argument("--branch", default=None, help="branch to pull (default: the course's, from pyproject.toml)")
     link.add_argument("--target", default=None, help="folder in each learner's home (default: the repository's name)")
-    args = parser.parse_args(argv)
+    return print_links(parser.parse_args(argv))
 
+
+@errors_exit(LinkError, code=2)
+def print_links(args: argparse.Namespace) -> int:
+    """``workshop link``: one line per notebook asked for."""
     repo, branch = default_repo()
-    try:
-        for choice in args.notebooks:
-            print(hub_link(args.hub, args.repo or repo, args.branch or branch, notebook_name(choice), args.target))
-    except LinkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for choice in args.notebooks:
+        print(hub_link(args.hub, args.repo or repo, args.branch or branch, notebook_name(choice), args.target))
     return 0
 
 

@@ -104,6 +104,28 @@ def test_describe_hardware_names_the_cpu_and_threads():
     assert f"{__import__('os').cpu_count()} cores" in text
 
 
+def test_training_time_gives_seconds_per_epoch_and_hardware():
+    cpu = torch.device("cpu")
+    assert runtime.training_time(100.04, 4, cpu) == {"seconds": 100.0, "seconds_per_epoch": 25.0,
+                                                     "hardware": runtime.describe_hardware(cpu)}
+    assert runtime.training_time(7.0, 0, cpu)["seconds_per_epoch"] == 7.0  # no epoch finished: all of it
+
+
+def test_errors_exit_turns_the_named_errors_into_an_exit_code(capsys):
+    @runtime.errors_exit(KeyError, LookupError, code=2)
+    def command(fail: type[Exception] | None) -> int:
+        """A command."""
+        if fail:
+            raise fail("no such thing")
+        return 0
+
+    assert command(None) == 0 and command.__doc__ == "A command."
+    assert command(IndexError) == 2
+    assert capsys.readouterr().err == "error: no such thing\n"
+    with pytest.raises(ValueError):  # other errors are not swallowed
+        command(ValueError)
+
+
 def _report(**overrides):
     base = {"python": "3.11.7", "device": "cpu", "profile": "cpu", "cuda_available": False, "torch_cuda": None,
             "packages": {"torch": "2.14.1", "transformers": "5.24.0"}}
