@@ -125,8 +125,8 @@ def fit_classifier(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy of a classifier on images in [0, 1]."""
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 250) -> float:
+    """Top-1 accuracy of a classifier on images in [0, 1] (batches of 250: see ``evaluation.classifier_outputs``)."""
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images (and at least one): {len(images)} and {len(labels)}")
     device = next(model.parameters()).device
