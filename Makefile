@@ -21,19 +21,18 @@ STAMP := $(VENV)/.installed
 endif
 
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
-NOTEBOOK_ENV := COURSE_QUIET=1 COURSE_STRICT_CHECKS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
+NOTEBOOK_ENV := COURSE_QUIET=1 COURSE_EXPECT_STUBS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
 NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider notebooks
 
 PROFILE ?= ci
 NOTEBOOKS ?=
 
-.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env student timings tables site
+.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env timings tables site
 
 help:
 	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
 	@echo "make test      set up, then ruff, unit tests and every notebook under nbval (ci profile)"
 	@echo "make test-gpu  the same nbval run in the gpu profile (needs a CUDA device)"
-	@echo "make student   write build/student/: every notebook without its solution cells"
 	@echo "make site      execute the notebooks (PROFILE=...) and render them as HTML in build/site/"
 	@echo "make timings   run the notebooks (PROFILE=ci|cpu|gpu, NOTEBOOKS=02_gan ...), record times, rewrite the tables"
 	@echo "VENV=none      use the current Python environment, installing only what is missing"
@@ -89,9 +88,6 @@ test-gpu: require-cuda setup data
 	@$(MAKE) --no-print-directory require-cuda VENV=$(VENV)
 	$(PY) -m pytest -q tests
 	COURSE_PROFILE=gpu $(NOTEBOOK_ENV) $(NBVAL)
-
-student: setup
-	$(PY) -m course_utils.authoring student build/student
 
 timings: setup data
 	$(PY) -m course_utils.authoring timings --profile $(PROFILE) $(NOTEBOOKS)

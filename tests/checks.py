@@ -17,3 +17,10 @@ def assert_right(result: CheckResult) -> None:
     assert isinstance(result, CheckResult)
     assert result, f"expected right, got: {result}"
     assert str(result).startswith("✅ right")
+
+
+def assert_not_done(result: CheckResult) -> None:
+    """An unfinished stub: "not done yet" and nothing else."""
+    assert isinstance(result, CheckResult)
+    assert not result and result.status == "not done", f"expected not done, got: {result}"
+    assert str(result).startswith("⬜ not done yet") and result.message == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 
 import pytest
@@ -9,15 +11,24 @@ import torch
 
 from course_utils import exercises
 from course_utils.exercises import CheckResult, Wrong, checker
-from tests.checks import assert_right, assert_wrong
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 # --- the pattern --------------------------------------------------------------------------
 
+EXERCISE_MODULES = ("setup", "basics", "gan", "vae", "gpt", "hf", "evaluation")
+
+
+def _import_all() -> None:
+    for name in EXERCISE_MODULES:
+        importlib.import_module(f"course_utils.exercises.{name}")
+
 
 def test_result_is_truthy_only_when_right_and_shows_one_line():
-    right, wrong = CheckResult(True, "x", "fine"), CheckResult(False, "x", "no")
-    assert right and not wrong
+    right, wrong = CheckResult("right", "x", "fine"), CheckResult("wrong", "x", "no")
+    undone = CheckResult("not done", "x")
+    assert right and not wrong and not undone
     assert repr(right) == "✅ right (x): fine" and str(wrong) == "❌ wrong (x): no"
+    assert str(undone) == "⬜ not done yet (x)"
 
 
 def test_checker_turns_wrong_and_crashes_into_hints(monkeypatch):
@@ -25,27 +36,73 @@ def test_checker_turns_wrong_and_crashes_into_hints(monkeypatch):
     def check_demo(value):
         if value == "crash":
             raise KeyError("boom")
+        if value is ...:
+            raise exercises.NotDone
         if value != 1:
             raise Wrong("expected 1")
         return "one"
 
-    assert_right(check_demo(1))
-    assert_wrong(check_demo(2), "expected 1")
-    assert_wrong(check_demo("crash"), "KeyError")
-    assert exercises.CHECKERS["check_demo"] is check_demo
-    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
-    with pytest.raises(AssertionError, match="expected 1"):
-        check_demo(2)
-    assert_right(check_demo(1))
-    del exercises.CHECKERS["check_demo"]
+    try:
+        assert_right(check_demo(1))
+        assert_wrong(check_demo(2), "expected 1")
+        assert_wrong(check_demo("crash"), "KeyError")
+        assert_not_done(check_demo(...))
+        assert exercises.CHECKERS["check_demo"] is check_demo
+        monkeypatch.setenv("COURSE_EXPECT_STUBS", "1")  # the tests' notebook runs: only a stub may reach a checker
+        assert_not_done(check_demo(...))
+        for answered in (1, 2, "crash"):
+            with pytest.raises(AssertionError, match="must be left as its stub"):
+                check_demo(answered)
+    finally:
+        del exercises.CHECKERS["check_demo"]
 
 
-def test_every_checker_is_registered_and_documented():
-    import course_utils.exercises.basics  # noqa: F401  (registers the checkers of 01)
+def test_every_checker_has_a_reference_solution_that_it_calls_right():
+    """Each reference solution in course_utils.solutions passes its checker; solutions never run in a notebook."""
+    _import_all()
+    assert len(exercises.CHECKERS) >= 3 * (len(EXERCISE_MODULES) - 1) + 1
+    missing = sorted(set(exercises.CHECKERS) - set(exercises.SOLUTIONS))
+    assert not missing, f"checkers without a reference solution: {missing}"
+    for name, check in exercises.CHECKERS.items():
+        ref = exercises.reference(name)
+        assert ref.__module__ == f"course_utils.solutions.{check.__module__.rsplit('.', 1)[-1]}"
+        assert_right(check(ref))
 
-    names = {"check_trigram_nll", "check_penalised_loss", "check_pca_interpolation", "check_stratified_split"}
-    assert names <= set(exercises.CHECKERS)
-    assert all(exercises.CHECKERS[n].__doc__ for n in names)
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+def test_every_checker_answers_an_unfinished_stub_with_not_done_yet_and_nothing_else():
+    _import_all()
+    for name, check in exercises.CHECKERS.items():
+        for unfinished in (_stub, ..., lambda *a, **k: ...):
+            result = check(unfinished)
+            assert result.status == "not done", f"{name} on a stub: {result}"
+            assert_not_done(result)
+
+
+def test_every_solution_function_belongs_to_an_exercise():
+    _import_all()
+    wanted = {(exercises._solutions_module(c), s) for c, s in exercises.SOLUTIONS.items()}
+    for topic in EXERCISE_MODULES:
+        module = importlib.import_module(f"course_utils.solutions.{topic}")
+        public = {n for n, f in vars(module).items()
+                  if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")}
+        assert public == {s for m, s in wanted if m == module.__name__}, topic
+
+
+def test_show_solution_prints_the_source_without_running_it(capsys):
+    _import_all()
+    name, solution = next(iter(exercises.SOLUTIONS.items()))
+    source, path = exercises.solution_source(solution)
+    assert source.startswith(f"def {solution}(") and path.parent.name == "solutions"
+    for what in (solution, name, exercises.CHECKERS[name]):
+        exercises.show_solution(what)
+        shown = capsys.readouterr().out
+        assert f"def {solution}(" in shown and f"course_utils/solutions/{path.name}" in shown
+    with pytest.raises(KeyError, match="no exercise asks for 'nonsense'"):
+        exercises.show_solution("nonsense")
 
 
 def test_helpers_give_hints():
@@ -64,7 +121,7 @@ def test_helpers_give_hints():
         exercises.as_number("2.5", "v")
 
 
-def test_an_unfinished_stub_gets_the_plain_not_done_hint():
+def test_an_unfinished_stub_is_not_done_yet_never_a_traceback():
     def stub(x):
         raise NotImplementedError
 
@@ -75,19 +132,18 @@ def test_an_unfinished_stub_gets_the_plain_not_done_hint():
             raise Wrong("double it")
         return "doubled"
 
+    @checker
+    def check_value(value):
+        exercises.as_tensor(value, "your tensor")
+        return "fine"
+
     try:
         for unfinished in (stub, ..., lambda x: ...):
             result = check_double(unfinished)
-            assert_wrong(result, "not done yet")
-            assert "Traceback" not in str(result) and "NotImplementedError:" not in str(result)
+            assert_not_done(result)
+            assert "Traceback" not in str(result) and "NotImplementedError" not in str(result)
         assert_wrong(exercises.CHECKERS["check_double"](lambda x: 1 / 0), "raised ZeroDivisionError")
         assert_right(check_double(lambda x: 2 * x))
+        assert_not_done(check_value(...))
     finally:
-        del exercises.CHECKERS["check_double"]
-    assert_wrong(_check_value(...), "not done yet")
-
-
-@checker
-def _check_value(value):
-    exercises.as_tensor(value, "your tensor")
-    return "fine"
+        del exercises.CHECKERS["check_double"], exercises.CHECKERS["check_value"]

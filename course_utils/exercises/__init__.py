@@ -1,103 +1,191 @@
-"""Checkers for the notebooks' exercises: right, or wrong with a specific hint.
+"""Exercises: checkers that answer right, wrong (with a specific hint) or not done yet; solutions on request.
 
-An exercise is three cells: a stub the learner completes (``answer = ...`` or a
-function whose body is ``raise NotImplementedError``), the reference solution
-(tagged ``solution``, its source collapsed; ``make student`` removes it), and a
-call to the checker. A checker given the unfinished stub answers "not done
-yet", not with a traceback.
+An exercise is two cells, right after the idea it practises: a stub the
+learner completes (a function whose body is ``raise NotImplementedError``),
+then a call to its checker. Run All leaves every exercise "not done yet"; no
+cell of a notebook ever holds or runs a solution.
 
-Every checker returns a :class:`CheckResult`, which shows as ``✅ right (exercise): ...``
-or ``❌ wrong (exercise): <hint>`` and is truthy only when the answer is right. A checker
-never raises: a wrong type or shape, or an answer function that crashes, is a
-wrong answer with a hint saying so.
+The reference solutions live in :mod:`course_utils.solutions` (one file per
+notebook, plain Python). A learner who wants one asks for it:
+``show_solution("my_step")`` prints its source without running it, the same in
+JupyterLab, Colab and Kaggle; a static viewer links to the file. Notebook 00
+explains this once.
+
+Every checker returns a :class:`CheckResult`, which shows as one line:
+``✅ right (exercise): ...``, ``❌ wrong (exercise): <hint>`` or
+``⬜ not done yet (exercise)``, and is truthy only when the answer is right. A
+checker never raises: a wrong type or shape, or an answer function that
+crashes, is a wrong answer with a hint saying so.
 
 Each notebook's checkers live in their own module (``exercises.basics`` for 01,
-``exercises.gan`` for 02, …); a checker is one decorated function::
+``exercises.gan`` for 02, ...); a checker is one decorated function that names
+its reference solution in ``course_utils.solutions.<the same module name>``::
 
-    @checker
-    def check_something(answer, ...):
+    @checker(solution="my_function")
+    def check_something(fn):
         \"\"\"What the exercise asks (one line).\"\"\"
-        t = as_tensor(answer, "answer", shape=(3, 4))   # raises Wrong with a hint
+        t = as_tensor(call(fn, "your function", x), "the result", shape=(3, 4))  # Wrong/NotDone with a hint
         if not ...:
             raise Wrong("the specific mistake, and how to fix it")
         return "what was right"                       # a str: the answer is right
 
-``COURSE_STRICT_CHECKS=1`` makes a wrong answer raise ``AssertionError`` as well
-(for automatic runs of the reference solutions); learners never need it.
+The unit tests run every checker on its reference solution (right) and on a
+stub (not done yet). ``COURSE_EXPECT_STUBS=1``, set when the tests run the
+notebooks, makes a checker raise ``AssertionError`` unless it sees an unfinished
+stub: a notebook whose cells answer an exercise fails the tests.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 CHECKERS: dict[str, Callable[..., CheckResult]] = {}
+SOLUTIONS: dict[str, str] = {}  # checker name -> the name of its reference function in course_utils.solutions.*
+RIGHT, WRONG, NOT_DONE = "right", "wrong", "not done"
 
 
 class Wrong(Exception):
     """Raised inside a checker: the answer is wrong, and the message is the hint."""
 
 
+class NotDone(Exception):
+    """Raised inside a checker: the learner has not answered yet (the stub is unchanged)."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The verdict of a checker: truthy when right; shows itself as one line."""
 
-    passed: bool
+    status: str  # RIGHT, WRONG or NOT_DONE
     exercise: str
-    message: str
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == RIGHT
 
     def __bool__(self) -> bool:
         return self.passed
 
     def __str__(self) -> str:
-        if self.passed:
+        if self.status == RIGHT:
             return f"✅ right ({self.exercise}): {self.message}"
+        if self.status == NOT_DONE:
+            return f"⬜ not done yet ({self.exercise})"
         return f"❌ wrong ({self.exercise}): {self.message}"
 
     __repr__ = __str__  # what a notebook shows (plain text: hints hold code that markdown would mangle)
 
 
-def strict() -> bool:
-    """True when ``COURSE_STRICT_CHECKS`` is 1/true/yes: wrong answers then raise ``AssertionError``."""
-    return os.environ.get("COURSE_STRICT_CHECKS", "").strip().lower() in {"1", "true", "yes"}
+def expect_stubs() -> bool:
+    """True when ``COURSE_EXPECT_STUBS`` is 1/true/yes: the tests' runs of the notebooks."""
+    return os.environ.get("COURSE_EXPECT_STUBS", "").strip().lower() in {"1", "true", "yes"}
 
 
-def checker(fn: Callable[..., str]) -> Callable[..., CheckResult]:
-    """Turn a function that returns a message (right) or raises :class:`Wrong` (wrong) into a checker."""
+def checker(fn: Callable[..., str] | None = None, *, solution: str | None = None) -> Any:
+    """Turn a function that returns a message (right) or raises :class:`Wrong` / :class:`NotDone` into a checker.
+
+    ``solution`` names the reference function in ``course_utils.solutions.<module>``,
+    where ``<module>`` is the checker's own module name (``gan`` for ``exercises.gan``).
+    """
+    if fn is None:
+        return functools.partial(checker, solution=solution)
     name = fn.__name__.removeprefix("check_").replace("_", " ")
 
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> CheckResult:
         try:
-            result = CheckResult(True, name, fn(*args, **kwargs))
+            result = CheckResult(RIGHT, name, fn(*args, **kwargs))
+        except NotDone:
+            result = CheckResult(NOT_DONE, name)
         except Wrong as wrong:
-            result = CheckResult(False, name, str(wrong))
+            result = CheckResult(WRONG, name, str(wrong))
         except Exception as exc:  # a checker must never show a learner a traceback
-            result = CheckResult(False, name, f"checking your answer raised {type(exc).__name__}: {exc}")
-        if strict() and not result:
-            raise AssertionError(str(result))
+            result = CheckResult(WRONG, name, f"checking your answer raised {type(exc).__name__}: {exc}")
+        if expect_stubs() and result.status != NOT_DONE:
+            raise AssertionError(f"{result}: under test every exercise must be left as its stub, so a cell of "
+                                 "this notebook answers it (a solution must never run in Run All)")
         return result
 
     CHECKERS[fn.__name__] = wrapped
+    if solution is not None:
+        SOLUTIONS[fn.__name__] = solution
     return wrapped
+
+
+# --- the reference solutions, on request ------------------------------------------------------------
+
+
+def _solutions_module(check_name: str) -> str:
+    topic = CHECKERS[check_name].__module__.rsplit(".", 1)[-1]
+    return f"course_utils.solutions.{topic}"
+
+
+def reference(check: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The reference solution of a checker (given as the checker or its name)."""
+    name = check if isinstance(check, str) else check.__name__
+    if name not in SOLUTIONS:
+        raise KeyError(f"{name} has no registered reference solution")
+    return getattr(importlib.import_module(_solutions_module(name)), SOLUTIONS[name])
+
+
+def _find(what: str | Callable[..., Any]) -> str:
+    """The checker name for a checker, a checker name, or the name of the function an exercise asks for."""
+    name = what if isinstance(what, str) else getattr(what, "__name__", "")
+    if name in SOLUTIONS:
+        return name
+    matches = [check for check, solution in SOLUTIONS.items() if solution == name]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(f'"{s}"' for s in SOLUTIONS.values()))
+    raise KeyError(f"no exercise asks for {name!r}; the exercises imported so far ask for: {known}")
+
+
+def solution_source(what: str | Callable[..., Any]) -> tuple[str, Path]:
+    """The source text of a reference solution, and the file it is in."""
+    fn = reference(_find(what))
+    return inspect.getsource(fn), Path(inspect.getsourcefile(fn) or "")
+
+
+def show_solution(what: str | Callable[..., Any]) -> None:
+    """Show the reference solution of an exercise without running it.
+
+    ``what`` is the name of the function the exercise asks you to write (for
+    example ``"my_step"``), your function itself, or its checker. The source is
+    displayed (highlighted in a notebook, plain text elsewhere); nothing is
+    defined or executed.
+    """
+    source, path = solution_source(what)
+    where = f"# from course_utils/solutions/{path.name}: read it, then write your own version in the exercise cell\n"
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+    except ImportError:  # pragma: no cover - IPython is always there in a notebook
+        print(where + source)
+        return
+    if get_ipython() is None:
+        print(where + source)
+    else:
+        display(Code(where + source, language="python"))
 
 
 # --- helpers for writing checkers -----------------------------------------------------
 
 
-NOT_DONE = "not done yet: replace the `...` (or the `raise NotImplementedError`) in the exercise cell with your answer"
-
-
 def not_done(value: Any) -> None:
-    """:class:`Wrong` with the plain "not done yet" hint if ``value`` is still the stub's ``...``."""
+    """:class:`NotDone` if ``value`` is still the stub's ``...``."""
     if value is Ellipsis:
-        raise Wrong(NOT_DONE)
+        raise NotDone
 
 
 def as_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None, floating: bool = True) -> torch.Tensor:
@@ -130,10 +218,10 @@ def as_number(value: Any, what: str) -> float:
 
 
 def call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function; a stub or a crash becomes :class:`Wrong` with a plain hint.
+    """Call the learner's function; a stub becomes :class:`NotDone`, a crash :class:`Wrong` with a plain hint.
 
     A function that still raises ``NotImplementedError`` (the exercise's stub)
-    or returns ``...`` gets the "not done yet" hint, never a traceback.
+    or returns ``...`` is "not done yet", never a traceback.
     """
     not_done(fn)
     if not callable(fn):
@@ -141,7 +229,7 @@ def call(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     try:
         result = fn(*args, **kwargs)
     except NotImplementedError:
-        raise Wrong(NOT_DONE) from None
+        raise NotDone from None
     except Exception as exc:
         raise Wrong(f"{what} raised {type(exc).__name__}: {exc}") from None
     not_done(result)

@@ -1,0 +1,15 @@
+"""The reference solutions of the notebooks' exercises, one plain file per notebook.
+
+Nothing in a notebook imports or runs these: a learner asks for one with
+``show_solution("the_function_name")`` (from :mod:`course_utils.exercises`),
+which prints its source without executing it, or opens the file. Each function
+is the reference its checker is tested against (``tests/test_exercises.py``).
+
+- ``setup``: notebook 00 (how exercises work)
+- ``basics``: notebook 01
+- ``gan``: notebook 02
+- ``vae``: notebook 03
+- ``gpt``: notebook 04
+- ``hf``: notebook 05
+- ``evaluation``: notebook 06
+"""
