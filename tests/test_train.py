@@ -80,11 +80,66 @@ def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_
 def test_max_minutes_stops_at_the_first_epoch_boundary(tiny_run, tmp_path):
     out, _ = tiny_run
     run = tmp_path / "capped"
-    assert train.main(["gan", "--epochs", "3", "--max-minutes", "0", "--limit", "256", "--out", str(run),
+    assert train.main(["gan", "--epochs", "3", "--max-minutes", "1e-9", "--limit", "256", "--out", str(run),
                        "--classifier", str(out), "--curve-samples", "16", "--fid-samples", "16"]) == 0
     card = read_metadata(run / "cgan_generator")
     assert card["training"]["epochs"] == 1 and card["fid_curve"]["epoch"] == [0, 1]
     assert card["command"].startswith("python -m course_utils.train gan --epochs 1")
-    assert train.main(["classifier", "--epochs", "3", "--max-minutes", "0", "--limit", "256",
+    assert train.main(["classifier", "--epochs", "3", "--max-minutes", "1e-9", "--limit", "256",
                        "--out", str(run)]) == 0
     assert read_metadata(run / "fmnist_classifier")["training"]["epochs"] == 1
+
+
+BAD_INPUT = [
+    (["vae", "--epochs", "0"], "argument --epochs: 0 is not allowed: give a whole number of at least 1"),
+    (["gpt", "--steps", "-5"], "argument --steps: -5 is not allowed: give a whole number of at least 1"),
+    (["gan", "--max-minutes", "0"], "argument --max-minutes: 0 is not allowed: give a number of minutes above 0"),
+    (["gan", "--max-minutes", "-1"], "argument --max-minutes: -1 is not allowed"),
+    (["classifier", "--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
+    (["gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge'"),
+    (["diffusion"], "argument what: invalid choice: 'diffusion'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_input_is_refused_in_one_line_with_status_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "runs_dir", lambda: tmp_path / "runs")
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "runs").exists()  # nothing written, nothing trained
+
+
+def test_an_output_folder_inside_the_shipped_one_is_refused(capsys):
+    shipped = _shipped_digests()
+    assert train.main(["vae", "--out", str(checkpoints.SHIPPED_DIR / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inside the shipped folder" in err and "--ship" in err
+    assert _shipped_digests() == shipped and not (checkpoints.SHIPPED_DIR / "sub").exists()
+
+
+def test_a_missing_data_file_is_one_line_with_status_2(capsys, tmp_path, monkeypatch):
+    from course_utils import classifier, data
+
+    def unavailable(*args, **kwargs):
+        raise data.DataUnavailableError("fashion-mnist is not in the cache and cannot be downloaded offline")
+
+    monkeypatch.setattr(classifier, "image_tensors", unavailable)
+    monkeypatch.setattr(checkpoints, "runs_dir", lambda: tmp_path / "runs")
+    assert train.main(["classifier", "--epochs", "1", "--limit", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: fashion-mnist is not in the cache and cannot be downloaded offline\n"
+
+
+def test_the_command_refuses_zero_epochs_as_a_learner_types_it(tmp_path):
+    import subprocess
+    import sys
+
+    from course_utils import REPO_ROOT
+
+    out = tmp_path / "o"
+    proc = subprocess.run([sys.executable, "-m", "course_utils.train", "vae", "--epochs", "0", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--epochs: 0 is not allowed" in proc.stderr and not out.exists()
