@@ -69,7 +69,8 @@ def _measure_one(path: Path, profile: str, timeout: int) -> dict[str, Any]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = peak / 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
     return {"passed": proc.returncode == 0, "seconds": round(seconds, 1), "peak_mb": round(peak_kb / 1024),
             "tail": proc.stdout[-2000:] + proc.stderr[-2000:]}
 

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 FIELDS = ("rater", "time", "task", "item_a", "item_b", "shown_left", "choice", "model_a", "model_b")
 CHOICES = {"pairwise": ("left", "right", "tie"), "quiz": ("real", "generated")}
 
@@ -81,28 +83,28 @@ class RatingsLog:
         self.path = Path(path)
 
     def append(self, rating: Rating) -> None:
-        """Write one whole row: lock, cut a torn last line, write, flush to disk, unlock."""
-        import fcntl
+        """Write one whole row: lock, cut a torn last line, write, flush to disk, unlock.
 
+        The lock is ``filelock``'s (a ``.lock`` file beside the CSV), which works on
+        Linux, macOS and Windows, between processes and between machines sharing a disk.
+        """
         stamped = rating if rating.time else _with_time(rating)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow([getattr(stamped, f) for f in FIELDS])
         line = buf.getvalue().encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
+        with FileLock(f"{self.path}.lock"), open(self.path, "a+b") as fh:  # appends always go to the end
+            size = fh.seek(0, os.SEEK_END)
             if size == 0:
                 line = (",".join(FIELDS) + "\n").encode() + line
-            elif os.pread(fd, 1, size - 1) != b"\n":  # a writer crashed mid-row: drop its torn line
-                data = os.pread(fd, size, 0)
-                os.ftruncate(fd, data.rfind(b"\n") + 1)
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            else:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":  # a writer crashed mid-row: drop its torn line
+                    fh.seek(0)
+                    fh.truncate(fh.read().rfind(b"\n") + 1)
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def read(self) -> list[Rating]:
         """Every complete row (a torn last line, without its newline, is ignored)."""

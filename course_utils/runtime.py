@@ -89,7 +89,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
 
     With ``deterministic`` the cheap determinism switches are set too (cuDNN picks
     deterministic kernels, no benchmark autotuning); ops that have no deterministic
-    version still run, with a warning rather than an error.
+    version still run, with a warning rather than an error. These switches are
+    global to the process, on purpose: a notebook is one process whose numbers must
+    repeat from run to run. ``deterministic=False`` leaves them as they are;
+    :func:`restore_determinism` puts back what :func:`determinism_state` saved.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -101,6 +104,18 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+def determinism_state() -> tuple[bool, bool, bool, bool]:
+    """The process-wide switches :func:`seed_everything` sets (for :func:`restore_determinism`)."""
+    return (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+
+
+def restore_determinism(state: tuple[bool, bool, bool, bool]) -> None:
+    """Put back the switches saved by :func:`determinism_state`."""
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, enabled, warn_only = state
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _version(package: str) -> str:

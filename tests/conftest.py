@@ -18,3 +18,13 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def scoped_determinism() -> Iterator[None]:
+    """seed_everything sets process-wide determinism switches; each test gets them back as they were."""
+    from course_utils.runtime import determinism_state, restore_determinism
+
+    saved = determinism_state()
+    yield
+    restore_determinism(saved)

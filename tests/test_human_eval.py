@@ -57,7 +57,7 @@ def _writer(path, name, n):
 
 def test_two_processes_appending_at_once_lose_nothing(tmp_path):
     path = tmp_path / "shared.csv"
-    procs = [mp.get_context("fork").Process(target=_writer, args=(path, name, 150)) for name in ("ana", "bo")]
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, name, 150)) for name in ("ana", "bo")]
     for p in procs:
         p.start()
     for p in procs:

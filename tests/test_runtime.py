@@ -94,14 +94,30 @@ def test_environment_report(monkeypatch):
 
 def test_describe_hardware_names_the_cpu_and_threads():
     threads = torch.get_num_threads()
+    cpu = torch.device("cpu")
     try:
-        text = runtime.describe_hardware(torch.device("cpu"))
-        assert text == f"{runtime.hardware_name(torch.device('cpu'))}, {threads} torch threads" or threads == 1
+        torch.set_num_threads(2)
+        text = runtime.describe_hardware(cpu)
+        assert text == f"{runtime.hardware_name(cpu)}, 2 torch threads"
         torch.set_num_threads(1)
-        assert runtime.describe_hardware(torch.device("cpu")).endswith(", 1 torch thread")
+        assert runtime.describe_hardware(cpu) == f"{runtime.hardware_name(cpu)}, 1 torch thread"
     finally:
         torch.set_num_threads(threads)
     assert f"{__import__('os').cpu_count()} cores" in text
+
+
+def test_determinism_switches_are_saved_and_restored():
+    saved = runtime.determinism_state()
+    try:
+        runtime.restore_determinism((False, True, False, False))
+        runtime.seed_everything(0)
+        assert runtime.determinism_state() == (True, False, True, True)
+        runtime.seed_everything(0, deterministic=False)  # leaves them as they are
+        assert runtime.determinism_state() == (True, False, True, True)
+        runtime.restore_determinism((False, True, False, False))
+        assert runtime.determinism_state() == (False, True, False, False)
+    finally:
+        runtime.restore_determinism(saved)
 
 
 def test_training_time_gives_seconds_per_epoch_and_hardware():
