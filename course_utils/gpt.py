@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -786,7 +787,7 @@ class _Runner:
         if nanogpt:  # nanoGPT reads each batch from a numpy memory map of uint16 (its train.bin)
             import numpy as np
 
-            self.path = Path(os.environ.get("TMPDIR", "/tmp")) / f"course_bench_train_{os.getpid()}.bin"
+            self.path = Path(tempfile.gettempdir()) / f"course_bench_train_{os.getpid()}.bin"
             data.train.numpy().astype(np.uint16).tofile(self.path)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
