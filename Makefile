@@ -1,5 +1,7 @@
 # Two commands run the course:  make lab   (start it)   and   make test   (check it).
-# Both set themselves up: a .venv with the pinned requirements, course_utils, the data.
+# Both set themselves up: a .venv with the pinned requirements, course_utils, the data. A learner's make lab
+# installs the course and JupyterLab only (requirements-lab.txt); make test adds the test, lint and workshop
+# tools (requirements.txt). make check sets up and prints the environment report without starting the lab.
 # In an environment that already has torch (Colab, a GPU box):  make test-gpu VENV=none
 # installs only what is missing, from the ranges in pyproject.toml.
 
@@ -15,10 +17,14 @@ EXTRAS ?= text,test,lint
 ifeq ($(VENV),none)
 PY := $(PYTHON)
 STAMP := install-current-env
+LAB_STAMP := install-current-env
 else
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 endif
+# The Pythons pyproject.toml's requires-python admits (tests/test_packaging.py keeps the two equal).
+PYTHONS := 3.10 3.11 3.12
 
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 NOTEBOOK_ENV := COURSE_QUIET=1 COURSE_EXPECT_STUBS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONWARNINGS=ignore::DeprecationWarning
@@ -27,10 +33,11 @@ NBVAL := $(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(NBVAL_
 PROFILE ?= ci
 NOTEBOOKS ?=
 
-.PHONY: setup data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env timings tables site
+.PHONY: setup setup-lab check data lab test test-gpu require-cuda lint unit nbval clean-venv help install-current-env timings tables site
 
 help:
 	@echo "make lab       set up (.venv, requirements, data) and start JupyterLab on notebooks/"
+	@echo "make check     the same set-up, then the environment report (no lab): the pre-workshop check"
 	@echo "make test      set up, then ruff, unit tests and every notebook under nbval (ci profile)"
 	@echo "make test-gpu  the same nbval run in the gpu profile (needs a CUDA device)"
 	@echo "make site      execute the notebooks (PROFILE=...) and render them as HTML in build/site/"
@@ -38,27 +45,46 @@ help:
 	@echo "VENV=none      use the current Python environment, installing only what is missing"
 
 setup: $(STAMP)
+setup-lab: $(LAB_STAMP)
 
 install-current-env:
-	$(PY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 
-$(VENV)/.installed: requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
-	@touch $@
+# Checked before anything is downloaded: a Python outside the supported range stops here, in a second.
+PYTHON_CHECK = found=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || { \
+	  echo "error: '$(PYTHON)' was not found. Install Python $(firstword $(PYTHONS))-$(lastword $(PYTHONS)), then e.g. make $(or $(MAKECMDGOALS),lab) PYTHON=python3.12" >&2; exit 1; }; \
+	case " $(PYTHONS) " in *" $$found "*) ;; *) \
+	  echo "error: the course needs Python $(firstword $(PYTHONS))-$(lastword $(PYTHONS)), but '$(PYTHON)' is Python $$found ($$(command -v $(PYTHON))). Choose another: make $(or $(MAKECMDGOALS),lab) PYTHON=python3.12" >&2; exit 1;; esac
 
-lab: EXTRAS = text,lab
+$(VENV)/.installed-lab: requirements-lab.txt pyproject.toml
+	@if [ ! -x "$(PY)" ]; then $(PYTHON_CHECK); fi
+	test -x "$(PY)" || $(PYTHON) -m venv "$(VENV)"
+	"$(PY)" -m pip install -q --upgrade pip
+	@echo "Installing the course's packages into $(VENV): about 6 GB, most of it torch; a few minutes on a fast line."
+	@echo "(On Linux without a GPU, the README shows how to take PyTorch's smaller CPU-only build instead.)"
+	"$(PY)" -m pip install --progress-bar on -r requirements-lab.txt
+	"$(PY)" -m pip install -q --no-deps -e .
+	@touch "$@"
+
+$(VENV)/.installed: requirements.txt $(VENV)/.installed-lab
+	"$(PY)" -m pip install -q -r requirements.txt
+	@touch "$@"
+
+setup-lab lab check: EXTRAS = text,lab
 test-gpu: EXTRAS = text,test
 
 data: setup
 	$(PY) -m course_utils.data fetch
 
-lab: setup
-	-$(PY) -m course_utils.data fetch || echo "Some data files are missing (see above); the notebooks that need them will say so."
-	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) \
-	  $(PY) -m jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
+lab: setup-lab
+	-"$(PY)" -m course_utils.data fetch || echo "Some data files are missing (see above); the notebooks that need them will say so."
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))" \
+	  "$(PY)" -m jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
+
+# The pre-workshop check: everything make lab sets up, the data fetched, then the environment report.
+check: setup-lab
+	"$(PY)" -m course_utils.data fetch
+	"$(PY)" -m course_utils.runtime report
 
 lint: setup
 	$(PY) -m ruff check course_utils tests notebooks

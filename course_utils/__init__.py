@@ -19,7 +19,7 @@ Topics
   nearest neighbours, and the text metrics (02, 04, 06).
 - ``human_eval``: ratings files and their analysis: win rates, Bradley-Terry,
   agreement between raters (06).
-- ``exercises``: the checker machinery; ``exercises.basics``, ``exercises.gan``…
+- ``exercises``: the checker machinery and ``show_solution``; ``exercises.basics``, ``exercises.gan``…
   hold each notebook's checkers.
 
 Shared parts
@@ -29,7 +29,8 @@ Shared parts
 - ``plotting``, ``progress``, ``colab``: figures, progress bars, the Colab cells.
 - ``widgets``: the latent explorer (03), the text playground (04), the rating widgets (06).
 - ``workshop``: nbgitpuller links for a workshop JupyterHub.
-- ``authoring``: the student build, the generated time tables, the rendered site.
+- ``authoring``: the generated time tables, the rendered site.
+- ``solutions``: the reference solutions of the exercises, shown on request (``exercises.show_solution``).
 - ``train``: only the command line, ``python -m course_utils.train WHAT``.
 """
 

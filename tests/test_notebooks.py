@@ -229,6 +229,7 @@ def test_a_notebook_with_exercises_imports_show_solution(path: Path):
     assert not exercises_of(nb) or re.search(r"^from course_utils.exercises import .*\bshow_solution\b", code, re.M)
 
 
+@pytest.mark.slow
 def test_run_all_shows_every_exercise_of_00_as_not_done_and_no_solution(monkeypatch):
     """Execute 00 as a learner's Run All does (no COURSE_EXPECT_STUBS): each checker prints not done yet."""
     from nbclient import NotebookClient

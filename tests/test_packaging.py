@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 from course_utils import REPO_ROOT as ROOT
@@ -20,8 +22,13 @@ def pins(lines: list[str]) -> dict[str, str]:
     return found
 
 
-def requirements() -> dict[str, str]:
-    return pins((ROOT / "requirements.txt").read_text().splitlines())
+def requirements(name: str = "requirements.txt") -> dict[str, str]:
+    """The pins of a requirements file, following its ``-r`` includes."""
+    found, lines = {}, (ROOT / name).read_text().splitlines()
+    for line in lines:
+        if line.startswith("-r "):
+            found |= requirements(line[3:].strip())
+    return found | pins(lines)
 
 
 def pinned_python() -> str:
@@ -37,9 +44,29 @@ def pyproject_requirements() -> list[Requirement]:
     return [Requirement(r) for r in lines]
 
 
-def test_environment_yml_lists_the_same_pins_as_requirements():
+def test_environment_yml_is_the_learners_set():
     env = (ROOT / "environment.yml").read_text().split("- pip:")[1].splitlines()
-    assert pins(env) == requirements()
+    assert pins(env) == requirements("requirements-lab.txt")
+
+
+def test_a_learner_installs_the_course_and_the_lab_only():
+    """requirements-lab.txt pins exactly pyproject's dependencies and its text and lab extras; nothing for tests."""
+    project = read_pyproject()["project"]
+    extras = project["optional-dependencies"]
+    wanted = {Requirement(r).name.lower() for r in project["dependencies"] + extras["text"] + extras["lab"]
+              if Requirement(r).marker is None or Requirement(r).marker.evaluate({"python_version": pinned_python()})}
+    assert set(requirements("requirements-lab.txt")) == wanted
+    full = requirements()
+    assert set(full) > wanted and {"pytest", "nbval", "ruff", "jupyterhub", "playwright"} <= set(full) - wanted
+    assert "-r requirements-lab.txt" in (ROOT / "requirements.txt").read_text()
+
+
+def test_make_admits_the_pythons_pyproject_admits():
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(read_pyproject()["project"]["requires-python"])
+    listed = re.search(r"^PYTHONS := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert listed == [f"3.{minor}" for minor in range(8, 20) if f"3.{minor}.0" in spec]
 
 
 def test_every_pin_is_exact_and_inside_the_pyproject_ranges():
@@ -83,3 +110,47 @@ def test_the_package_docstring_names_every_module():
     modules = {p.stem for p in (ROOT / "course_utils").glob("*.py") if p.stem != "__init__"} | {"exercises"}
     missing = {m for m in modules if f"``{m}``" not in course_utils.__doc__}
     assert not missing, f"add {sorted(missing)} to the module list in course_utils/__init__.py"
+
+
+def _make(*args: str, cwd=ROOT, **env: str):
+    import os
+    import subprocess
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**clean, **env}, timeout=300)
+
+
+def test_make_lab_stops_at_once_on_an_unsupported_python(tmp_path):
+    old = tmp_path / "python3.9"
+    old.write_text("#!/bin/sh\necho 3.9\n")
+    old.chmod(0o755)
+    venv = tmp_path / "venv"
+    proc = _make("setup-lab", f"VENV={venv}", f"PYTHON={old}")
+    assert proc.returncode != 0 and not venv.exists()
+    assert f"the course needs Python 3.10-3.12, but '{old}' is Python 3.9" in proc.stderr
+    assert "make setup-lab PYTHON=python3.12" in proc.stderr
+    proc = _make("lab", f"VENV={venv}", "PYTHON=no-such-python3")
+    assert proc.returncode != 0 and "'no-such-python3' was not found" in proc.stderr and not venv.exists()
+
+
+@pytest.mark.slow
+def test_make_check_and_lab_work_from_a_path_with_a_space(tmp_path):
+    """The course in a folder named with a space: make check prints the report, make lab's command line holds."""
+    import sys
+
+    spaced = tmp_path / "my course"
+    spaced.mkdir()
+    for name in ("Makefile", "course_utils", "jupyter", "notebooks", "pyproject.toml", "requirements.txt",
+                 "requirements-lab.txt"):
+        (spaced / name).symlink_to(ROOT / name)
+    venv = Path(sys.executable).parent.parent
+    if not (venv / ".installed-lab").exists():
+        pytest.skip("needs the .venv that make sets up (make test runs this test there)")
+    env = {"COURSE_DATA_DIR": str(ROOT / "data"), "COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1"}
+    proc = _make("check", f"VENV={venv}", cwd=spaced, **env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "profile" in proc.stdout and "torch" in proc.stdout
+    proc = _make("lab", f"VENV={venv}", "LAB_ARGS=--version", cwd=spaced, **env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^\d+\.\d+\.\d+$", proc.stdout.strip().splitlines()[-1])
