@@ -131,7 +131,7 @@ clean-venv:
 # --- the workshop kit (docs/instructor.md) ---------------------------------------------------------------
 # The hub's proxy (configurable-http-proxy, from npm) goes into build/node/, never globally. The Python
 # packages (jupyterhub, nbgitpuller, playwright...) are in requirements.txt (the workshop extra).
-.PHONY: hub hub-test browser-test versions
+.PHONY: hub hub-test browser-test versions cloud-test
 CHP_VERSION ?= 5.3.0
 CHP := build/node/node_modules/.bin/configurable-http-proxy
 CHROMIUM ?= $(or $(COURSE_CHROMIUM),$(shell command -v chromium 2>/dev/null),/usr/bin/chromium)
@@ -152,6 +152,11 @@ hub-test: setup data $(CHP)
 browser-test: setup data
 	@test -x "$(CHROMIUM)" || { echo "make browser-test needs Chromium: apt-get install chromium (or COURSE_CHROMIUM=...)" >&2; exit 1; }
 	COURSE_REQUIRE_WORKSHOP_TESTS=1 COURSE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
+
+# The set-up cell as Colab and Kaggle run it (tests/test_cloud.py): a fresh runtime per platform with the
+# platform's own packages, a clone of this repository's committed state, 00 and 01 run top to bottom.
+cloud-test: setup data
+	COURSE_CLOUD_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_cloud.py
 
 # The unit tests and every notebook (ci) with the oldest versions pyproject.toml claims and with the newest
 # releases (a transformers 4.x line too), each set in its own venv under build/versions/. Not part of make

@@ -4,8 +4,12 @@ The badge (first cell, tagged ``colab-badge``; a text link, so that it never sho
 as a broken image offline) opens the notebook's own path in
 the repository named once, in ``pyproject.toml`` (``[tool.course] repository``).
 The set-up cell (tagged ``colab-setup``, right after the title cell) clones the
-course and installs ``course_utils`` only when running on Colab; it never
-reinstalls torch (Colab's own satisfies the ranges in ``pyproject.toml``).
+course and installs ``course_utils`` only when running on Colab or Kaggle (found
+by ``google.colab`` being imported, or by Kaggle's ``KAGGLE_KERNEL_RUN_TYPE``); it
+never reinstalls torch (the runtime's own satisfies the ranges in
+``pyproject.toml``) and prints the profile the learner gets and how to change it.
+``COURSE_REPOSITORY`` and ``COURSE_CLOUD_HOME`` override where it clones from and
+to (the cloud tests clone a local copy, ``tests/test_cloud.py``).
 
 The README's table of launch links (Colab, Kaggle, a static view) is generated
 from the same setting, between the ``<!-- links -->`` markers.
@@ -34,19 +38,26 @@ BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
 
 SETUP_SOURCE = '''\
-# Set-up. On Colab: clone the course and install its helpers (Colab's torch is kept).
+# Set-up for the cloud. On Colab or Kaggle: fetch the course, install its helpers (the runtime's torch is kept).
 # Anywhere else this cell does nothing: `make lab` has set everything up.
+import os
 import sys
 
-if "google.colab" in sys.modules:
-    import os
+CLOUD = "Colab" if "google.colab" in sys.modules else "Kaggle" if "KAGGLE_KERNEL_RUN_TYPE" in os.environ else None
+if CLOUD:
     import subprocess
+    folder = {{"Colab": "/content", "Kaggle": "/kaggle/working"}}[CLOUD]  # where the platform lets you write
+    home = os.environ.get("COURSE_CLOUD_HOME", folder + "/course")
+    if not os.path.isdir(home):  # Kaggle: Settings > Internet on, for this clone
+        repo = os.environ.get("COURSE_REPOSITORY", "https://github.com/{repository}")
+        subprocess.run(["git", "clone", "--depth", "1", "-b", "{branch}", repo, home], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", home + "[text]"], check=True)
+    sys.path.insert(0, home)
+    os.chdir(home + "/notebooks")  # as in a clone: the course's data/ and solutions/ sit beside this folder
+    from course_utils.runtime import profile
 
-    if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth", "1", "-b", "{branch}", "https://github.com/{repository}",
-                        "/content/course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
-    sys.path.insert(0, "/content/course")\
+    print(f"{{CLOUD}}: the course is in {{home}}; profile {{profile()}}.")
+    print("To change it, run os.environ['COURSE_PROFILE'] = 'cpu' (or 'ci', 'gpu') before the parameters cell.")\
 '''
 
 

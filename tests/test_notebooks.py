@@ -128,10 +128,12 @@ def test_colab_check_finds_a_wrong_path_and_write_repairs_it(tmp_path, monkeypat
         copy.unlink()
 
 
-def test_setup_cell_installs_only_on_colab_and_never_torch():
+def test_setup_cell_installs_only_on_colab_or_kaggle_and_never_torch():
     source = colab.SETUP_SOURCE
-    assert 'if "google.colab" in sys.modules:' in source
-    assert "torch" not in source.split("import sys", 1)[1].replace("Colab's torch", "")
+    assert '"google.colab" in sys.modules' in source and '"KAGGLE_KERNEL_RUN_TYPE" in os.environ' in source
+    assert "if CLOUD:" in source and "requirements" not in source
+    assert "torch" not in source.split("import sys", 1)[1].replace("runtime's torch", "")
+    assert len(source.splitlines()) <= 20
 
 
 def test_time_tables_match_timings_json():
