@@ -6,7 +6,8 @@ One switch picks sizes and epochs for every notebook:
 - ``cpu``: a laptop without a GPU, a few minutes per notebook.
 - ``gpu``: a Colab T4 or better; full data and longer training.
 
-``COURSE_PROFILE`` sets it; by default it is ``gpu`` on a CUDA device and ``cpu``
+``COURSE_PROFILE`` sets it; by default it is ``gpu`` on a CUDA device, ``ci`` on
+Binder (about 2 GB of memory, below the ``cpu`` profile's peaks) and ``cpu``
 otherwise. Notebooks choose their hyperparameters with :func:`by_profile`.
 """
 
@@ -64,11 +65,16 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def on_binder() -> bool:
+    """True on a Binder (BinderHub sets ``BINDER_LAUNCH_HOST`` and ``BINDER_REPO_URL`` in every session)."""
+    return bool(os.environ.get("BINDER_LAUNCH_HOST") or os.environ.get("BINDER_REPO_URL"))
+
+
 def profile() -> str:
-    """The active profile: ``COURSE_PROFILE`` if set, else ``gpu`` on CUDA, else ``cpu``."""
+    """The active profile: ``COURSE_PROFILE`` if set, else ``gpu`` on CUDA, ``ci`` on Binder, else ``cpu``."""
     value = os.environ.get("COURSE_PROFILE", "").strip().lower()
     if not value:
-        return "gpu" if torch.cuda.is_available() else "cpu"
+        return "gpu" if torch.cuda.is_available() else "ci" if on_binder() else "cpu"
     if value not in PROFILES:
         raise ProfileError(
             f"COURSE_PROFILE={value!r} is not a known profile; use one of: ci, cpu, gpu"

@@ -19,10 +19,26 @@ def test_profile_reads_the_environment(monkeypatch, value, expected):
 
 def test_profile_default_follows_the_device(monkeypatch):
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.delenv("BINDER_LAUNCH_HOST", raising=False)
+    monkeypatch.delenv("BINDER_REPO_URL", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert runtime.profile() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert runtime.profile() == "gpu"
+
+
+def test_binder_gets_the_small_profile_unless_told_otherwise(monkeypatch):
+    """Binder gives about 2 GB: the ci profile's peaks fit (docs/timings.json), the cpu profile's do not."""
+    from course_utils import authoring
+
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://mybinder.org/")
+    assert runtime.on_binder() and runtime.profile() == "ci"
+    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    assert runtime.profile() == "cpu"
+    ci_peaks = [r["peak_mb"] for r in authoring.load_timings() if r["profile"] == "ci"]
+    assert ci_peaks and max(ci_peaks) < 2000, "a ci notebook no longer fits Binder's 2 GB"
 
 
 def test_unknown_profile_names_the_three(monkeypatch):
