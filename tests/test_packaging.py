@@ -154,3 +154,10 @@ def test_make_check_and_lab_work_from_a_path_with_a_space(tmp_path):
     proc = _make("lab", f"VENV={venv}", "LAB_ARGS=--version", cwd=spaced, **env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"^\d+\.\d+\.\d+$", proc.stdout.strip().splitlines()[-1])
+
+
+def test_binder_builds_the_learners_environment_and_fetches_the_data():
+    env = (ROOT / "environment.yml").read_text()
+    assert not [tool for tool in ("pytest", "nbval", "ruff", "jupyterhub", "playwright") if tool in env]
+    post = ROOT / "postBuild"
+    assert post.stat().st_mode & 0o111 and "python -m course_utils.data fetch" in post.read_text()
