@@ -101,7 +101,7 @@ def test_show_solution_prints_the_source_without_running_it(capsys):
         exercises.show_solution(what)
         shown = capsys.readouterr().out
         assert f"def {solution}(" in shown and f"course_utils/solutions/{path.name}" in shown
-    with pytest.raises(KeyError, match="no exercise asks for 'nonsense'"):
+    with pytest.raises(ValueError, match="no exercise asks for 'nonsense'"):
         exercises.show_solution("nonsense")
 
 

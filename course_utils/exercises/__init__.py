@@ -147,8 +147,8 @@ def _find(what: str | Callable[..., Any]) -> str:
     matches = [check for check, solution in SOLUTIONS.items() if solution == name]
     if len(matches) == 1:
         return matches[0]
-    known = ", ".join(sorted(f'"{s}"' for s in SOLUTIONS.values()))
-    raise KeyError(f"no exercise asks for {name!r}; the exercises imported so far ask for: {known}")
+    known = ", ".join(sorted(SOLUTIONS.values()))
+    raise ValueError(f"no exercise asks for {name!r}; the exercises imported so far ask for: {known}")
 
 
 def solution_source(what: str | Callable[..., Any]) -> tuple[str, Path]:
