@@ -9,10 +9,10 @@ from the Run menu, moves a control with the mouse and checks what the kernel
 redraws: 03's latent explorer (the image changes), 04's text playground (the
 continuation changes with the temperature), 06's rating widget (a click adds
 a row to the ratings file, in a ratings folder of the test's own). The cells are
-found by markers in their source, not by position: ``LatentExplorer`` with
+found by markers, not by position: ``LatentExplorer`` with
 ``.widget(`` (03, the last such cell), ``TextPlayground(`` with ``.widget(``
-(04), ``# browser-test: rating widget`` (06; until 06 has it, the test drives
-the same widget from a notebook of its own and warns).
+(04), the cell tag ``rating-widget`` in the cell's metadata (06; until 06 has
+it, the test drives the same widget from a notebook of its own and warns).
 
 Skipped at once without Playwright or Chromium (Debian's ``chromium``;
 ``COURSE_CHROMIUM`` names another); ``make browser-test`` runs it alone and
@@ -245,10 +245,11 @@ def test_text_playground_continuation_changes_with_the_temperature(lab, page):
     eventually(lambda: widget.input_value() not in ("", before), REDRAW_TIMEOUT_S, "the continuation did not change")
 
 
-# Notebook 06's rating widget: the one cell whose source holds this marker builds the pairwise comparison and
-# writes to course_utils.human_eval.ratings_dir() (COURSE_RATINGS_DIR, set by the lab fixture to a folder of its
-# own). Until 06 has that cell, the test drives the same widget from a notebook it writes itself, and says so.
-RATING_MARKER = "# browser-test: rating widget"
+# Notebook 06's rating widget: the one code cell tagged with this (cell metadata "tags") builds the pairwise
+# comparison and writes to course_utils.human_eval.ratings_dir() (COURSE_RATINGS_DIR, set by the lab fixture to a
+# folder of its own). Until 06 has that cell, the test drives the same widget from a notebook it writes itself, and
+# says so.
+RATING_TAG = "rating-widget"
 FALLBACK_RATING_CELLS = [
     "from IPython.display import display\n"
     "from course_utils.human_eval import ratings_dir\n"
@@ -264,8 +265,9 @@ def rating_notebook(dest: Path) -> tuple[Path, str]:
     """06's rating-widget cell cut out as for the other widgets, else the fallback; returns (notebook, origin)."""
     for source in sorted(NOTEBOOKS.glob("06_*.ipynb")):
         cells = nbformat.read(source, as_version=4).cells
-        if any(c.cell_type == "code" and RATING_MARKER in c.source for c in cells):
-            return widget_notebook(source, lambda s: RATING_MARKER in s, dest), source.name
+        tagged = [c.source for c in cells if c.cell_type == "code" and RATING_TAG in c.metadata.get("tags", [])]
+        if tagged:
+            return widget_notebook(source, lambda s, widget=tagged[-1]: s == widget, dest), source.name
     kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in FALLBACK_RATING_CELLS],
                                   metadata=kernel)  # without a kernelspec JupyterLab asks which kernel to start
@@ -282,7 +284,7 @@ def test_rating_widget_click_appends_a_row_to_the_ratings_file(lab, page):
 
     nb, origin = rating_notebook(lab["root"] / "rating.ipynb")
     if origin == "fallback":
-        warnings.warn(f"no notebooks/06_*.ipynb cell holds {RATING_MARKER!r}: the rating widget was driven from "
+        warnings.warn(f"no notebooks/06_*.ipynb cell is tagged {RATING_TAG!r}: the rating widget was driven from "
                       "the test's own notebook, not from 06", stacklevel=1)
     ratings = lab["ratings"]
     before = _rows(ratings)

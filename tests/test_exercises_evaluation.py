@@ -7,14 +7,15 @@ import math
 import pytest
 import torch
 
-from course_utils import human_eval
+from course_utils import evaluation, human_eval
 from course_utils.exercises import evaluation as ex
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions import evaluation as solutions
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 
 @pytest.fixture(autouse=True)
 def lenient(monkeypatch):
-    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)  # wrong answers must come back as hints here
+    monkeypatch.delenv("COURSE_EXPECT_STUBS", raising=False)  # answers must come back as verdicts here
 
 
 # --- the bootstrap interval ---------------------------------------------------------------------------------
@@ -32,6 +33,7 @@ def bootstrap(values, resamples=2000, generator=None, level=0.95, size=None, rep
 
 
 def test_bootstrap_interval_right():
+    assert_right(ex.check_bootstrap_interval(solutions.bootstrap_mean_interval))
     assert_right(ex.check_bootstrap_interval(bootstrap))
 
 
@@ -61,7 +63,7 @@ def test_bootstrap_interval_hints():
     def stub(v, r, g):
         raise NotImplementedError
 
-    assert_wrong(ex.check_bootstrap_interval(stub), "not done yet")
+    assert_not_done(ex.check_bootstrap_interval(stub))
 
 
 # --- precision and recall -----------------------------------------------------------------------------------
@@ -80,6 +82,7 @@ def precision_recall(real, fake, k=3, rank=None):
 
 
 def test_precision_recall_right():
+    assert_right(ex.check_precision_recall(solutions.precision_recall_knn))
     assert_right(ex.check_precision_recall(precision_recall))
 
 
@@ -104,6 +107,84 @@ def test_precision_recall_hints():
 
     assert_wrong(ex.check_precision_recall(own_radii), "the balls belong to the set being covered")
     assert_wrong(ex.check_precision_recall(lambda r, f, k: (0.5, 0.5)), "expected precision")
+
+
+# --- the paired bootstrap ----------------------------------------------------------------------------------
+
+
+def paired(a, b, resamples, generator, level=0.95, replace=True, independent=False):
+    n = len(a)
+    if replace:
+        items = torch.randint(n, (resamples, n), generator=generator)
+    else:
+        items = torch.stack([torch.randperm(n, generator=generator) for _ in range(resamples)])
+    other = torch.randint(n, (resamples, n), generator=generator) if independent else items
+    means = a[items].mean(dim=1) - b[other].mean(dim=1)
+    q = (1 - level) / 2
+    return torch.quantile(means, q).item(), torch.quantile(means, 1 - q).item()
+
+
+def test_paired_bootstrap_right():
+    assert_right(ex.check_paired_bootstrap(solutions.paired_bootstrap))
+    assert_right(ex.check_paired_bootstrap(paired))
+
+    def with_the_package(a, b, resamples, generator):  # the bootstrap of the per-item differences is the same thing
+        _, low, high = evaluation.bootstrap_interval(lambda d: d.mean().item(), a - b, resamples=resamples,
+                                                     generator=generator)
+        return low, high
+
+    assert_right(ex.check_paired_bootstrap(with_the_package))
+
+
+def test_paired_bootstrap_data_make_pairing_matter():
+    a, b = ex.paired_scores(256, 0)
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.9  # the items' difficulty is shared
+    g = torch.Generator().manual_seed(0)
+    low, high = paired(a, b, 2000, g)
+    u_low, u_high = paired(a, b, 2000, g, independent=True)
+    assert high < 0 and u_high - u_low > 4 * (high - low)
+
+
+def test_paired_bootstrap_hints():
+    check = ex.check_paired_bootstrap
+    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g)[::-1]), "low is above high")
+    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, replace=False)), "with replacement")
+    assert_wrong(check(lambda a, b, r, g: paired(b, a, r, g)), "sign is flipped")
+    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, independent=True)), "unpaired")
+    spread = lambda a, b, r, g: (torch.quantile(a - b, 0.025).item(), torch.quantile(a - b, 0.975).item())
+    assert_wrong(check(spread), "per-item differences themselves")
+
+    def combined(a, b, r, g):  # each model's own interval, then the extremes of their difference
+        a_low, a_high = bootstrap(a, r, g)
+        b_low, b_high = bootstrap(b, r, g)
+        return a_low - b_high, a_high - b_low
+
+    assert_wrong(check(combined), "combined each model's own interval")
+    assert_wrong(check(lambda a, b, r, g: bootstrap(a, r, g)), "should contain the observed mean difference")
+    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, level=0.9)), "expected about")
+    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, None)), "same generator seed")
+
+    def normal(a, b, r, g):
+        d = a - b
+        half = 1.96 * d.std().item() / math.sqrt(len(d))
+        return d.mean().item() - half, d.mean().item() + half
+
+    assert_wrong(check(normal), "normal approximation")
+
+    def normal_with_noise(a, b, r, g):  # uses the generator, but is still symmetric about the mean
+        low, high = normal(a, b, r, g)
+        jitter = torch.rand(1, generator=g, dtype=torch.float64).item() * 1e-9
+        return low + jitter, high + jitter
+
+    assert_wrong(check(normal_with_noise), "strongly skewed")
+    assert_wrong(check(lambda a, b, r, g: -0.1), "tuple of two numbers")
+    assert_wrong(check(lambda a, b, r, g: 1 / 0), "raised ZeroDivisionError")
+
+    def stub(scores_a, scores_b, resamples, generator):
+        raise NotImplementedError
+
+    assert_not_done(check(stub))
+    assert_not_done(check(...))
 
 
 # --- the win rate -------------------------------------------------------------------------------------------
@@ -139,6 +220,7 @@ def wald(s, n):
 
 
 def test_win_rate_right():
+    assert_right(ex.check_win_rate(solutions.win_rate))
     assert_right(ex.check_win_rate(win_rate))
     rates = human_eval.win_rates(ex.win_rate_ratings())
     assert rates["gan"]["n"] == 42 and rates["gan"]["ties"] == 4 and rates["gan"]["wins"] == 18 + 2 + 5
@@ -164,4 +246,4 @@ def test_win_rate_hints():
         return (wins / n, *wilson(wins, n))
 
     assert_wrong(ex.check_win_rate(model_a_wins))
-    assert_wrong(ex.check_win_rate(...), "not done yet")
+    assert_not_done(ex.check_win_rate(...))

@@ -28,7 +28,7 @@ def _mean(x: torch.Tensor) -> float:
     return x.mean().item()
 
 
-@checker
+@checker(solution="bootstrap_mean_interval")
 def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
     """``fn(values, resamples, generator)`` -> ``(low, high)``: the 95% percentile bootstrap interval of the mean."""
     values = _sample(400, 0)
@@ -122,7 +122,7 @@ def _pr_variant(real: torch.Tensor, fake: torch.Tensor, k: int, rank: int,
             (d_rf <= radii(real)[:, None]).any(dim=1).double().mean().item())
 
 
-@checker
+@checker(solution="precision_recall_knn")
 def check_precision_recall(fn: Callable[..., Any]) -> str:
     """``fn(real, fake, k)`` -> ``(precision, recall)``: Kynkäänniemi et al.'s k-NN precision and recall."""
     k, found = 3, []
@@ -146,6 +146,102 @@ def check_precision_recall(fn: Callable[..., Any]) -> str:
         raise Wrong(f"{name}: expected precision {ep:.3f} and recall {er:.3f}, got {p:.3f} and {r:.3f}. A point is "
                     "inside a manifold if it is within radius_j of some point j of the other set (<=)")
     return "; ".join(found) + " (precision/recall): the collapsed generator is precise but covers little"
+
+
+# --- a paired bootstrap of two models (section 3.3) ------------------------------------------------------
+
+
+def paired_scores(n: int, seed: int, skewed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two models' scores on the same ``n`` items (lower is better): a shared difficulty, a small difference.
+
+    The items' difficulty varies much more than the difference between the models, as for two language models
+    on the same chunks of text, so resampling the models independently gives a far wider interval than pairing.
+    With ``skewed``, the per-item differences are strongly right-skewed (a few items much worse for model a).
+    """
+    g = torch.Generator().manual_seed(seed)
+    if skewed:
+        gap = 0.2 * (1.25 * torch.randn(n, generator=g, dtype=torch.float64)).exp() - 0.3  # a - b, item by item
+    else:
+        gap = 0.14 * torch.randn(n, generator=g, dtype=torch.float64) - 0.1
+    difficulty = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    b = 2.0 + difficulty + 0.1 * torch.randn(n, generator=g, dtype=torch.float64)
+    return b + gap, b
+
+
+def _quantiles(t: torch.Tensor) -> tuple[float, float]:
+    return torch.quantile(t, 0.025).item(), torch.quantile(t, 0.975).item()
+
+
+def _resampled_means(x: torch.Tensor, seed: int, resamples: int = 4000) -> torch.Tensor:
+    picks = torch.randint(len(x), (resamples, len(x)), generator=torch.Generator().manual_seed(seed))
+    return x[picks].mean(dim=1)
+
+
+def _near(got: tuple[float, float], want: tuple[float, float], share: float = 0.1) -> bool:
+    """Both ends within ``share`` of the wanted interval's width."""
+    width = want[1] - want[0]
+    return abs(got[0] - want[0]) <= share * width and abs(got[1] - want[1]) <= share * width
+
+
+@checker(solution="paired_bootstrap")
+def check_paired_bootstrap(fn: Callable[..., Any]) -> str:
+    """``fn(scores_a, scores_b, resamples, generator)`` -> ``(low, high)``: the paired bootstrap of mean(a - b)."""
+    a, b = paired_scores(256, 0)
+
+    def ask(sa: torch.Tensor, sb: torch.Tensor, seed: int) -> tuple[float, float]:
+        out = call(fn, "your function", sa.clone(), sb.clone(), 4000, torch.Generator().manual_seed(seed))
+        return _pair_of_numbers(out, "the interval")
+
+    low, high = ask(a, b, 1)
+    diff = (a - b).mean().item()
+    paired = _quantiles(_resampled_means(a - b, 2))
+    unpaired = _quantiles(_resampled_means(a, 2) - _resampled_means(b, 3))
+    if low > high:
+        raise Wrong("low is above high: return (low, high), the 2.5% quantile first")
+    if high - low < 0.05 * (paired[1] - paired[0]):
+        raise Wrong("the interval has (almost) no width: every resample gave the same mean difference. Draw the "
+                    "item indices *with replacement*: torch.randint(n, ..., generator=generator), not a permutation")
+    if _near((-high, -low), paired):
+        raise Wrong("the sign is flipped: the difference is scores_a - scores_b (model a minus model b)")
+    if not _near((low, high), paired, 0.06):  # a 90% interval is 0.08 of the width off at each end
+        spread = _quantiles(a - b)
+        a_alone, b_alone = _quantiles(_resampled_means(a, 2)), _quantiles(_resampled_means(b, 3))
+        if _near((low, high), unpaired):
+            raise Wrong("that is the *unpaired* interval, about 5 times too wide here: you resampled the two models' "
+                        "scores independently, so an item that is hard for both lands in one resample and not in "
+                        "the other. Draw one set of item indices per resample and use it for both scores_a and "
+                        "scores_b")
+        if _near((low, high), spread):
+            raise Wrong("those are quantiles of the per-item differences themselves, their spread, about sqrt(n) "
+                        "times too wide: take the *mean* difference of each resample, then the 2.5% and 97.5% "
+                        "quantiles of those means")
+        if _near((low, high), (a_alone[0] - b_alone[1], a_alone[1] - b_alone[0])):
+            raise Wrong("you combined each model's own interval (low of a minus high of b, ...): the interval of "
+                        "a difference is not built from two intervals. Take the quantiles of the resampled mean "
+                        "differences, each computed on the same items for both models")
+        if not low < diff < high:
+            raise Wrong(f"the interval ({low:.3f}, {high:.3f}) should contain the observed mean difference "
+                        f"{diff:.3f}, the mean of scores_a - scores_b")
+        raise Wrong(f"expected about ({paired[0]:.3f}, {paired[1]:.3f}), got ({low:.3f}, {high:.3f}): each resample "
+                    "draws len(scores_a) item indices with replacement, takes the mean of scores_a - scores_b on "
+                    "them; then the 2.5% and 97.5% quantiles of those means")
+    if ask(a, b, 1) != (low, high):
+        raise Wrong("the same generator seed gave another interval: draw every resample with the generator you are "
+                    "given (torch.randint(..., generator=generator)), so that a result can be reproduced")
+    if ask(a, b, 7) == (low, high):
+        raise Wrong("another generator gave exactly the same interval, so nothing was resampled: a formula such as "
+                    "mean ± 1.96·std/sqrt(n) of the differences is the normal approximation, not the bootstrap. "
+                    "Draw the resamples with the generator you are given and take quantiles of their means")
+    sa, sb = paired_scores(50, 4, skewed=True)
+    got, want = ask(sa, sb, 1), _quantiles(_resampled_means(sa - sb, 2))
+    if not _near(got, want, 0.06):  # the normal approximation is 0.16 of the width off at the low end
+        raise Wrong(f"on strongly skewed differences the percentile interval is about ({want[0]:.3f}, {want[1]:.3f}),"
+                    f" lopsided around the mean difference {(sa - sb).mean().item():.3f}; yours is ({got[0]:.3f}, "
+                    f"{got[1]:.3f}). Take the 2.5% and 97.5% quantiles of the resampled mean differences themselves "
+                    "(not a symmetric mean ± 1.96·se)")
+    ratio = (unpaired[1] - unpaired[0]) / (high - low)
+    return (f"({low:.3f}, {high:.3f}) around the mean difference {diff:.3f}; resampling the two models "
+            f"independently would give ({unpaired[0]:.3f}, {unpaired[1]:.3f}), x{ratio:.1f} as wide")
 
 
 # --- a win rate with its interval (section 4) -------------------------------------------------------------
@@ -179,7 +275,7 @@ def _wald(wins: float, n: int) -> tuple[float, float]:
     return p - half, p + half
 
 
-@checker
+@checker(solution="win_rate")
 def check_win_rate(fn: Callable[..., Any]) -> str:
     """``fn(ratings, model)`` -> ``(rate, low, high)``: the win rate (a tie is half a win) and its Wilson interval."""
     ratings = win_rate_ratings()
