@@ -227,6 +227,12 @@ class PCA:
         """Encode then decode: the best rank-``k`` approximation of ``x``, in ``x``'s shape."""
         return self.decode(self.encode(x, k)).reshape(x.shape)
 
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, k: int, steps: int) -> torch.Tensor:
+        """``[steps, D]``: ``steps`` decoded points on the line from ``x_a``'s code to ``x_b``'s, ends included."""
+        z_a, z_b = self.encode(torch.stack([x_a.reshape(-1), x_b.reshape(-1)]), k)
+        t = torch.linspace(0, 1, steps, device=z_a.device)[:, None]
+        return self.decode(torch.lerp(z_a, z_b, t))
+
     def noise_variance(self, k: int) -> torch.Tensor:
         """Probabilistic PCA's $\\sigma^2$: the mean of the variances the first ``k`` components leave out."""
         self._check_k(k)

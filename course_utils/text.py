@@ -5,7 +5,8 @@
   (notebook 01's names use ``'.'``; a vocabulary of Shakespeare, which contains
   ``'.'``, has none: notebook 04).
 - The bigram helpers (:func:`bigram_pairs`, :func:`bigram_counts`,
-  :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`) and
+  :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`, and
+  :func:`ngram_nll` for longer contexts) and
   :class:`NeuralBigram`: the simplest autoregressive model (01, section 3), the
   baseline of the transformer notebooks.
 - Sampling from **logits** with a temperature, top-k and top-p
@@ -138,6 +139,33 @@ def nll_per_char(probs: torch.Tensor, words: Sequence[str], vocab: Vocab) -> flo
     """
     xs, ys = bigram_pairs(words, vocab)
     p = probs.detach().float().cpu()[xs, ys]
+    return float(-p.log().mean())
+
+
+def ngram_nll(train_words: Sequence[str], val_words: Sequence[str], vocab: Vocab, n: int, alpha: float = 1.0) -> float:
+    """Held-out NLL in nats per symbol of an add-``alpha`` n-gram model: each symbol from the ``n - 1`` before it.
+
+    Every word is padded with ``n - 1`` boundary tokens in front and one at the end, so a word of ``L``
+    characters makes ``L + 1`` predictions; ``n = 2`` is the bigram of :func:`counts_to_probs` and
+    :func:`nll_per_char`. The counts are one table of ``V ** n`` numbers, so ``n`` must keep it small.
+    """
+    v = len(vocab)
+    if n < 1 or vocab.boundary is None or alpha <= 0 or v**n > 2**26:
+        raise ValueError("ngram_nll needs n >= 1 with V ** n <= 2 ** 26, a vocabulary with a boundary token, "
+                         "and alpha > 0")
+
+    def keys(words: Sequence[str]) -> torch.Tensor:
+        """Each prediction as one integer: its n symbols (the context, then the symbol predicted) in base V."""
+        padded = [vocab.boundary * (n - 1) + w + vocab.boundary for w in words]
+        ids = torch.tensor(vocab.encode("".join(padded)))
+        windows = torch.tensor([len(w) - n + 1 for w in padded])  # per word: its length + 1 predictions
+        # the r-th window of word j starts at r + j (n - 1): skip the n - 1 windows that straddle two words
+        start = torch.arange(int(windows.sum())) + torch.repeat_interleave(torch.arange(len(words)) * (n - 1), windows)
+        return (ids.unfold(0, n, 1)[start] * v ** torch.arange(n - 1, -1, -1)).sum(1)
+
+    counts = torch.bincount(keys(train_words), minlength=v**n).double().reshape(-1, v)  # [V ** (n - 1), V]
+    val = keys(val_words)
+    p = (counts.reshape(-1)[val] + alpha) / (counts.sum(1)[val // v] + alpha * v)
     return float(-p.log().mean())
 
 

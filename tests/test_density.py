@@ -157,3 +157,14 @@ def test_pca_sample_and_log_prob(data):
     # (the old bug, lambda_i + sigma^2 along the first k directions, is 5 standard errors off on the third)
     assert ((along.diagonal() - cov_diag).abs() <= 3 * cov_diag * (2 / 200_000) ** 0.5).all()
     assert (along - torch.diag(along.diagonal())).abs().max() < 0.02 * pca.variances[0]
+
+
+def test_pca_interpolate_walks_between_codes_and_is_the_projected_crossfade(data):
+    pca = density.PCA.fit(data)
+    walk = pca.interpolate(data[0], data[1], 3, 5)
+    assert walk.shape == (5, 8)
+    assert torch.allclose(walk[[0, -1]], pca.reconstruct(data[:2], 3), atol=1e-5)  # both ends included
+    t = torch.linspace(0, 1, 5)[:, None]
+    assert torch.allclose(walk, pca.reconstruct((1 - t) * data[0] + t * data[1], 3), atol=1e-5)  # PCA is linear
+    codes = pca.encode(walk, 3)
+    assert torch.allclose(codes[2], codes[[0, -1]].mean(0), atol=1e-5)  # the middle is halfway between the codes

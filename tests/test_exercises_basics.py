@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from course_utils import text
 from course_utils.exercises import basics
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions.basics import pca_interpolate, penalised_loss, stratified_split, trigram_nll
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 # --- exercise 1: a trigram model ------------------------------------------------------------------
 
@@ -45,9 +46,16 @@ def test_trigram_reference_by_hand():
     expected = -(math.log(p1) + math.log(p2)) / 2
     assert basics.trigram_reference(["ab"], ["b"], vocab, 1.0) == pytest.approx(expected)
     assert trigram()(["ab"], ["b"], vocab, 1.0) == pytest.approx(expected)
+    assert trigram_nll(["ab"], ["b"], vocab, 1.0) == pytest.approx(expected)
+    # the package's n-gram (section 3.5 of the notebook uses it after the exercise) agrees with both
+    assert text.ngram_nll(["ab"], ["b"], vocab, 3, 1.0) == pytest.approx(expected)
+    words, val = basics.TRIGRAM_TRAIN, basics.TRIGRAM_VAL
+    vocab = text.build_vocab(words + val, boundary=".")
+    assert text.ngram_nll(words, val, vocab, 3, 0.5) == pytest.approx(trigram_nll(words, val, vocab, 0.5), rel=1e-5)
 
 
 def test_trigram_nll():
+    assert_right(basics.check_trigram_nll(trigram_nll))
     assert_right(basics.check_trigram_nll(trigram()))
     assert_wrong(basics.check_trigram_nll(trigram(starts=1)), "two boundary tokens")
     assert_wrong(basics.check_trigram_nll(trigram(end=False)), "end token")
@@ -56,13 +64,14 @@ def test_trigram_nll():
     assert_wrong(basics.check_trigram_nll(trigram(full_denominator=False)), "sum to 1")
     assert_wrong(basics.check_trigram_nll(lambda tr, va, vocab, alpha: trigram()(tr, va, vocab, 0.5)), "alpha")
     assert_wrong(basics.check_trigram_nll(lambda *a: 9.0), "expected about")
-    assert_wrong(basics.check_trigram_nll(...), "not done yet")
+    assert_not_done(basics.check_trigram_nll(...))
 
 
 # --- exercise 2: the penalised neural bigram ----------------------------------------------------------
 
 
 def test_penalised_loss():
+    assert_right(basics.check_penalised_loss(penalised_loss))
     right = lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().sum()
     assert_right(basics.check_penalised_loss(right))
     assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y)), "penalty is missing")
@@ -76,6 +85,30 @@ def test_penalised_loss():
                  "log-softmax")
     assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: (F.cross_entropy(W[x], y) + lam * W.square().sum())
                                              .item()), "graph")
+    assert_not_done(basics.check_penalised_loss(...))
+
+
+def test_adam_weight_decay_trains_the_penalised_loss():
+    """What section 3.7 says: Adam's weight_decay=2 lam takes the same steps as Adam on the penalised loss."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
+    W_start = torch.randn(5, 5, generator=g)
+    W_pen, W_wd = W_start.clone().requires_grad_(), W_start.clone().requires_grad_()
+    opt_pen, opt_wd = torch.optim.Adam([W_pen], lr=0.2), torch.optim.Adam([W_wd], lr=0.2, weight_decay=2 * 0.01)
+    for _ in range(20):
+        for opt, loss in ((opt_pen, penalised_loss(W_pen, x, y, 0.01)), (opt_wd, F.cross_entropy(W_wd[x], y))):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert torch.allclose(W_pen, W_wd, atol=1e-5)
+    assert (W_wd - W_start).abs().max() > 0.5  # the weights did move
+    W_plain = W_start.clone().requires_grad_()  # and without the decay they move elsewhere: the test can fail
+    opt = torch.optim.Adam([W_plain], lr=0.2)
+    for _ in range(20):
+        opt.zero_grad()
+        F.cross_entropy(W_plain[x], y).backward()
+        opt.step()
+    assert not torch.allclose(W_plain, W_wd, atol=1e-3)
 
 
 # --- exercise 3: interpolation in PCA space -----------------------------------------------------------
@@ -89,6 +122,7 @@ def interpolate(x_a, x_b, mean, components, k, steps):
 
 
 def test_pca_interpolation():
+    assert_right(basics.check_pca_interpolation(pca_interpolate))
     assert_right(basics.check_pca_interpolation(interpolate))
     crossfade = lambda a, b, mean, comp, k, steps: (1 - torch.linspace(0, 1, steps)[:, None]) * a + \
         torch.linspace(0, 1, steps)[:, None] * b
@@ -99,6 +133,14 @@ def test_pca_interpolation():
                  "backwards")
     assert_wrong(basics.check_pca_interpolation(lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s + 1)),
                  "shape")
+    first_pixels = lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s)[:, :3]
+    assert_wrong(basics.check_pca_interpolation(first_pixels), "shape")
+    ends_only = lambda a, b, mean, comp, k, s: torch.cat([interpolate(a, b, mean, comp, k, 2)[:1].expand(s - 1, -1),
+                                                           interpolate(a, b, mean, comp, k, 2)[1:]])
+    assert_wrong(basics.check_pca_interpolation(ends_only), "points between the ends")
+    open_end = lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s + 1)[:-1]
+    assert_wrong(basics.check_pca_interpolation(open_end), "both ends included")
+    assert_not_done(basics.check_pca_interpolation(...))
 
 
 def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():
@@ -108,48 +150,53 @@ def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():
     crossfade = (1 - t) * x[0] + t * x[1]
     assert torch.allclose(interpolate(x[0], x[1], pca.mean, pca.components, 2, 7), pca.reconstruct(crossfade, 2),
                           atol=1e-5)
+    assert torch.allclose(pca.interpolate(x[0], x[1], 2, 7), pca.reconstruct(crossfade, 2), atol=1e-5)
 
 
-# --- exercise 4: a stratified validation split ------------------------------------------------
+# --- exercise 3: a stratified validation split ------------------------------------------------
 
 
-@pytest.fixture
-def labels():
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(5, (1000,), generator=g)
+def first_of_each_class(labels, fraction, generator):
+    val = torch.cat([torch.nonzero(labels == c)[: round(fraction * int((labels == c).sum())), 0]
+                     for c in labels.unique()])
+    return torch.nonzero(~torch.isin(torch.arange(len(labels)), val))[:, 0], val
 
 
-def stratified(labels, fraction=0.1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    val = []
-    for c in range(int(labels.max()) + 1):
-        idx = torch.nonzero(labels == c)[:, 0]
-        val.append(idx[torch.randperm(len(idx), generator=g)[: round(fraction * len(idx))]])
-    val = torch.cat(val)
-    train = torch.nonzero(~torch.isin(torch.arange(len(labels)), val))[:, 0]
-    return train, val
+def random_split(labels, fraction, generator):
+    perm = torch.randperm(len(labels), generator=generator)
+    return perm[round(fraction * len(labels)):], perm[: round(fraction * len(labels))]
 
 
-def test_stratified_split(labels):
-    train, val = stratified(labels)
-    assert_right(basics.check_stratified_split(train, val, labels))
-    assert_right(basics.check_stratified_split(*stratified(labels, 0.2), labels, val_fraction=0.2))
-    assert_wrong(basics.check_stratified_split(torch.cat([train, val[:7]]), val, labels), "7 indices are in both")
-    assert_wrong(basics.check_stratified_split(train[:-3], val, labels), "3 are missing")
-    # a plain random split: the classes' shares wander around 10%
-    perm = torch.randperm(1000, generator=torch.Generator().manual_seed(3))
-    assert_wrong(basics.check_stratified_split(perm[100:], perm[:100], labels), "share of each class",
-                 "split each class separately")
-    first = torch.cat([torch.nonzero(labels == c)[: round(0.1 * int((labels == c).sum())), 0] for c in range(5)])
-    rest = torch.nonzero(~torch.isin(torch.arange(1000), first))[:, 0]
-    assert_wrong(basics.check_stratified_split(rest, first, labels), "first images of each class", "shuffle")
+def changed(change):
+    """The reference split, then ``change(train_idx, val_idx)``: a learner's mistake."""
+    return lambda labels, fraction, generator: change(*stratified_split(labels, fraction, generator))
 
 
-def test_stratified_split_bad_answers(labels):
-    train, val = stratified(labels)
-    assert_wrong(basics.check_stratified_split(train.tolist(), val, labels), "torch.Tensor of indices")
-    mask = torch.zeros(1000, dtype=torch.bool)
-    mask[val] = True
-    assert_wrong(basics.check_stratified_split(train, mask, labels), "boolean mask")
-    assert_wrong(basics.check_stratified_split(train, val.float(), labels), "integer indices")
-    assert_wrong(basics.check_stratified_split(train, val + 5000, labels), "outside 0..999")
+def test_stratified_split():
+    assert_right(basics.check_stratified_split(stratified_split))
+    labels = basics._split_labels()
+    train, val = stratified_split(labels, 0.1, torch.Generator().manual_seed(0))
+    assert len(val) == 100 and not torch.isin(val, train).any() and len(train) + len(val) == 1000
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (torch.cat([tr, va[:7]]), va))),
+                 "7 indices are in both")
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr[:-3], va))), "3 are missing")
+    assert_wrong(basics.check_stratified_split(random_split), "share of each class", "split each class separately")
+    assert_wrong(basics.check_stratified_split(first_of_each_class), "first examples of each class", "shuffle")
+    assert_wrong(basics.check_stratified_split(lambda lab, f, g: stratified_split(lab, 0.1, g)),
+                 "use the val_fraction you are given")
+    assert_wrong(basics.check_stratified_split(lambda lab, f, g: stratified_split(lab, f, None)),
+                 "same generator seed gave two different splits")
+    own = lambda lab, f, g: stratified_split(lab, f, torch.Generator().manual_seed(5))
+    assert_wrong(basics.check_stratified_split(own), "another generator seed gave the same split")
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (va, tr))), "val_idx is the larger part")
+    assert_not_done(basics.check_stratified_split(...))
+
+
+def test_stratified_split_bad_answers():
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr.tolist(), va))), "torch.Tensor of indices")
+    mask = lambda va: torch.zeros(1000, dtype=torch.bool).index_fill(0, va, True)
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr, mask(va)))), "boolean mask")
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr, va.float()))), "integer indices")
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr, va + 5000))), "outside 0..999")
+    assert_wrong(basics.check_stratified_split(changed(lambda tr, va: torch.cat([tr, va]))), "return two tensors")
+    assert_wrong(basics.check_stratified_split(lambda lab, f, g: 1 / 0), "raised ZeroDivisionError")

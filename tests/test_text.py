@@ -83,6 +83,19 @@ def test_nll_per_char_by_hand():
         text.counts_to_probs(counts, -1.0)
 
 
+
+def test_ngram_nll_is_the_bigram_for_n_2_and_counts_longer_contexts():
+    words, val = ["ab", "b", "abba"], ["ba", "a"]
+    vocab = text.build_vocab(words, boundary=".")
+    probs = text.counts_to_probs(text.bigram_counts(words, vocab), 0.5)
+    assert text.ngram_nll(words, val, vocab, 2, 0.5) == pytest.approx(text.nll_per_char(probs, val, vocab), rel=1e-6)
+    # n = 1: no context, one row of counts; train "ab." counts a, b and . once each, so each has (1 + 1) / (3 + 3)
+    assert text.ngram_nll(["ab"], ["b"], vocab, 1, 1.0) == pytest.approx(-(math.log(2 / 6) + math.log(2 / 6)) / 2)
+    # n = 3 by hand: train "..ab." -> (..)a, (.a)b, (ab).; val "..b." -> (..)b, (.b). with alpha = 1, V = 3
+    assert text.ngram_nll(["ab"], ["b"], vocab, 3, 1.0) == pytest.approx(-(math.log(1 / 4) + math.log(1 / 3)) / 2)
+    with pytest.raises(ValueError, match="boundary"):
+        text.ngram_nll(["ab"], ["b"], text.build_vocab("ab"), 2)
+
 def test_temperature_known_answers():
     p = torch.tensor([[0.1, 0.2, 0.7]])
     assert torch.allclose(text.apply_temperature(p, 1.0), p)

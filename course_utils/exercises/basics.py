@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from course_utils import density, text
 from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done
 
-# --- exercise 1: a trigram model (section 3) --------------------------------------------------------
+# --- exercise 1: a trigram model (section 3.5) --------------------------------------------------------
 
 TRIGRAM_TRAIN = ["emma", "ava", "anna", "eve", "ella", "mae", "amelia", "lena"]
 TRIGRAM_VAL = ["ella", "nala", "eva", "ann"]
@@ -37,7 +37,7 @@ def trigram_reference(train: Sequence[str], val: Sequence[str], vocab: text.Voca
     return float(value / math.log(2) if bits else value)
 
 
-@checker
+@checker(solution="trigram_nll")
 def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
     """``nll_fn(train_words, val_words, vocab, alpha)``: held-out NLL per character of an add-alpha trigram model."""
     vocab = text.build_vocab(TRIGRAM_TRAIN + TRIGRAM_VAL, boundary=".")
@@ -69,7 +69,7 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
 # --- exercise 2: a penalised neural bigram (section 3.7) ---------------------------------------------------
 
 
-@checker
+@checker(solution="penalised_loss")
 def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
     """``loss_fn(W, x, y, lam)``: cross-entropy of the logits ``W[x]`` for targets ``y``, plus ``lam * sum(W**2)``."""
     g = torch.Generator().manual_seed(0)
@@ -98,7 +98,7 @@ def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
     raise Wrong(f"expected {ce + 0.01 * sq:.4f}: F.cross_entropy(W[x], y) + lam * (W ** 2).sum()")
 
 
-# --- exercise 3: interpolation in PCA space (section 4) ---------------------------------------------------
+# --- exercise 4: interpolation in PCA space (section 4.1) ---------------------------------------------------
 
 
 def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
@@ -108,7 +108,7 @@ def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
     return x, density.PCA.fit(x)
 
 
-@checker
+@checker(solution="pca_interpolate")
 def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     """``interp_fn(x_a, x_b, mean, components, k, steps)``: ``[steps, D]`` decoded points between two codes."""
     x, pca = _pca_fixture()
@@ -118,7 +118,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     got = as_tensor(out, "the interpolation", shape=(steps, x.shape[1]))
     codes = pca.encode(x[:2], k)
     t = torch.linspace(0, 1, steps)[:, None]
-    expected = pca.decode((1 - t) * codes[0] + t * codes[1])
+    expected = pca.interpolate(x[0], x[1], k, steps)
     if close(got, expected, 1e-4):
         return "encode both, walk the straight line between the codes, decode every point"
     if close(got, (1 - t) * x[0] + t * x[1], 1e-4):
@@ -135,7 +135,13 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
 
 
-# --- exercise 4: a stratified split (section 4) -------------------------------------------------------------
+# --- exercise 3: a stratified validation split (section 4) -------------------------------------------
+
+
+def _split_labels() -> torch.Tensor:
+    """1,000 labels of 5 classes with uneven shares (50% down to 5%), in a random order."""
+    shares = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05])
+    return torch.multinomial(shares, 1000, replacement=True, generator=torch.Generator().manual_seed(0))
 
 
 def _index_tensor(value: Any, what: str) -> torch.Tensor:
@@ -148,39 +154,61 @@ def _index_tensor(value: Any, what: str) -> torch.Tensor:
     return value.detach().cpu().long()
 
 
-@checker
-def check_stratified_split(
-    train_idx: torch.Tensor, val_idx: torch.Tensor, labels: torch.Tensor, val_fraction: float = 0.1,
-) -> str:
-    """``train_idx``, ``val_idx``: each index of ``labels`` once; a random ``val_fraction`` of each class in val."""
-    labels = labels.detach().cpu().long()
-    tr, va = _index_tensor(train_idx, "train_idx"), _index_tensor(val_idx, "val_idx")
+def _split(split_fn: Callable[..., Any], labels: torch.Tensor, val_fraction: float,
+           seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    out = call(split_fn, "your function", labels.clone(), val_fraction, torch.Generator().manual_seed(seed))
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise Wrong(f"return two tensors, (train_idx, val_idx); you return a {type(out).__name__}")
+    return _index_tensor(out[0], "train_idx"), _index_tensor(out[1], "val_idx")
+
+
+def _class_shares_wrong(tr: torch.Tensor, va: torch.Tensor, labels: torch.Tensor, val_fraction: float) -> str | None:
+    """A hint if the split is not a partition with ``val_fraction`` of every class in val (None if it is)."""
     n = len(labels)
     for what, idx in (("train_idx", tr), ("val_idx", va)):
         if len(idx) and (idx.min() < 0 or idx.max() >= n):
-            raise Wrong(f"{what} holds indices outside 0..{n - 1}")
+            return f"{what} holds indices outside 0..{n - 1}"
     shared = torch.isin(va, tr)
     if shared.any():
-        raise Wrong(f"{int(shared.sum())} indices are in both train_idx and val_idx: an image must be on one side "
-                    "only, or the validation score measures memory instead of generalisation")
+        return (f"{int(shared.sum())} indices are in both train_idx and val_idx: an image must be on one side "
+                "only, or the validation score measures memory instead of generalisation")
     seen = torch.bincount(torch.cat([tr, va]), minlength=n)
     if (seen != 1).any():
-        raise Wrong(f"every index 0..{n - 1} should appear exactly once in train_idx or val_idx; "
-                    f"{int((seen == 0).sum())} are missing and {int((seen > 1).sum())} appear more than once")
-    classes = int(labels.max()) + 1
-    per_class = torch.bincount(labels, minlength=classes)
-    in_val = torch.bincount(labels[va], minlength=classes)
-    wanted = (per_class.double() * val_fraction).round().long()
-    if (in_val - wanted).abs().max() > 1:
+        return (f"every index 0..{n - 1} should appear exactly once in train_idx or val_idx; "
+                f"{int((seen == 0).sum())} are missing and {int((seen > 1).sum())} appear more than once")
+    per_class = torch.bincount(labels, minlength=int(labels.max()) + 1)
+    in_val = torch.bincount(labels[va], minlength=len(per_class))
+    if ((in_val - (per_class.double() * val_fraction).round().long()).abs() > 1).any():
         shares = in_val.double() / per_class.clamp_min(1)
-        raise Wrong(f"the share of each class in val ranges from {shares.min():.1%} to {shares.max():.1%}; "
-                    f"it should be {val_fraction:.0%} for every class: split each class separately "
-                    "(torch.nonzero(labels == c)) and put val_fraction of it in val")
-    first = all(
-        set(va[labels[va] == c].tolist()) == set(torch.nonzero(labels == c)[: int(in_val[c]), 0].tolist())
-        for c in range(classes) if in_val[c] > 0
-    )
-    if first:
-        raise Wrong("val holds the first images of each class in file order: shuffle each class's indices "
-                    "with a seeded generator (torch.randperm) before taking val_fraction of them")
-    return f"{len(tr):,} train and {len(va):,} val indices, {val_fraction:.0%} of every class in val"
+        return (f"with val_fraction = {val_fraction}, the share of each class in val ranges from {shares.min():.1%} "
+                f"to {shares.max():.1%}; it should be {val_fraction:.0%} for every class: split each class "
+                "separately (torch.nonzero(labels == c)) and put val_fraction of it in val")
+    return None
+
+
+@checker(solution="stratified_split")
+def check_stratified_split(split_fn: Callable[..., Any]) -> str:
+    """``split_fn(labels, val_fraction, generator)`` -> ``(train_idx, val_idx)``: a random share of each class."""
+    labels = _split_labels()
+    tr, va = _split(split_fn, labels, 0.1, seed=0)
+    if len(va) > len(tr) and not torch.isin(va, tr).any():
+        raise Wrong("val_idx is the larger part: return (train_idx, val_idx) in that order, with val_fraction "
+                    "of each class in val_idx")
+    hint = _class_shares_wrong(tr, va, labels, 0.1)
+    if hint:
+        raise Wrong(hint)
+    in_val = torch.bincount(labels[va], minlength=5)
+    if all(set(va[labels[va] == c].tolist()) == set(torch.nonzero(labels == c)[: int(in_val[c]), 0].tolist())
+           for c in range(5)):
+        raise Wrong("val holds the first examples of each class in file order: shuffle each class's indices "
+                    "with the generator (torch.randperm(n, generator=generator)) before taking val_fraction of them")
+    if _class_shares_wrong(*_split(split_fn, labels, 0.25, seed=0), labels, 0.25):
+        raise Wrong("right for val_fraction = 0.1 but not for 0.25: use the val_fraction you are given")
+    again = _split(split_fn, labels, 0.1, seed=0)[1]
+    if set(again.tolist()) != set(va.tolist()):
+        raise Wrong("the same generator seed gave two different splits: draw every random number from the "
+                    "generator you are given (torch.randperm(n, generator=generator)), so that a split can be repeated")
+    if set(_split(split_fn, labels, 0.1, seed=1)[1].tolist()) == set(va.tolist()):
+        raise Wrong("another generator seed gave the same split: shuffle with the generator you are given, "
+                    "not with one of your own")
+    return f"{len(tr):,} train and {len(va):,} val indices, 10% of every class in val, repeatable with the seed"

@@ -1,0 +1,47 @@
+"""Reference solutions of notebook 01's exercises (generative modelling basics)."""
+
+import torch
+import torch.nn.functional as F
+
+
+def trigram_nll(train_words, val_words, vocab, alpha):
+    """The held-out NLL in nats per character of an add-alpha trigram model counted on ``train_words``."""
+    V = len(vocab)
+    counts = torch.zeros(V, V, V)  # counts[a, b, c]: how often c follows the pair (a, b)
+    for word in train_words:
+        ids = vocab.encode(".." + word + ".")
+        for a, b, c in zip(ids, ids[1:], ids[2:], strict=False):
+            counts[a, b, c] += 1
+    probs = (counts + alpha) / (counts.sum(dim=2, keepdim=True) + alpha * V)
+    log_probs = []
+    for word in val_words:
+        ids = vocab.encode(".." + word + ".")
+        for a, b, c in zip(ids, ids[1:], ids[2:], strict=False):
+            log_probs.append(probs[a, b, c].log().item())
+    return -sum(log_probs) / len(log_probs)
+
+
+def penalised_loss(W, x, y, lam):
+    """The cross-entropy of the logits ``W[x]`` for the targets ``y``, plus ``lam`` times the sum of ``W`` squared."""
+    return F.cross_entropy(W[x], y) + lam * (W ** 2).sum()
+
+
+def stratified_split(labels, val_fraction, generator):
+    """(train_idx, val_idx): a random ``val_fraction`` of each class's indices in val, all the others in train."""
+    val_parts = []
+    for c in labels.unique():
+        idx = torch.nonzero(labels == c)[:, 0]  # the indices of class c
+        shuffled = idx[torch.randperm(len(idx), generator=generator)]
+        val_parts.append(shuffled[: round(val_fraction * len(idx))])
+    val_idx = torch.cat(val_parts)
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[val_idx] = True
+    return torch.nonzero(~is_val)[:, 0], val_idx
+
+
+def pca_interpolate(x_a, x_b, mean, components, k, steps):
+    """``[steps, D]``: the decoded points on the straight line from ``x_a``'s k-dim code to ``x_b``'s."""
+    v_k = components[:, :k]  # the first k directions, as columns
+    z_a, z_b = (x_a - mean) @ v_k, (x_b - mean) @ v_k  # encode
+    t = torch.linspace(0, 1, steps)[:, None]  # [steps, 1], from 0 at x_a to 1 at x_b
+    return ((1 - t) * z_a + t * z_b) @ v_k.T + mean  # walk, then decode
