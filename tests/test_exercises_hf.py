@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 
 from course_utils import music, seq2seq
-from course_utils.exercises import NOT_DONE
 from course_utils.exercises import hf as ex
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions import hf as sol
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 
 def stub(*args):
@@ -18,42 +19,128 @@ def stub(*args):
 # --- exercise 1: BPE merges ----------------------------------------------------------------------------
 
 
-def merges(words, n, weighted=True, first_only=False):
-    # A learner's answer and its common mistakes. bpe_reference itself is checked against the tokenizers
-    # library's BPE trainer (tests/test_hf.py), so these answers are right or wrong independently of the checker.
-    return ex.bpe_reference(words, n, weighted=weighted, first_only=first_only)
+def learner_merges(words, n, first_only=False):
+    """A learner's BPE training loop; with ``first_only`` it merges only the first occurrence in each word."""
+    counts = Counter(words)
+    seqs = {w: list(w) for w in counts}
+    merges = []
+    for _ in range(n):
+        pairs = Counter()
+        for w, k in counts.items():
+            for pair in zip(seqs[w], seqs[w][1:], strict=False):
+                pairs[pair] += k
+        best = max(sorted(pairs), key=pairs.__getitem__)
+        merges.append(best)
+        for w, s in seqs.items():
+            out, i = [], 0
+            while i < len(s):
+                if i + 1 < len(s) and (s[i], s[i + 1]) == best and not (first_only and len(out) < i):
+                    out.append(s[i] + s[i + 1])
+                    i += 2
+                else:
+                    out.append(s[i])
+                    i += 1
+            seqs[w] = out
+    return merges
 
 
 def test_bpe_merges_right():
-    assert_right(ex.check_bpe_merges(merges))
+    assert_right(ex.check_bpe_merges(sol.bpe_merges))
+    assert_right(ex.check_bpe_merges(learner_merges))
 
 
 def test_bpe_merges_wrong():
-    assert_wrong(ex.check_bpe_merges(lambda w, n: merges(w, n, weighted=False)), "count each occurrence")
-    assert_wrong(ex.check_bpe_merges(lambda w, n: merges(w, n, first_only=True)), "'aaaa'")
-    assert_wrong(ex.check_bpe_merges(lambda w, n: merges(w, n)[:-1]), "asked for 6 merges")
-    assert_wrong(ex.check_bpe_merges(lambda w, n: merges(w, n)[:3] + [("x", "y")] * (n - 3)), "merge 4 should be")
+    assert_wrong(ex.check_bpe_merges(lambda w, n: sol.bpe_merges(sorted(set(w)), n)), "count each occurrence")
+    assert_wrong(ex.check_bpe_merges(lambda w, n: learner_merges(w, n, first_only=True)), "'aaaa'")
+    assert_wrong(ex.check_bpe_merges(lambda w, n: sol.bpe_merges(w, n)[:-1]), "asked for 6 merges")
+    assert_wrong(ex.check_bpe_merges(lambda w, n: sol.bpe_merges(w, 3) + [("x", "y")] * (n - 3)), "merge 4 should be")
     assert_wrong(ex.check_bpe_merges(lambda w, n: [("h", "u")] * n), "the first merge should be")
     assert_wrong(ex.check_bpe_merges(lambda w, n: "ug"), "list of pairs")
     assert_wrong(ex.check_bpe_merges(lambda w, n: ["ug"] * n), "pair of two strings")
-    assert_wrong(ex.check_bpe_merges(stub), NOT_DONE)
+    assert_not_done(ex.check_bpe_merges(stub))
 
 
-# --- exercise 2: per character ---------------------------------------------------------------------------
+# --- exercise 2: encoding with learnt merges --------------------------------------------------------------
 
 
-def test_per_char():
-    assert_right(ex.check_per_char(lambda loss, t, c: loss * t / c))
-    assert_wrong(ex.check_per_char(lambda loss, t, c: loss * c / t), "upside down")
-    assert_wrong(ex.check_per_char(lambda loss, t, c: loss * t / c / math.log(2)), "bits")
-    assert_wrong(ex.check_per_char(lambda loss, t, c: loss * t), "total loss")
-    assert_wrong(ex.check_per_char(lambda loss, t, c: loss / c), "loss_per_token * num_tokens")
-    assert_wrong(ex.check_per_char(lambda loss, t, c: loss), "expected")
-    assert_wrong(ex.check_per_char(lambda loss, t, c: "1.5"), "number")
-    assert_wrong(ex.check_per_char(stub), NOT_DONE)
+def learner_encode(word, merges, space="Ġ", order="rank", every=True):
+    """A learner's encoder; the arguments switch on the common mistakes."""
+    s = [space if ch == " " else ch for ch in word]
+    if order == "rank":  # again and again: the earliest-learnt pair present, merged everywhere
+        rank = {p: i for i, p in enumerate(merges)}
+        while known := [p for p in zip(s, s[1:], strict=False) if p in rank]:
+            best = min(known, key=rank.__getitem__)
+            i = 0
+            while i < len(s) - 1:
+                if (s[i], s[i + 1]) == best:
+                    s[i:i + 2] = [s[i] + s[i + 1]]
+                i += 1
+        return s
+    if order == "leftmost":  # the first pair from the left that is any merge
+        while (i := next((i for i, p in enumerate(zip(s, s[1:], strict=False)) if p in merges), None)) is not None:
+            s[i:i + 2] = [s[i] + s[i + 1]]
+        return s
+    for pair in merges:  # order == "each": every merge once, in the order learnt
+        i = 0
+        while i < len(s) - 1:
+            if (s[i], s[i + 1]) == pair:
+                s[i:i + 2] = [s[i] + s[i + 1]]
+                if not every:
+                    break
+            i += 1
+    return s
 
 
-# --- exercise 3: the rule-based normaliser ---------------------------------------------------------------
+def longest_match(word, merges):
+    vocab, rest, out = {a + b for a, b in merges}, word.replace(" ", "Ġ"), []
+    while rest:
+        k = max(k for k in range(1, len(rest) + 1) if k == 1 or rest[:k] in vocab)
+        out, rest = [*out, rest[:k]], rest[k:]
+    return out
+
+
+def test_bpe_encode_right():
+    assert_right(ex.check_bpe_encode(sol.bpe_encode))
+    assert_right(ex.check_bpe_encode(learner_encode))
+    assert_right(ex.check_bpe_encode(lambda w, m: learner_encode(w, m, order="each")))  # the same, for learnt merges
+
+
+def test_bpe_encode_wrong():
+    check = ex.check_bpe_encode
+    assert_wrong(check(lambda w, m: learner_encode(w, m, space=" ")), "write a space as 'Ġ'")
+    assert_wrong(check(lambda w, m: learner_encode(w.lstrip(), m)), "keep the word's leading space")
+    assert_wrong(check(lambda w, m: learner_encode(" " + w.lstrip(), m)), "only a word that starts with a space")
+    assert_wrong(check(lambda w, m: learner_encode(w, m[::-1])), "last-learnt first")
+    assert_wrong(check(lambda w, m: learner_encode(w, m, order="leftmost")), "leftmost pair", "['a', 'bc']")
+    assert_wrong(check(longest_match), "longest known token")
+    assert_wrong(check(lambda w, m: learner_encode(w, m, order="each", every=False)), "every occurrence")
+    assert_wrong(check(lambda w, m: learner_encode(w, sorted(m))), "smallest index")
+    assert_wrong(check(lambda w, m: ["x"]), "spell")
+    assert_wrong(check(lambda w, m: " ".join(learner_encode(w, m))), "list of strings")
+    assert_not_done(check(stub))
+
+
+# --- exercise 3: bits per byte ---------------------------------------------------------------------------
+
+
+def test_bits_per_byte():
+    ln2 = math.log(2)
+    check = ex.check_bits_per_byte
+    assert_right(check(sol.bits_per_byte))
+    assert_right(check(lambda loss, t, text: loss * t * math.log2(math.e) / len(bytes(text, "utf-8"))))
+    assert_wrong(check(lambda loss, t, text: loss * t / len(text)), "nats per character", "two changes", "bytes)")
+    assert_wrong(check(lambda loss, t, text: loss * t / ln2 / len(text)), "count bytes")
+    assert_wrong(check(lambda loss, t, text: loss * t / len(text.encode())), "in nats")
+    assert_wrong(check(lambda loss, t, text: loss * t * ln2 / len(text.encode())), "wrong way")
+    assert_wrong(check(lambda loss, t, text: loss * len(text.encode()) / t / ln2), "upside down")
+    assert_wrong(check(lambda loss, t, text: loss / ln2), "total loss")
+    assert_wrong(check(lambda loss, t, text: loss / ln2 / len(text.encode())), "total loss")
+    assert_wrong(check(lambda loss, t, text: loss), "expected")
+    assert_wrong(check(lambda loss, t, text: "1.5"), "number")
+    assert_not_done(check(stub))
+
+
+# --- exercise 4: the rule-based normaliser ---------------------------------------------------------------
 
 
 def normalise(text):
@@ -68,6 +155,7 @@ def normalise(text):
 
 
 def test_normalise_date_right():
+    assert_right(ex.check_normalise_date(sol.normalise_date))
     assert_right(ex.check_normalise_date(normalise))
 
 
@@ -91,10 +179,10 @@ def test_normalise_date_wrong():
     assert_wrong(result, "spelled", "lower")
     assert_wrong(ex.check_normalise_date(lambda t: None), "spelled format")
     assert_wrong(ex.check_normalise_date(lambda t: dt.date(2000, 1, 1)), "expected")
-    assert_wrong(ex.check_normalise_date(stub), NOT_DONE)
+    assert_not_done(ex.check_normalise_date(stub))
 
 
-# --- exercise 4: transposition -------------------------------------------------------------------------------
+# --- exercise 5: transposition -------------------------------------------------------------------------------
 
 
 def transpose(tokens, k):
@@ -107,6 +195,7 @@ def transpose(tokens, k):
 
 
 def test_transpose_right():
+    assert_right(ex.check_transpose(sol.transpose))
     assert_right(ex.check_transpose(transpose))
 
 
@@ -141,4 +230,4 @@ def test_transpose_wrong():
     assert_wrong(ex.check_transpose(changes_durations), "duration")
     assert_wrong(ex.check_transpose(drops_specials), "'<minor>'")
     assert_wrong(ex.check_transpose(lambda t, k: " ".join(t)), "list of token strings")
-    assert_wrong(ex.check_transpose(stub), NOT_DONE)
+    assert_not_done(ex.check_transpose(stub))

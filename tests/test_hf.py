@@ -17,6 +17,7 @@ import torch
 from course_utils import hf, text, train
 from course_utils.checkpoints import CheckpointError
 from course_utils.exercises import hf as ex
+from course_utils.solutions.hf import bpe_encode, bpe_merges
 
 SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
 
@@ -71,7 +72,22 @@ def test_the_exercise_reference_learns_the_merges_of_the_tokenizers_library():
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator([" ".join(ex.BPE_CORPUS)],
                             trainers.BpeTrainer(vocab_size=len(alphabet) + 6, show_progress=False))
-    assert hf.merges(tok) == ex.bpe_reference(list(ex.BPE_CORPUS), 6)
+    assert hf.merges(tok) == bpe_merges(list(ex.BPE_CORPUS), 6)
+
+
+def test_the_exercise_reference_encodes_words_as_the_tokenizers_library_does(tokenizer):
+    from tokenizers import Tokenizer, models
+
+    merges = hf.merges(tokenizer)
+    words = {w for w, _ in tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(SAMPLE)
+             if w.removeprefix("Ġ").isascii() and w.removeprefix("Ġ").isalpha()}
+    words |= {"Ġspeaking", "Ġfurthest", "Ġproceeds", "hearken"}  # new words, cut by the same merges
+    assert len(words) > 10
+    for word in sorted(words):
+        assert bpe_encode(word.replace("Ġ", " "), merges) == tokenizer.tokenize(word.replace("Ġ", " ")), word
+    word, pairs, tokens = ex.ABC  # the hand-made case of the checker: the earliest-learnt pair wins
+    rule_book = Tokenizer(models.BPE({"a": 0, "b": 1, "c": 2, "bc": 3, "ab": 4}, list(pairs)))
+    assert rule_book.encode(word).tokens == tokens == bpe_encode(word, pairs)
 
 
 def test_nats_per_char_is_the_same_total_over_characters():

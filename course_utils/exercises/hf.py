@@ -1,46 +1,53 @@
-"""The exercise checkers of notebook 05 (transformers with Hugging Face)."""
+"""The exercise checkers of notebook 05 (transformers with Hugging Face); the references are in solutions/hf.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from course_utils import music, seq2seq
+from course_utils import hf, music, seq2seq
 from course_utils.exercises import Wrong, as_number, call, checker, close, not_done
 
-# --- exercise 1: BPE merges by hand (section 1) ----------------------------------------------------------
+# --- exercise 1: BPE merges by hand (section 1) ---------------------------------------------------------------
 
 BPE_COUNTS = {"hug": 7, "pug": 7, "pun": 1, "bun": 5, "hugs": 9}  # no two pairs tie in the first six merges
 BPE_CORPUS = tuple(w for w, n in BPE_COUNTS.items() for _ in range(n))
+REPEATS = ("aaaa", "aaaa", "ab")  # a pair that occurs several times inside one word
 
 
-def bpe_reference(words: Sequence[str], num_merges: int, weighted: bool = True, first_only: bool = False,
-                  tie: str = "first") -> list[tuple[str, str]]:
-    """Byte-pair encoding's training loop, and the variants that common mistakes compute.
+def _library_merges(words: Sequence[str], num_merges: int) -> list[tuple[str, str]]:
+    """The merges that the ``tokenizers`` library's BPE trainer learns from ``words`` (each word its own piece)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    Each word starts as its characters; each step counts every adjacent pair
-    over all words (a word that occurs 4 times counts 4 times), merges the most
-    frequent pair (ties: the pair that sorts first) everywhere, left to right.
-    """
+    alphabet = set("".join(words))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator([" ".join(words)],
+                            trainers.BpeTrainer(vocab_size=len(alphabet) + num_merges, show_progress=False))
+    return hf.merges(tok)
+
+
+def _mistaken_merges(words: Sequence[str], num_merges: int, weighted: bool = True,
+                     first_only: bool = False) -> list[tuple[str, str]]:
+    """BPE training as two common mistakes compute it: distinct words counted once, or one merge per word."""
     counts = Counter(words) if weighted else Counter(set(words))
     seqs = {w: list(w) for w in counts}
     merges: list[tuple[str, str]] = []
     for _ in range(num_merges):
         pairs: Counter = Counter()
         for w, n in counts.items():
-            s = seqs[w]
-            for a, b in zip(s, s[1:], strict=False):
-                pairs[(a, b)] += n
+            for pair in zip(seqs[w], seqs[w][1:], strict=False):
+                pairs[pair] += n
         if not pairs:
             break
-        best_count = max(pairs.values())
-        tied = sorted(p for p, c in pairs.items() if c == best_count)
-        best = tied[0] if tie == "first" else tied[-1]
+        best = min(pairs, key=lambda p: (-pairs[p], p))
         merges.append(best)
         for w, s in seqs.items():
             out, i, done = [], 0, False
@@ -68,25 +75,26 @@ def _merge_list(value: Any) -> list[tuple[str, str]]:
     return out
 
 
-@checker
+@checker(solution="bpe_merges")
 def check_bpe_merges(merges_fn: Callable[[list[str], int], Any]) -> str:
     """``merges_fn(words, num_merges)``: the first ``num_merges`` BPE merges of a list of words."""
     words, n = list(BPE_CORPUS), 6
     got = _merge_list(call(merges_fn, "your function", list(words), n))
-    want = bpe_reference(words, n)
+    want = _library_merges(words, n)
     if got == want:
-        aaa = _merge_list(call(merges_fn, "your function", ["aaaa", "aaaa", "ab"], 2))
-        if aaa != bpe_reference(["aaaa", "aaaa", "ab"], 2):
-            raise Wrong(f"right on the first corpus, but on ['aaaa', 'aaaa', 'ab'] you give {aaa}, not "
-                        f"{bpe_reference(['aaaa', 'aaaa', 'ab'], 2)}: in 'aaaa' the pair ('a', 'a') occurs 3 times "
-                        "when counting, and merging left to right gives 'aa' 'aa'")
-        return f"{', '.join(a + '+' + b for a, b in got)}: the same merges a BPE trainer learns from these words"
+        repeats = _merge_list(call(merges_fn, "your function", list(REPEATS), 2))
+        if repeats != _library_merges(REPEATS, 2):
+            raise Wrong(f"right on the first corpus, but on {list(REPEATS)} you give {repeats}, not "
+                        f"{_library_merges(REPEATS, 2)}: in 'aaaa' the pair ('a', 'a') occurs 3 times "
+                        "when counting, and merging every occurrence left to right gives 'aa' 'aa'")
+        return (f"{', '.join(a + '+' + b for a, b in got)}: the merges the tokenizers library's BPE trainer "
+                "learns from these words")
     if len(got) != n:
         raise Wrong(f"asked for {n} merges, got {len(got)}")
-    if got == bpe_reference(words, n, weighted=False):
+    if got == _mistaken_merges(words, n, weighted=False):
         raise Wrong("count each occurrence of a word: 'hugs' appears 9 times, so its pairs count 9 times "
                     "(you counted each distinct word once)")
-    if got == bpe_reference(words, n, first_only=True):
+    if got == _mistaken_merges(words, n, first_only=True):
         raise Wrong("merge every occurrence of the chosen pair in a word, not only the first one")
     if got[0] == want[0]:
         k = next(i for i in range(n) if got[i] != want[i])
@@ -95,32 +103,160 @@ def check_bpe_merges(merges_fn: Callable[[list[str], int], Any]) -> str:
     raise Wrong(f"the first merge should be {want[0]} (the most frequent adjacent pair over all words), not {got[0]}")
 
 
-# --- exercise 2: a loss per token as a loss per character (section 1) ---------------------------------------------
+# --- exercise 2: encoding a word with learnt merges (section 1) -----------------------------------------------
+
+ENCODE_TEXT = ("the cat sat on the mat and the rat sat on the hat that the cat had then these three thin cats "
+               "ate the rats in the attic as the mother of the mathematicians sat at the theatre\n") * 3
+ENCODE_WORDS = (" the", " theses", " mathematician", "heathen", " athletes", " banana", " reread", " thatch")
+ABC = ("abc", (("b", "c"), ("a", "b")), ["a", "bc"])  # ('b', 'c') was learnt first: it wins over ('a', 'b')
 
 
-@checker
-def check_per_char(per_char_fn: Callable[[float, int, int], Any]) -> str:
-    """``per_char_fn(loss_per_token, num_tokens, num_chars)``: the same loss, in nats per character."""
-    cases = [(4.2, 1000, 2860), (3.0, 500, 500), (2.5, 10, 37)]
-    for loss, tokens, chars in cases:
-        got = as_number(call(per_char_fn, "your function", loss, tokens, chars), "your loss per character")
-        want = loss * tokens / chars
-        if close(got, want, 1e-6):
+@functools.lru_cache(maxsize=1)
+def _encode_cases() -> tuple[tuple[str, tuple[tuple[str, str], ...], list[str]], ...]:
+    """(word, merges, the library's tokens): words drawn (seeded) from a short text and some new ones."""
+    tok = hf.train_bpe(ENCODE_TEXT, vocab_size=300)  # the course's byte-level BPE: 43 merges
+    merges = tuple(hf.merges(tok))
+    rng = random.Random(5)
+    drawn = [" " * rng.randint(0, 1) + w for w in rng.sample(sorted(set(ENCODE_TEXT.split())), 8)]
+    return tuple((w, merges, tok.tokenize(w)) for w in [*drawn, *ENCODE_WORDS])
+
+
+def _symbols(word: str) -> list[str]:
+    return ["Ġ" if ch == " " else ch for ch in word]
+
+
+def _merged(s: list[str], pair: tuple[str, str]) -> list[str]:
+    out, i = [], 0
+    while i < len(s):
+        if tuple(s[i:i + 2]) == pair:
+            out, i = [*out, s[i] + s[i + 1]], i + 2
+        else:
+            out, i = [*out, s[i]], i + 1
+    return out
+
+
+def _by_rank(word: str, merges: Sequence[tuple[str, str]]) -> list[str]:
+    """BPE encoding: merge the adjacent pair learnt earliest, everywhere, until no pair is a merge."""
+    rank, s = {pair: i for i, pair in enumerate(merges)}, _symbols(word)
+    while known := [p for p in zip(s, s[1:], strict=False) if p in rank]:
+        s = _merged(s, min(known, key=rank.__getitem__))
+    return s
+
+
+def _leftmost(word: str, merges: Sequence[tuple[str, str]]) -> list[str]:
+    """A mistake: merge the leftmost adjacent pair that is any merge, again and again."""
+    known, s = set(merges), _symbols(word)
+    while (i := next((i for i, p in enumerate(zip(s, s[1:], strict=False)) if p in known), None)) is not None:
+        s = [*s[:i], s[i] + s[i + 1], *s[i + 2:]]
+    return s
+
+
+def _longest_match(word: str, merges: Sequence[tuple[str, str]]) -> list[str]:
+    """A mistake: cut the longest known token off the front, again and again (WordPiece's rule)."""
+    vocab, rest, out = {a + b for a, b in merges}, "".join(_symbols(word)), []
+    while rest:
+        k = next(k for k in range(len(rest), 0, -1) if k == 1 or rest[:k] in vocab)
+        out, rest = [*out, rest[:k]], rest[k:]
+    return out
+
+
+def _each_merge_once(word: str, merges: Sequence[tuple[str, str]]) -> list[str]:
+    """A mistake: go through the merges in order, merging only the first occurrence of each."""
+    s = _symbols(word)
+    for pair in merges:
+        i = next((i for i, p in enumerate(zip(s, s[1:], strict=False)) if p == pair), None)
+        if i is not None:
+            s = [*s[:i], s[i] + s[i + 1], *s[i + 2:]]
+    return s
+
+
+def _tokens(value: Any, word: str) -> list[str]:
+    not_done(value)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+        raise Wrong(f"return the tokens as a list of strings, such as ['Ġthe', 'n']; for {word!r} you return "
+                    f"{value!r}")
+    return list(value)
+
+
+@checker(solution="bpe_encode")
+def check_bpe_encode(encode_fn: Callable[[str, list[tuple[str, str]]], Any]) -> str:
+    """``encode_fn(word, merges)``: the BPE tokens of one word, as the ``tokenizers`` library cuts it."""
+    cases = [ABC, *_encode_cases()]
+    answers = [(w, m, want, _tokens(call(encode_fn, "your function", w, list(m)), w)) for w, m, want in cases]
+    wrong = [a for a in answers if a[3] != a[2]]
+    if not wrong:
+        example = next(want for w, _, want, _ in answers if w == " mathematician")
+        return (f"{len(cases)} words cut exactly as the tokenizers library cuts them, e.g. ' mathematician' -> "
+                f"{example}: the merges replayed in the order they were learnt")
+    word, merges, want, got = wrong[0]
+    marked, spelled = "".join(_symbols(word)), "".join(got)
+    if " " in spelled:
+        raise Wrong(f"write a space as 'Ġ', as the byte-level alphabet does: the merges know 'Ġ', never ' ' "
+                    f"({word!r} starts from {_symbols(word)})")
+    if spelled != marked:
+        if spelled == marked.removeprefix("Ġ"):
+            raise Wrong(f"keep the word's leading space, as the symbol 'Ġ': {word!r} starts from {_symbols(word)}, "
+                        "and merges such as ('Ġ', 't') join the space to the word")
+        if spelled == "Ġ" + marked:
+            raise Wrong(f"only a word that starts with a space gets 'Ġ': {word!r} has none")
+        raise Wrong(f"your tokens for {word!r} spell {spelled!r}; merging only joins neighbours, so together they "
+                    f"should spell {marked!r}")
+    mistakes = (
+        (lambda w, m: _by_rank(w, m[::-1]), "you apply the merges last-learnt first; merges[0] was learnt first "
+         "and goes first (a pair's index in merges is its rank: the lower, the earlier)"),
+        (_longest_match, "you cut the longest known token off the front (WordPiece's greedy longest match); BPE "
+         "replays the merges instead, the earliest learnt first"),
+        (_leftmost, "you merge the leftmost pair that is a merge; BPE merges the pair learnt earliest, wherever it "
+         "is: with merges [('b', 'c'), ('a', 'b')], 'abc' becomes ['a', 'bc'], not ['ab', 'c']"),
+        (_each_merge_once, "merge every occurrence of a pair in the word, not only the first one "
+         f"({word!r} should give {want}, not {got})"),
+    )
+    for mistake, hint in mistakes:
+        if all(g == mistake(w, m) for w, m, _, g in wrong):
+            raise Wrong(hint)
+    raise Wrong(f"{word!r} should give {want}, not {got}: again and again, find the adjacent pair with the smallest "
+                "index in merges and merge it everywhere in the word; stop when no adjacent pair is a merge")
+
+
+# --- exercise 3: a loss per token in bits per byte (section 1) ------------------------------------------------
+
+BYTE_CASES = ((3.1, 14, "Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich"),
+              (4.2, 1000, "ROMEO:\nBut, soft! what light through yonder window breaks?\n" * 40),
+              (2.5, 9, "naïve café, 東京 and Zürich"))
+
+
+@checker(solution="bits_per_byte")
+def check_bits_per_byte(fn: Callable[[float, int, str], Any]) -> str:
+    """``fn(loss_per_token, num_tokens, text)``: the same loss in bits per UTF-8 byte of the text."""
+    ln2 = math.log(2)
+    for loss, tokens, text in BYTE_CASES:
+        got = as_number(call(fn, "your function", loss, tokens, text), "your bits per byte")
+        chars, nbytes, total = len(text), len(text.encode("utf-8")), loss * tokens
+        if close(got, total / ln2 / nbytes, 1e-6):
             continue
-        if close(got, loss * chars / tokens, 1e-6):
-            raise Wrong("the ratio is upside down: the total loss is loss_per_token * num_tokens; spread it over "
-                        "num_chars characters. A token covers several characters, so the loss per character is smaller")
-        if close(got, loss * tokens / chars / math.log(2), 1e-6):
-            raise Wrong("that is in bits; keep nats (the natural logarithm), as the models report them")
-        if close(got, loss * tokens, 1e-6):
-            raise Wrong("that is the total loss over the text; divide it by the number of characters")
-        if close(got, loss / chars, 1e-6):
-            raise Wrong("the total is loss_per_token * num_tokens, then divide by num_chars")
-        raise Wrong(f"for {loss} nats/token over {tokens} tokens and {chars} characters expected {want:.4f}")
-    return "nats/char = nats/token x tokens / chars: the same total, shared among more (and smaller) units"
+        case = f"for {loss} nats/token over {tokens} tokens of {text[:24]!r}... ({chars} characters, {nbytes} bytes)"
+        if close(got, total / chars, 1e-6):
+            raise Wrong(f"that is nats per character, the formula above; make two changes, nats to bits and "
+                        f"characters to bytes ({case})")
+        if close(got, total / ln2 / chars, 1e-6):
+            raise Wrong(f"count bytes, not characters: {case}; 'ö' is one character but two bytes in UTF-8 "
+                        "(len(text.encode('utf-8')))")
+        if close(got, total / nbytes, 1e-6):
+            raise Wrong("that is in nats; one bit is log 2 nats, so divide the nats by math.log(2)")
+        if close(got, total * ln2 / nbytes, 1e-6):
+            raise Wrong("multiplying by log 2 goes the wrong way: a bit is smaller than a nat (1 bit = 0.693 nats), "
+                        "so the same loss is more bits than nats: divide by math.log(2)")
+        if close(got, loss * nbytes / tokens / ln2, 1e-6):
+            raise Wrong("the ratio is upside down: the total is loss_per_token * num_tokens; spread it over the bytes")
+        if close(got, loss / ln2, 1e-6) or close(got, loss / ln2 / nbytes, 1e-6):
+            raise Wrong("first the total loss of the text, loss_per_token * num_tokens nats; then spread it over the "
+                        "bytes, in bits")
+        raise Wrong(f"{case} expected {total / ln2 / nbytes:.4f} bits per byte, got {got:.4f}")
+    return ("bits/byte = nats/token x tokens / log 2 / bytes: a unit that compares any two tokenizers, and the "
+            "size an ideal coder driven by the model would compress the text to, in bits per byte")
 
 
-# --- exercise 3: a rule-based date normaliser (section 4) --------------------------------------------------------
+# --- exercise 4: a rule-based date normaliser (section 4) -----------------------------------------------------
 
 
 def _format_failures(fn: Callable[[str], Any], dates: Sequence[dt.date]) -> dict[str, tuple[str, Any, str]]:
@@ -136,7 +272,7 @@ def _format_failures(fn: Callable[[str], Any], dates: Sequence[dt.date]) -> dict
     return wrong
 
 
-@checker
+@checker(solution="normalise_date")
 def check_normalise_date(normalise_fn: Callable[[str], Any]) -> str:
     """``normalise_fn(text)``: any date of :data:`seq2seq.FORMATS` as an ISO date ``'YYYY-MM-DD'``."""
     special = [dt.date(2021, 3, 21), dt.date(1900, 1, 1), dt.date(2099, 12, 31), dt.date(1999, 11, 30),
@@ -158,21 +294,20 @@ def check_normalise_date(normalise_fn: Callable[[str], Any]) -> str:
     raise Wrong(f"{source!r} ({fmt} format) gives {got!r}, expected {want!r}; formats still wrong: {', '.join(wrong)}")
 
 
-# --- exercise 4: transposing a melody (section 5) -----------------------------------------------------------------
+# --- exercise 5: transposing a melody (section 5) -------------------------------------------------------------
 
 
-def transpose_reference(tokens: Sequence[str], semitones: int) -> list[str]:
+def _transposed(tokens: Sequence[str], semitones: int) -> list[str]:
+    """The expected answer, computed on the token strings: the pitch name moves, the rest stays."""
     out = []
     for token in tokens:
-        note = music.parse_token(token)
-        if note is None or note.pitch is None:
-            out.append(token)
-        else:
-            out.append(music.note_token(music.Note(note.pitch + semitones, note.quarters)))
+        head, _, duration = token.partition("_")
+        kept = token.startswith("<") or head == music.REST
+        out.append(token if kept else f"{music.midi_name(music.midi_of(head) + semitones)}_{duration}")
     return out
 
 
-@checker
+@checker(solution="transpose")
 def check_transpose(transpose_fn: Callable[[list[str], int], Any]) -> str:
     """``transpose_fn(tokens, semitones)``: the melody's tokens with every pitch moved, rests and markers unchanged."""
     melody = ["<minor>", "A4_1", "B4_0.5", "C5_0.5", "R_1", "G#4_2", "E5_1.5", "<end>"]
@@ -181,7 +316,7 @@ def check_transpose(transpose_fn: Callable[[list[str], int], Any]) -> str:
         not_done(got)
         if not isinstance(got, list) or not all(isinstance(t, str) for t in got):
             raise Wrong(f"return a list of token strings; got {type(got).__name__}")
-        want = transpose_reference(melody, shift)
+        want = _transposed(melody, shift)
         if got == want:
             continue
         if len(got) != len(want):
