@@ -146,6 +146,7 @@ hub: setup data $(CHP)
 	$(PY) -m jupyterhub -f workshop/jupyterhub_config.py
 
 # End-to-end checks of the kit, run alone; .ci/run runs both. They fail, never skip, if something is missing.
+# hub-test runs as root: it creates two learner accounts for real PAM log-ins and removes them after.
 hub-test: setup data $(CHP)
 	COURSE_REQUIRE_WORKSHOP_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_workshop_hub.py
 

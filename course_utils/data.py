@@ -309,6 +309,7 @@ def _install(entry: DataFile, source: Path, target: Path) -> str | None:
             return problem
         if entry.sha256 is None:
             _sidecar(target).write_text(sha256_of(tmp)[0] + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp's file is private; a shared cache (a workshop hub) must be readable by all
         os.replace(tmp, target)
         return None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

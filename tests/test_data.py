@@ -78,6 +78,7 @@ def test_dropin_gz_is_verified_unpacked_and_cached(cache, monkeypatch):
     (cache / "toy" / "toy-file.gz").write_bytes(gzip.compress(CONTENT))
     path = data.fetch("toy", download=False)
     assert path == cache / entry.path and path.read_bytes() == CONTENT
+    assert path.stat().st_mode & 0o777 == 0o644
     assert data.fetch("toy", download=False) == path  # second call: straight from the cache
 
 
@@ -118,6 +119,7 @@ def test_download_from_local_server_verifies_and_renames(cache, server, monkeypa
     path = data.fetch("toy")
     assert path == cache / entry.path and path.read_bytes() == CONTENT
     assert leftovers(cache) == []
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by every learner of a shared (hub) cache
 
 
 def test_download_that_fails_verification_leaves_nothing(cache, server, monkeypatch):

@@ -122,6 +122,20 @@ def processes_matching(text: str) -> list[int]:
     return found
 
 
+def processes_of(uids: set[int]) -> list[int]:
+    """Ids of the processes running as one of ``uids`` (Linux; elsewhere none are found)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        real_uid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:")), None)
+        if real_uid in uids and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
 def stop(proc: subprocess.Popen, root: Path, grace: float = 20.0) -> list[int]:
     """End ``proc`` (SIGTERM, then SIGKILL), then anything it left running inside ``root``; returns those ids."""
     if proc.poll() is None:
