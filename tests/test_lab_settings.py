@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ import pytest
 from course_utils import REPO_ROOT
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -31,23 +24,31 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     pytest.importorskip("jupyterlab")
-    port, token = _free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     home = tmp_path_factory.mktemp("home")  # no user settings of the machine's own user
+    runtime = home / "runtime"  # where the server writes the port it chose
     env = {**os.environ, "JUPYTER_CONFIG_PATH": str(REPO_ROOT / "jupyter"), "HOME": str(home),
-           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings")}
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "JUPYTER_RUNTIME_DIR": str(runtime)}
+    # --port=0: the server binds a free port itself and records it (no port picked here that another could take)
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--port=0", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", "--notebook-dir", str(REPO_ROOT / "notebooks"), "--allow-root"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if proc.poll() is not None:
-                    pytest.fail(f"jupyter lab exited: {proc.stderr.read()[-2000:]}")
-                time.sleep(0.5)
+        for _ in range(240):
+            info = [json.loads(f.read_text()) for f in runtime.glob(f"jpserver-{proc.pid}.json")]
+            if info:
+                base = f"http://127.0.0.1:{info[0]['port']}"
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+                    break
+                except (urllib.error.URLError, ConnectionError):
+                    pass
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("jupyter lab did not answer within 120 s")
         yield base, token
     finally:
         proc.terminate()
