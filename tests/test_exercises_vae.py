@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch.distributions import Normal, kl_divergence
 
+from course_utils import vae
 from course_utils.exercises import vae as ex
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions import vae as ref
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 # --- exercise 1: the reparameterised sampler ----------------------------------------------------------------
 
@@ -33,6 +37,7 @@ def sampler(variant: str = "right"):
 
 
 def test_reparameterize():
+    assert_right(ex.check_reparameterize(ref.sample_z))
     assert_right(ex.check_reparameterize(sampler()))
     assert_wrong(ex.check_reparameterize(sampler("variance")), "variance exp(logvar)", "exp(0.5 * logvar)")
     assert_wrong(ex.check_reparameterize(sampler("logvar")), "not logvar itself")
@@ -43,17 +48,122 @@ def test_reparameterize():
     assert_wrong(ex.check_reparameterize(sampler("detached std")), "no gradient reaches logvar")
 
 
+def test_reparameterize_other_mistakes():
+    def shifted(mu, logvar):
+        return mu + 1 + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def detached_mu(mu, logvar):
+        return mu.detach() + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def wrong_spread(mu, logvar):
+        return mu + torch.exp(0.4 * logvar) * torch.randn_like(mu)
+
+    assert_wrong(ex.check_reparameterize(shifted), "the column means of z are")
+    assert_wrong(ex.check_reparameterize(detached_mu), "dz/dmu should be 1")
+    assert_wrong(ex.check_reparameterize(wrong_spread), "the standard deviations of z are")
+
+
 def test_reparameterize_stub_and_crashes_get_plain_hints():
     def stub(mu, logvar):
         raise NotImplementedError
 
-    assert_wrong(ex.check_reparameterize(stub), "not done yet")
-    assert_wrong(ex.check_reparameterize(...), "not done yet")
+    assert_not_done(ex.check_reparameterize(stub))
+    assert_not_done(ex.check_reparameterize(...))
     assert_wrong(ex.check_reparameterize(lambda mu: mu), "your function raised TypeError")
     assert_wrong(ex.check_reparameterize(lambda mu, lv: mu[:5]), "shape (20000, 3)")
 
 
-# --- exercise 2: KL between diagonal Gaussians -----------------------------------------------------------------
+# --- exercise 2: the negative ELBO ---------------------------------------------------------------------------
+
+
+def elbo_fn(variant: str = "right"):
+    def negative_elbo(x, logits, mu, logvar):
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        if variant == "sigmoid twice":
+            bce = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none")
+        if variant == "swapped":
+            bce = F.binary_cross_entropy_with_logits(x, logits, reduction="none")
+        if variant == "probabilities":  # F.binary_cross_entropy on the logits themselves
+            bce = F.binary_cross_entropy(logits, x, reduction="none")
+        if variant == "sigmoid, then probabilities":  # right, if less stable
+            bce = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none")
+        var = {"std": (0.5 * logvar).exp(), "logvar": logvar}.get(variant, logvar.exp())
+        kl_d = 0.5 * (mu**2 + var - (0.0 if variant == "no -1" else 1.0) - logvar)
+        if variant == "double KL":
+            kl_d = 2 * kl_d
+        recon, kl = bce.sum(dim=(1, 2, 3)), kl_d.sum(1)
+        per_image = {"no KL": recon, "minus KL": recon - kl}.get(variant, recon + kl)
+        return {
+            "per image": per_image,
+            "batch sum": per_image.sum(),
+            "ELBO": -per_image.mean(),
+            "mean over pixels": bce.mean() + kl.mean(),
+            "mean over pixels and dims": bce.mean() + kl_d.mean(),
+            "mean over dims": recon.mean() + kl_d.mean(),
+            "recon summed over batch": F.binary_cross_entropy_with_logits(logits, x, reduction="sum") + kl.mean(),
+            "KL summed over batch": recon.mean() + kl.sum(),
+            "item": per_image.mean().item(),
+            "detached mu": (recon + 0.5 * (mu.detach() ** 2 + var - 1 - logvar).sum(1)).mean(),
+            "package": vae.vae_loss(logits, x, mu, logvar)[0],
+        }.get(variant, per_image.mean())
+
+    return negative_elbo
+
+
+def test_negative_elbo():
+    assert_right(ex.check_negative_elbo(ref.negative_elbo))
+    assert_right(ex.check_negative_elbo(elbo_fn()))
+    assert_right(ex.check_negative_elbo(elbo_fn("package")))
+    assert_right(ex.check_negative_elbo(elbo_fn("sigmoid, then probabilities")))
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("per image", "average them over the batch with .mean()"),
+    ("batch sum", "summed over the batch as well"),
+    ("ELBO", "this is the ELBO"),
+    ("mean over pixels", "averaged over the pixels (the default reduction='mean')"),
+    ("mean over pixels and dims", "averaged over the pixels and over the latent dimensions"),
+    ("mean over dims", "KL is averaged over the latent dimensions"),
+    ("recon summed over batch", "reconstruction term is summed over the batch too"),
+    ("KL summed over batch", "KL is summed over the batch too"),
+    ("no KL", "the KL term is missing"),
+    ("minus KL", "the KL's sign"),
+    ("sigmoid twice", "applies the sigmoid itself"),
+    ("swapped", "logits first and the images second"),
+    ("probabilities", "F.binary_cross_entropy takes probabilities"),
+    ("double KL", "twice the closed form"),
+    ("no -1", "left out the -1"),
+    ("std", "not the standard deviation"),
+    ("logvar", "logvar is log(sigma^2)"),
+    ("item", "must stay a tensor in the graph"),
+    ("detached mu", "no gradient reaches mu"),
+])
+def test_negative_elbo_names_each_mistake(variant, fragment):
+    assert_wrong(ex.check_negative_elbo(elbo_fn(variant)), fragment)
+
+
+def test_negative_elbo_other_answers_and_stub():
+    def stub(x, logits, mu, logvar):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_negative_elbo(stub))
+    assert_wrong(ex.check_negative_elbo(lambda x, logits, mu, logvar: logits.mean()), "expected", "reconstruction")
+    assert_wrong(ex.check_negative_elbo(lambda x, logits, mu, logvar: mu), "one number, the batch mean")
+    assert_wrong(ex.check_negative_elbo(lambda x, logits: x), "your function raised TypeError")
+
+
+def test_negative_elbo_case_tells_the_mistakes_apart():
+    """Every wrong answer the checker names is far (relative 1e-3) from the right one and from the others."""
+    x, logits, mu, logvar = ex._elbo_case()
+    right = ref.negative_elbo(x, logits, mu, logvar).item()
+    assert abs(right - vae.vae_loss(logits, x, mu, logvar)[0].item()) < 1e-4 * right
+    values = [right] + [v.item() for v, _ in ex._elbo_mistakes(x, logits, mu, logvar)]
+    for i, a in enumerate(values):
+        for b in values[i + 1:]:
+            assert abs(a - b) > 1e-3 * max(abs(a), abs(b)), (a, b)
+
+
+# --- exercise 3: KL between diagonal Gaussians -----------------------------------------------------------------
 
 
 def kl_fn(variant: str = "right"):
@@ -77,6 +187,7 @@ def kl_fn(variant: str = "right"):
 
 
 def test_kl_diag_gaussians():
+    assert_right(ex.check_kl_diag_gaussians(ref.kl_diag_gaussians))
     assert_right(ex.check_kl_diag_gaussians(kl_fn()))
     assert_right(ex.check_kl_diag_gaussians(kl_fn("library")))
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("swapped")), "KL(p || q)")
@@ -85,16 +196,19 @@ def test_kl_diag_gaussians():
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("double")), "twice the KL")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("per dim")), "sum them over the last dimension")
     assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: (a - c).pow(2).sum(-1)), "row")
+    averaged = lambda a, b, c, d: kl_fn()(a, b, c, d).mean().expand(len(a))  # noqa: E731
+    assert_wrong(ex.check_kl_diag_gaussians(averaged), "do not average over the rows")
+    assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: kl_fn()(a, b, c, d)[:, None]), "should have shape (6,)")
 
 
 def test_kl_stub_gets_a_plain_hint():
     def stub(mu_q, logvar_q, mu_p, logvar_p):
         raise NotImplementedError
 
-    assert_wrong(ex.check_kl_diag_gaussians(stub), "not done yet")
+    assert_not_done(ex.check_kl_diag_gaussians(stub))
 
 
-# --- exercise 3: AUROC by counting pairs --------------------------------------------------------------------------
+# --- exercise 4: AUROC by counting pairs --------------------------------------------------------------------------
 
 
 def auroc_fn(variant: str = "right"):
@@ -110,6 +224,7 @@ def auroc_fn(variant: str = "right"):
 
 
 def test_auroc_checker():
+    assert_right(ex.check_auroc(ref.auroc_by_pairs))
     assert_right(ex.check_auroc(auroc_fn()))
     assert_wrong(ex.check_auroc(auroc_fn("reversed")), "1 - AUROC")
     assert_wrong(ex.check_auroc(auroc_fn("ties 0")), "ties count as half")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
@@ -17,9 +18,9 @@ _STD = torch.tensor([0.5, 1.0, 2.0])
 _ROWS = 20_000
 
 
-@checker
+@checker(solution="sample_z")
 def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
-    """``reparameterize(mu, logvar)``: one z ~ N(mu, exp(logvar)) per row, differentiable in mu and logvar."""
+    """``sample_z(mu, logvar)``: one z ~ N(mu, exp(logvar)) per row, differentiable in mu and logvar."""
     mu = _MU.repeat(_ROWS, 1).requires_grad_(True)
     logvar = (2 * _STD.log()).repeat(_ROWS, 1).requires_grad_(True)
     torch.manual_seed(0)  # the answer may use torch.randn_like: seeded, the check is deterministic
@@ -63,7 +64,104 @@ def _fmt(t: torch.Tensor) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in t.tolist()) + "]"
 
 
-# --- exercise 2: the KL between two diagonal Gaussians --------------------------------------------------------
+# --- exercise 2: the negative ELBO ----------------------------------------------------------------------------
+
+
+def _elbo_case() -> tuple[torch.Tensor, ...]:
+    """A small seeded batch: images with a black border, decoder logits, and the encoder's mu and logvar."""
+    g = torch.Generator().manual_seed(0)
+    n, d = 6, 16
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    x[:, :, :5] = 0.0  # a black background, as in Fashion-MNIST
+    logits = 2 * torch.randn(n, 1, 28, 28, generator=g)
+    mu = 2 * torch.randn(n, d, generator=g)  # a KL of tens of nats, so that every mistake in it shows
+    logvar = 1.5 * torch.randn(n, d, generator=g)
+    return x, logits, mu, logvar
+
+
+def _elbo_mistakes(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> list:
+    """(value, hint) of the usual wrong answers, in the order they are looked for."""
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1)  # [N, 784]
+    kl_d = 0.5 * (mu**2 + logvar.exp() - 1 - logvar)  # [N, d]
+    recon, kl = bce.sum(1), kl_d.sum(1)  # [N] each
+    right = (recon + kl).mean()
+    sigmoid_twice = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
+    swapped = F.binary_cross_entropy_with_logits(x, logits, reduction="none").flatten(1).sum(1)
+    kl_std = 0.5 * (mu**2 + (0.5 * logvar).exp() - 1 - logvar).sum(1)
+    return [
+        ((recon + kl).sum(), "you summed over the batch as well: average the per-image values over the batch "
+                             "(.mean()), so that the loss does not grow with the batch size"),
+        (bce.mean() + kl.mean(), "the wrong reduction: the reconstruction term is averaged over the pixels (the "
+                                 "default reduction='mean'). Sum it over the 784 pixels of each image, then average "
+                                 "over the batch: averaging over pixels weights the KL 784 times more (section 1.5)"),
+        (bce.mean() + kl_d.mean(), "you averaged over the pixels and over the latent dimensions: sum each term over "
+                                   "its dimensions (one number per image), then average over the batch"),
+        (recon.mean() + kl_d.mean(), "the KL is averaged over the latent dimensions: sum it over them (the KL of "
+                                     "independent dimensions adds up), then average over the batch"),
+        (recon.sum() + kl.mean(), "the reconstruction term is summed over the batch too (reduction='sum'): sum over "
+                                  "the pixels of each image, then average over the batch like the KL"),
+        (recon.mean() + kl.sum(), "the KL is summed over the batch too: one KL per image, then average over the batch"),
+        (recon.mean(), "the KL term is missing: -ELBO = reconstruction (BCE summed over pixels) "
+                       "+ KL(q(z|x) || N(0, I))"),
+        ((recon - kl).mean(), "the KL's sign: ELBO = E[log p(x|z)] - KL, so the negative ELBO is BCE + KL, "
+                              "not BCE - KL"),
+        (-right, "this is the ELBO, the quantity to maximise: return its negative, BCE + KL, the loss to minimise"),
+        ((sigmoid_twice + kl).mean(), "binary_cross_entropy_with_logits applies the sigmoid itself: give it the "
+                                      "logits, not torch.sigmoid(logits)"),
+        ((swapped + kl).mean(), "F.binary_cross_entropy_with_logits(input, target) takes the logits first and the "
+                                "images second"),
+        ((recon + 2 * kl).mean(), "your KL is twice the closed form: it has a factor 1/2 in front"),
+        ((recon + kl + 0.5 * mu.shape[1]).mean(), "you left out the -1 in each latent dimension of the KL (without it "
+                                                  "the KL of q = N(0, I) would be d / 2, not 0)"),
+        ((recon + kl_std).mean(), "the KL needs the variance sigma^2 = exp(logvar), not the standard deviation "
+                                  "exp(logvar / 2)"),
+        ((recon + 0.5 * (mu**2 - 1).sum(1)).mean(), "logvar is log(sigma^2): the KL needs sigma^2 = exp(logvar) and "
+                                                    "log(sigma^2) = logvar"),
+    ]
+
+
+@checker(solution="negative_elbo")
+def check_negative_elbo(negative_elbo: Callable[..., Any]) -> str:
+    """``negative_elbo(x, logits, mu, logvar)``: BCE over pixels + KL over dims, each summed, batch-averaged."""
+    x, logits, mu, logvar = _elbo_case()
+    inputs = [t.clone().requires_grad_(True) for t in (logits, mu, logvar)]
+    try:
+        out = call(negative_elbo, "your function", x.clone(), *inputs)
+    except Wrong as wrong:
+        if "between 0 and 1" in str(wrong):
+            raise Wrong("F.binary_cross_entropy takes probabilities in [0, 1], but logits are any real numbers: use "
+                        "F.binary_cross_entropy_with_logits(logits, x, reduction='none')") from None
+        raise
+    with torch.no_grad():
+        mistakes = _elbo_mistakes(x, logits, mu, logvar)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
+    n = len(x)
+    if isinstance(out, torch.Tensor) and out.numel() > 1:
+        if out.numel() == n and close(out.detach().double().flatten(), (recon + kl).double(), 1e-4):
+            raise Wrong(f"these are the {n} per-image values: average them over the batch with .mean() (one number)")
+        raise Wrong(f"return one number, the batch mean, not a tensor of shape {tuple(out.shape)}")
+    value = as_number(out, "your negative ELBO")
+    expected = (recon + kl).mean().item()
+    if close(value, expected, 1e-4):
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            raise Wrong("the value is right, but a loss must stay a tensor in the graph so that .backward() works: "
+                        "no .item(), float() or .detach()")
+        grads = torch.autograd.grad(out, inputs, allow_unused=True)
+        for name, grad in zip(("logits", "mu", "logvar"), grads, strict=True):
+            if grad is None or grad.abs().max() == 0:
+                raise Wrong(f"no gradient reaches {name}: compute the loss from {name} itself (no .detach())")
+        return (f"-ELBO = {value:.2f} nats per image: reconstruction {recon.mean():.2f} + KL {kl.mean():.2f}, "
+                "each summed over its dimensions, averaged over the batch")
+    for wrong_value, hint in mistakes:
+        if close(value, wrong_value.item(), 1e-4):
+            raise Wrong(hint)
+    raise Wrong(f"your negative ELBO is {value:.3f}, expected {expected:.3f} = reconstruction {recon.mean():.3f} "
+                f"+ KL {kl.mean():.4f} (BCE summed over the pixels and KL summed over the latent dimensions of "
+                "each image, then averaged over the batch)")
+
+
+# --- exercise 3: the KL between two diagonal Gaussians --------------------------------------------------------
 
 
 def _kl_case(seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -77,7 +175,7 @@ def _kl(mu_q: torch.Tensor, lv_q: torch.Tensor, mu_p: torch.Tensor, lv_p: torch.
     return kl_divergence(Normal(mu_q, (0.5 * lv_q).exp()), Normal(mu_p, (0.5 * lv_p).exp()))
 
 
-@checker
+@checker(solution="kl_diag_gaussians")
 def check_kl_diag_gaussians(kl_fn: Callable[..., torch.Tensor]) -> str:
     """``kl_fn(mu_q, logvar_q, mu_p, logvar_p)``: ``[N]``, KL(q || p) of diagonal Gaussians, summed over dims."""
     mu_q, lv_q, mu_p, lv_p = _kl_case()
@@ -123,7 +221,7 @@ def _fail(kl: torch.Tensor, expected: torch.Tensor) -> str:
                 "use 1/2 sum(log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1)")
 
 
-# --- exercise 3: AUROC by counting pairs ----------------------------------------------------------------------
+# --- exercise 4: AUROC by counting pairs ----------------------------------------------------------------------
 
 
 def _pairs_auroc(normal: torch.Tensor, anomalous: torch.Tensor) -> float:
@@ -131,7 +229,7 @@ def _pairs_auroc(normal: torch.Tensor, anomalous: torch.Tensor) -> float:
     return ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
 
 
-@checker
+@checker(solution="auroc_by_pairs")
 def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``auroc_fn(normal, anomalous)``: the share of (normal, anomalous) pairs the score ranks right, ties 1/2."""
     from sklearn.metrics import roc_auc_score
