@@ -6,6 +6,8 @@ import datetime as dt
 import math
 from collections import Counter
 
+from transformers import GPT2Config
+
 from course_utils import music, seq2seq
 from course_utils.exercises import hf as ex
 from course_utils.solutions import hf as sol
@@ -140,7 +142,52 @@ def test_bits_per_byte():
     assert_not_done(check(stub))
 
 
-# --- exercise 4: the rule-based normaliser ---------------------------------------------------------------
+# --- exercise 4: a GPT2Config for a small vocabulary -------------------------------------------------------
+
+
+def config(v, b, e, **changes):
+    """A learner's config, with keyword arguments of GPT2Config changed to switch on a mistake."""
+    kwargs = dict(vocab_size=v, n_positions=b, n_layer=2, n_head=4, n_embd=64, resid_pdrop=0,
+                  embd_pdrop=0, attn_pdrop=0, bos_token_id=e, eos_token_id=e, pad_token_id=e)
+    kwargs.update(changes)
+    return GPT2Config(**{k: v for k, v in kwargs.items() if v is not DEFAULT})
+
+
+DEFAULT = object()  # leave the argument out: GPT2Config's default
+
+
+def test_make_config_right():
+    assert_right(ex.check_make_config(sol.make_config))
+    assert_right(ex.check_make_config(config))
+
+
+def test_make_config_wrong():
+    check = ex.check_make_config
+    assert_wrong(check(lambda v, b, e: config(v, b, e, bos_token_id=DEFAULT, eos_token_id=DEFAULT)),
+                 "bos_token_id and eos_token_id are still 50256", "does not exist")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, eos_token_id=DEFAULT)), "eos_token_id is still 50256")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, bos_token_id=0, eos_token_id=v - 1)), "bos and eos")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, pad_token_id=DEFAULT)), "pad_token_id is unset")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, pad_token_id=e + 1)), "pad_token_id should be end_id")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, vocab_size=DEFAULT)), "vocab_size is 50257 (the default")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, vocab_size=v + 1)), "vocab_size is 501;")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=b - 1)), "smaller than the context")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=DEFAULT, n_ctx=b)),
+                 "n_positions is 1024, GPT2Config's default")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=2 * b)), "n_positions is 64:")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_layer=DEFAULT)), "n_layer should be 2, not 12")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_head=2)), "n_head should be 4")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, n_embd=128)), "n_embd should be 64")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, embd_pdrop=DEFAULT, attn_pdrop=DEFAULT)),
+                 "embd_pdrop, attn_pdrop are not 0", "three fields")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, resid_pdrop=0.1)), "resid_pdrop is not 0")
+    assert_wrong(check(lambda v, b, e: config(v, b, e, tie_word_embeddings=False)), "tie_word_embeddings")
+    assert_wrong(check(lambda v, b, e: config(v, b, e).to_dict()), "return a transformers GPT2Config", "dict")
+    assert_wrong(check(lambda v, b, e: config(v, 32, e)), "n_positions is 32, smaller")  # block_size ignored
+    assert_not_done(check(stub))
+
+
+# --- exercise 5: the rule-based normaliser ---------------------------------------------------------------
 
 
 def normalise(text):
@@ -182,7 +229,7 @@ def test_normalise_date_wrong():
     assert_not_done(ex.check_normalise_date(stub))
 
 
-# --- exercise 5: transposition -------------------------------------------------------------------------------
+# --- exercise 6: transposition -------------------------------------------------------------------------------
 
 
 def transpose(tokens, k):
@@ -230,4 +277,5 @@ def test_transpose_wrong():
     assert_wrong(ex.check_transpose(changes_durations), "duration")
     assert_wrong(ex.check_transpose(drops_specials), "'<minor>'")
     assert_wrong(ex.check_transpose(lambda t, k: " ".join(t)), "list of token strings")
+    assert_wrong(ex.check_transpose(lambda t, k: list(t)), "nothing was transposed", "by 2 semitones")
     assert_not_done(ex.check_transpose(stub))

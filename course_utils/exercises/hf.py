@@ -256,7 +256,77 @@ def check_bits_per_byte(fn: Callable[[float, int, str], Any]) -> str:
             "size an ideal coder driven by the model would compress the text to, in bits per byte")
 
 
-# --- exercise 4: a rule-based date normaliser (section 4) -----------------------------------------------------
+# --- exercise 4: a GPT2Config for a small vocabulary (section 2) ---------------------------------------------
+
+CONFIG_CASES = ((500, 32, 0), (2000, 64, 1999), (97, 16, 3))  # (vocab_size, block_size, end_id)
+CONFIG_SIZE = {"n_layer": 2, "n_head": 4, "n_embd": 64}
+DROPOUTS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+GPT2_END = 50256  # OpenAI GPT-2's <|endoftext|>, a default GPT2Config's bos and eos
+
+
+def _config_mistake(config: Any, vocab_size: int, block_size: int, end_id: int) -> str | None:
+    """The hint for the first mistake in ``config``, or None if it is right."""
+    case = f"for vocab_size={vocab_size}, block_size={block_size}, end_id={end_id}"
+    ids = {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}
+    if GPT2_END in ids.values():
+        left = " and ".join(k for k, v in ids.items() if v == GPT2_END)
+        return (f"{left} {'are' if ' and ' in left else 'is'} still {GPT2_END}, GPT-2's <|endoftext|>: that id "
+                f"does not exist in a vocabulary of {vocab_size} tokens, so generate would start from a token that "
+                "is not there and never see its end; set them to end_id")
+    if any(v != end_id for v in ids.values()):
+        return f"{case}, bos and eos should both be end_id, not {ids}"
+    if config.pad_token_id is None:
+        return ("pad_token_id is unset (GPT2Config's default): GPT-2 has no padding token of its own, so it pads "
+                "with its end token; set pad_token_id to end_id as well")
+    if config.pad_token_id != end_id:
+        return f"{case}, pad_token_id should be end_id, not {config.pad_token_id}"
+    if config.vocab_size != vocab_size:
+        default = " (the default, OpenAI's vocabulary)" if config.vocab_size == 50257 else ""
+        return f"{case}, vocab_size is {config.vocab_size}{default}; it is the size of your vocabulary, vocab_size"
+    if config.n_positions != block_size:
+        if config.n_positions < block_size:
+            return (f"n_positions is {config.n_positions}, smaller than the context of {block_size} tokens: positions "
+                    "past it have no embedding (04's block_size is GPT2Config's n_positions)")
+        default = ", GPT2Config's default" if config.n_positions == 1024 else ""
+        return (f"{case}, n_positions is {config.n_positions}{default}: the number of positions is the context, "
+                "block_size (04's block_size is GPT2Config's n_positions)")
+    for name, want in CONFIG_SIZE.items():
+        if getattr(config, name) != want:
+            return f"{name} should be {want}, not {getattr(config, name)} (the default is GPT-2 small's)"
+    kept = [name for name in DROPOUTS if getattr(config, name) != 0]
+    if kept:
+        return (f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not 0: 04's one dropout is three fields of "
+                "GPT2Config (see the table), and no dropout means all three at 0")
+    if not config.tie_word_embeddings:
+        return "keep tie_word_embeddings at its default, True: GPT-2's output layer shares the token embedding"
+    return None
+
+
+@checker(solution="make_config")
+def check_make_config(make_fn: Callable[[int, int, int], Any]) -> str:
+    """``make_fn(vocab_size, block_size, end_id)``: a small ``GPT2Config`` whose special ids are ``end_id``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    for vocab_size, block_size, end_id in CONFIG_CASES:
+        config = call(make_fn, "your function", vocab_size, block_size, end_id)
+        not_done(config)
+        if not isinstance(config, GPT2Config):
+            raise Wrong(f"return a transformers GPT2Config (build it with GPT2Config(...)); got a "
+                        f"{type(config).__name__}")
+        hint = _config_mistake(config, vocab_size, block_size, end_id)
+        if hint:
+            raise Wrong(hint)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config)
+    ids = torch.randint(vocab_size, (1, block_size))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    assert logits.shape == (1, block_size, vocab_size)
+    return (f"a GPT-2 of {sum(p.numel() for p in model.parameters()):,} parameters reads {block_size} tokens of a "
+            f"{vocab_size}-token vocabulary, and its bos, eos and pad ids are inside that vocabulary")
+
+
+# --- exercise 5: a rule-based date normaliser (section 4) -----------------------------------------------------
 
 
 def _format_failures(fn: Callable[[str], Any], dates: Sequence[dt.date]) -> dict[str, tuple[str, Any, str]]:
@@ -294,7 +364,7 @@ def check_normalise_date(normalise_fn: Callable[[str], Any]) -> str:
     raise Wrong(f"{source!r} ({fmt} format) gives {got!r}, expected {want!r}; formats still wrong: {', '.join(wrong)}")
 
 
-# --- exercise 5: transposing a melody (section 5) -------------------------------------------------------------
+# --- exercise 6: transposing a melody (section 5) -------------------------------------------------------------
 
 
 def _transposed(tokens: Sequence[str], semitones: int) -> list[str]:
@@ -319,6 +389,9 @@ def check_transpose(transpose_fn: Callable[[list[str], int], Any]) -> str:
         want = _transposed(melody, shift)
         if got == want:
             continue
+        if got == melody and shift:
+            raise Wrong(f"your tokens come back unchanged: nothing was transposed (asked to move the pitches by "
+                        f"{shift} semitones)")
         if len(got) != len(want):
             raise Wrong(f"the melody has {len(melody)} tokens and so should its transposition; got {len(got)}")
         if got[0] != melody[0] or got[-1] != melody[-1]:
@@ -331,4 +404,5 @@ def check_transpose(transpose_fn: Callable[[list[str], int], Any]) -> str:
         bad = next(i for i in range(len(want)) if got[i] != want[i])
         raise Wrong(f"moving {melody[bad]!r} by {shift} semitones gives {want[bad]!r}, not {got[bad]!r}: go through "
                     "MIDI numbers (music.midi_of, music.midi_name), so that B4 + 1 is C5 and the octave follows")
-    return "pitches move, durations, rests and markers stay: twelve transpositions of every chorale are free data"
+    return ("pitches move, durations, rests and markers stay: the transposition that augments music data, one "
+            "version of a melody in each of the twelve keys")

@@ -3,6 +3,8 @@
 import math
 from collections import Counter
 
+from transformers import GPT2Config
+
 from course_utils import music, seq2seq
 
 
@@ -57,6 +59,15 @@ def bits_per_byte(loss_per_token, num_tokens, text):
     """A mean loss in nats per token as bits per UTF-8 byte of ``text``."""
     total_nats = loss_per_token * num_tokens
     return total_nats / math.log(2) / len(text.encode("utf-8"))
+
+
+def make_config(vocab_size, block_size, end_id):
+    """A GPT2Config for a small GPT-2 (2 layers, 4 heads, 64 dimensions, no dropout) whose special ids are end_id."""
+    return GPT2Config(
+        vocab_size=vocab_size, n_positions=block_size, n_layer=2, n_head=4, n_embd=64,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=end_id, eos_token_id=end_id, pad_token_id=end_id,
+    )
 
 
 def normalise_date(text):
