@@ -10,10 +10,82 @@ import torch.nn.functional as F
 
 from course_utils import text
 from course_utils.exercises import basics
-from course_utils.solutions.basics import pca_interpolate, penalised_loss, stratified_split, trigram_nll
+from course_utils.solutions.basics import (
+    pca_interpolate,
+    penalised_loss,
+    sample_name,
+    stratified_split,
+    trigram_nll,
+)
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
-# --- exercise 1: a trigram model ------------------------------------------------------------------
+# --- exercise 1: sampling a name, with a temperature ------------------------------------------------
+
+
+def sampler(weights="log", start=0, stop=True, keep_end=False, cap=True, greedy=False, own_generator=None,
+            shared_rng=False):
+    """A learner's sample_name, right by default, or with one mistake."""
+    def sample(P, vocab, generator, temperature=1.0, max_len=50):
+        if own_generator is not None:
+            generator = torch.Generator().manual_seed(own_generator)
+        name, current = "", start
+        while len(name) < (max_len if cap else 10 ** 6):
+            row = P[current]
+            probs = {"log": lambda r: torch.softmax(r.log() / temperature, 0),
+                     "power": lambda r: r ** (1 / temperature),  # the same distribution, unnormalised
+                     "prob": lambda r: r / temperature,
+                     "softmax": lambda r: torch.softmax(r / temperature, 0),
+                     "times": lambda r: torch.softmax(r.log() * temperature, 0)}[weights](row)
+            if greedy:
+                current = int(probs.argmax())
+            else:
+                current = int(torch.multinomial(probs, 1, generator=None if shared_rng else generator))
+            if current == 0:
+                if keep_end:
+                    name += vocab.itos[0]
+                if stop:
+                    break
+                continue
+            name += vocab.itos[current]
+        return name
+
+    return sample
+
+
+def test_sample_name():
+    assert_right(basics.check_sample_name(sample_name))
+    assert_right(basics.check_sample_name(sampler()))
+    assert_right(basics.check_sample_name(sampler(weights="power")))
+    # the package's sampler (section 3.3 of the notebook uses it) draws the same names from the same seed
+    for temperature in (0.5, 1.0, 2.0):
+        g = torch.Generator().manual_seed(0)
+        package = [text.sample_names(basics.SAMPLE_P, basics.SAMPLE_VOCAB, 1, generator=g, temperature=temperature,
+                                     max_len=basics.SAMPLE_MAX_LEN)[0] for _ in range(basics.SAMPLE_NAMES)]
+        assert package == basics._reference_names(temperature)
+    assert_wrong(basics.check_sample_name(sampler(weights="prob")), "same names as at T = 1", "log-probabilities")
+    assert_wrong(basics.check_sample_name(sampler(weights="softmax")), "not logits")
+    assert_wrong(basics.check_sample_name(sampler(weights="times")), "do not multiply")
+    assert_wrong(basics.check_sample_name(sampler(greedy=True)), "argmax", "not sampling")
+    assert_wrong(basics.check_sample_name(sampler(stop=False, keep_end=True)), "goes on after '.'")
+    assert_wrong(basics.check_sample_name(sampler(stop=False)), "every name has max_len")
+    assert_wrong(basics.check_sample_name(sampler(keep_end=True)), "end with '.'")
+    assert_wrong(basics.check_sample_name(sampler(start=2)), "row of 'b'", "index 0")
+    assert_wrong(basics.check_sample_name(sampler(cap=False)), "max_len")
+    assert_wrong(basics.check_sample_name(sampler(shared_rng=True)), "same seed gave different names")
+    assert basics._greedy_name() == "a"
+    assert_wrong(basics.check_sample_name(sampler(own_generator=3)), "each call repeats the same draws")
+    own_once = torch.Generator().manual_seed(3)  # one generator of the learner's own, made once
+    assert_wrong(basics.check_sample_name(lambda P, vocab, g, t, m: sample_name(P, vocab, own_once, t, m)),
+                 "same seed gave different names")
+    assert_wrong(basics.check_sample_name(lambda P, vocab, g, t, m: [1, 2]), "string")
+    wrong_temp = lambda P, vocab, g, t, m: sample_name(P, vocab, g, 1.0 if t == 1.0 else t * 1.3, m)
+    assert_wrong(basics.check_sample_name(wrong_temp), "right at T = 1 but not at T = 0.5")
+    two_draws = lambda P, vocab, g, t, m: (torch.rand(1, generator=g), sample_name(P, vocab, g, t, m))[1]
+    assert_wrong(basics.check_sample_name(two_draws), "differ from a reference draw")
+    assert_not_done(basics.check_sample_name(...))
+
+
+# --- exercise 2: a trigram model ------------------------------------------------------------------
 
 
 def trigram(starts=2, end=True, total=False, bits=False, full_denominator=True):
@@ -67,51 +139,63 @@ def test_trigram_nll():
     assert_not_done(basics.check_trigram_nll(...))
 
 
-# --- exercise 2: the penalised neural bigram ----------------------------------------------------------
+# --- exercise 3: the penalised neural bigram with a bias ---------------------------------------------
 
 
 def test_penalised_loss():
     assert_right(basics.check_penalised_loss(penalised_loss))
-    right = lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().sum()
+    right = lambda W, b, x, y, lam: F.cross_entropy(W[x] + b, y) + lam * W.square().sum()
     assert_right(basics.check_penalised_loss(right))
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y)), "penalty is missing")
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().mean()),
-                 "not their mean")
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) + lam * W.abs().sum()),
-                 "L1")
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.cross_entropy(W[x], y) - lam * W.square().sum()),
-                 "not subtracted")
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: F.nll_loss(W[x], y) + lam * W.square().sum()),
-                 "log-softmax")
-    assert_wrong(basics.check_penalised_loss(lambda W, x, y, lam: (F.cross_entropy(W[x], y) + lam * W.square().sum())
-                                             .item()), "graph")
+    ce = lambda W, b, x, y: F.cross_entropy(W[x] + b, y)
+    wrong = {
+        "penalty is missing": lambda W, b, x, y, lam: ce(W, b, x, y),
+        "bias is penalised too": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * (W.square().sum() + b.square().sum()),
+        "leave out the bias: add b": lambda W, b, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().sum(),
+        "leave out the bias, and the penalty is missing": lambda W, b, x, y, lam: F.cross_entropy(W[x], y),
+        "not average them": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * W.square().mean(),
+        "L1": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * W.abs().sum(),
+        "not subtracted": lambda W, b, x, y, lam: ce(W, b, x, y) - lam * W.square().sum(),
+        "log-softmax itself": lambda W, b, x, y, lam: F.nll_loss(W[x] + b, y) + lam * W.square().sum(),
+        "graph": lambda W, b, x, y, lam: (ce(W, b, x, y) + lam * W.square().sum()).item(),
+        "expected": lambda W, b, x, y, lam: ce(W, b, x, y) + 2 * lam * W.square().sum(),
+    }
+    for fragment, fn in wrong.items():
+        assert_wrong(basics.check_penalised_loss(fn), fragment)
     assert_not_done(basics.check_penalised_loss(...))
 
 
+def _adam_steps(W, b, loss_of, groups, steps=20):
+    opt = torch.optim.Adam(groups, lr=0.2)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_of(W, b).backward()
+        opt.step()
+
+
 def test_adam_weight_decay_trains_the_penalised_loss():
-    """What section 3.7 says: Adam's weight_decay=2 lam takes the same steps as Adam on the penalised loss."""
+    """What section 3.7 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
+    takes the same steps as Adam on the penalised loss of exercise 3."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
-    W_start = torch.randn(5, 5, generator=g)
-    W_pen, W_wd = W_start.clone().requires_grad_(), W_start.clone().requires_grad_()
-    opt_pen, opt_wd = torch.optim.Adam([W_pen], lr=0.2), torch.optim.Adam([W_wd], lr=0.2, weight_decay=2 * 0.01)
-    for _ in range(20):
-        for opt, loss in ((opt_pen, penalised_loss(W_pen, x, y, 0.01)), (opt_wd, F.cross_entropy(W_wd[x], y))):
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    assert torch.allclose(W_pen, W_wd, atol=1e-5)
+    W_start, b_start = torch.randn(5, 5, generator=g), torch.randn(5, generator=g)
+    fresh = lambda: (W_start.clone().requires_grad_(), b_start.clone().requires_grad_())
+    W_pen, b_pen = fresh()
+    _adam_steps(W_pen, b_pen, lambda W, b: penalised_loss(W, b, x, y, 0.01), [W_pen, b_pen])
+    W_wd, b_wd = fresh()
+    plain = lambda W, b: F.cross_entropy(W[x] + b, y)
+    groups = [{"params": [W_wd], "weight_decay": 2 * 0.01}, {"params": [b_wd], "weight_decay": 0}]
+    _adam_steps(W_wd, b_wd, plain, groups)
+    assert torch.allclose(W_pen, W_wd, atol=1e-5) and torch.allclose(b_pen, b_wd, atol=1e-5)
     assert (W_wd - W_start).abs().max() > 0.5  # the weights did move
-    W_plain = W_start.clone().requires_grad_()  # and without the decay they move elsewhere: the test can fail
-    opt = torch.optim.Adam([W_plain], lr=0.2)
-    for _ in range(20):
-        opt.zero_grad()
-        F.cross_entropy(W_plain[x], y).backward()
-        opt.step()
+    W_all, b_all = fresh()  # decaying the bias too trains another loss: the test can fail
+    _adam_steps(W_all, b_all, plain, [{"params": [W_all, b_all], "weight_decay": 2 * 0.01}])
+    assert not torch.allclose(b_all, b_wd, atol=1e-3)
+    W_plain, b_plain = fresh()  # and without the decay the weights move elsewhere
+    _adam_steps(W_plain, b_plain, plain, [W_plain, b_plain])
     assert not torch.allclose(W_plain, W_wd, atol=1e-3)
 
 
-# --- exercise 3: interpolation in PCA space -----------------------------------------------------------
+# --- exercise 5: interpolation in PCA space -----------------------------------------------------------
 
 
 def interpolate(x_a, x_b, mean, components, k, steps):
@@ -153,7 +237,7 @@ def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():
     assert torch.allclose(pca.interpolate(x[0], x[1], 2, 7), pca.reconstruct(crossfade, 2), atol=1e-5)
 
 
-# --- exercise 3: a stratified validation split ------------------------------------------------
+# --- exercise 4: a stratified validation split ------------------------------------------------
 
 
 def first_of_each_class(labels, fraction, generator):

@@ -12,7 +12,118 @@ import torch.nn.functional as F
 from course_utils import density, text
 from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done
 
-# --- exercise 1: a trigram model (section 3.5) --------------------------------------------------------
+# --- exercise 1: sampling a name, with a temperature (section 3.3) -----------------------------------
+
+SAMPLE_VOCAB = text.build_vocab("abcd", boundary=".")
+# a small bigram table: the most likely step from '.' is 'a', and from 'a' it is '.', so always taking the most
+# likely symbol ends at once ("a"); names end with probability 0.1 to 0.35 per step, so some reach max_len
+SAMPLE_P = torch.tensor([[0.0, 0.4, 0.3, 0.2, 0.1],
+                         [0.35, 0.1, 0.25, 0.2, 0.1],
+                         [0.2, 0.3, 0.1, 0.25, 0.15],
+                         [0.15, 0.2, 0.3, 0.1, 0.25],
+                         [0.1, 0.15, 0.2, 0.3, 0.25]])
+SAMPLE_MAX_LEN, SAMPLE_NAMES = 6, 40
+
+
+def sample_reference(P: torch.Tensor, generator: torch.Generator, temperature: float, max_len: float,
+                     start: int = 0, weights: str = "log") -> str:
+    """One name drawn as the exercise asks, or with a common mistake in how the row is reshaped."""
+    name, current = "", start
+    while len(name) < max_len:
+        row = P[current]
+        if weights == "log":  # right: the log-probabilities divided by T
+            probs = torch.softmax(row.log() / temperature, dim=0)
+        elif weights == "times":  # log-probabilities multiplied by T
+            probs = torch.softmax(row.log() * temperature, dim=0)
+        else:  # "softmax of P / T": the probabilities used as if they were logits
+            probs = torch.softmax(row / temperature, dim=0)
+        current = int(torch.multinomial(probs, 1, generator=generator))
+        if current == 0:
+            break
+        name += SAMPLE_VOCAB.itos[current]
+    return name
+
+
+def _names(sample_fn: Callable[..., Any], temperature: float, seed: int) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    names = [call(sample_fn, "your function", SAMPLE_P.clone(), SAMPLE_VOCAB, g, temperature, SAMPLE_MAX_LEN)
+             for _ in range(SAMPLE_NAMES)]
+    for name in names:
+        if not isinstance(name, str):
+            raise Wrong(f"return the name as a string of letters; you return a {type(name).__name__}")
+    return names
+
+
+def _reference_names(temperature: float, seed: int = 0, **mistake: Any) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    max_len = mistake.pop("max_len", SAMPLE_MAX_LEN)
+    return [sample_reference(SAMPLE_P, g, temperature, max_len, **mistake) for _ in range(SAMPLE_NAMES)]
+
+
+def _greedy_name() -> str:
+    """The name made by taking the most likely symbol at every step ('a': see SAMPLE_P)."""
+    name, current = "", int(SAMPLE_P[0].argmax())
+    while current != 0 and len(name) < SAMPLE_MAX_LEN:
+        name += SAMPLE_VOCAB.itos[current]
+        current = int(SAMPLE_P[current].argmax())
+    return name
+
+
+@checker(solution="sample_name")
+def check_sample_name(sample_fn: Callable[..., Any]) -> str:
+    """``sample_fn(P, vocab, generator, temperature, max_len)``: one name drawn from the bigram table ``P``."""
+    names = _names(sample_fn, 1.0, seed=0)
+    if any("." in name[:-1] for name in names):
+        raise Wrong("a name goes on after '.' was drawn: the end token ends the name, so stop at the first '.'")
+    if any(name.endswith(".") for name in names):
+        raise Wrong("your names end with '.': the end token says the name is over, it is not part of the name")
+    if any(len(name) > SAMPLE_MAX_LEN for name in names):
+        raise Wrong(f"a name is longer than max_len = {SAMPLE_MAX_LEN}: stop when it has max_len characters")
+    if all(len(name) == SAMPLE_MAX_LEN for name in names):
+        raise Wrong(f"every name has max_len = {SAMPLE_MAX_LEN} letters: when '.' is drawn the name is over, so stop "
+                    "there")
+    if len(set(names)) == 1 and names[0] != _greedy_name():
+        raise Wrong(f"all {SAMPLE_NAMES} names are {names[0]!r}: each call repeats the same draws; draw with the "
+                    "generator you are given (it moves on after every draw), not with one of your own")
+    if len(set(names)) == 1:
+        raise Wrong(f"all {SAMPLE_NAMES} names are {names[0]!r}: taking the most likely symbol at every step (argmax) "
+                    "is greedy decoding, not sampling; draw each symbol at random from its row")
+    if names != _names(sample_fn, 1.0, seed=0):
+        raise Wrong("two generators with the same seed gave different names: make every draw with the generator "
+                    "you are given, so that a seed repeats a name")
+    if names != _reference_names(1.0):
+        for start in range(1, len(SAMPLE_VOCAB)):
+            if names == _reference_names(1.0, start=start):
+                raise Wrong(f"your names start from the row of {SAMPLE_VOCAB.itos[start]!r}: the first letter is "
+                            "drawn from the row of '.', index 0 (the start token)")
+        if names == _reference_names(1.0, weights="softmax"):
+            raise Wrong("P holds probabilities, not logits: take their log before dividing by T and applying "
+                        "the softmax")
+        if names == _reference_names(1.0, max_len=math.inf):
+            raise Wrong(f"stop when the name has max_len characters (the checker gives max_len = {SAMPLE_MAX_LEN})")
+        raise Wrong("at T = 1 your names differ from a reference draw with the same seed: start in the row of '.', "
+                    "make exactly one multinomial draw of one symbol per step from the current row (with the "
+                    "generator), and move to the row of the symbol drawn")
+    for temperature in (0.5, 2.0):
+        names = _names(sample_fn, temperature, seed=0)
+        if names == _reference_names(temperature):
+            continue
+        if names == _reference_names(1.0):
+            raise Wrong(f"at T = {temperature} you draw the same names as at T = 1: dividing the probabilities by T "
+                        "changes nothing once they are normalised; divide the log-probabilities by T instead")
+        if names == _reference_names(temperature, weights="softmax"):
+            raise Wrong("P holds probabilities, not logits: take their log before dividing by T and applying "
+                        "the softmax")
+        if names == _reference_names(temperature, weights="times"):
+            raise Wrong("divide the log-probabilities by T, do not multiply: T < 1 must sharpen the row, "
+                        "T > 1 flatten it")
+        raise Wrong(f"right at T = 1 but not at T = {temperature}: before each draw, divide the row's "
+                    "log-probabilities by T and renormalise with a softmax")
+    return ("the same names as a reference draw with the same seed at T = 0.5, 1 and 2: one draw per letter from "
+            "the row of the current symbol, stopped at '.'")
+
+
+# --- exercise 2: a trigram model (section 3.5) --------------------------------------------------------
 
 TRIGRAM_TRAIN = ["emma", "ava", "anna", "eve", "ella", "mae", "amelia", "lena"]
 TRIGRAM_VAL = ["ella", "nala", "eva", "ann"]
@@ -66,39 +177,50 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
                 "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
 
 
-# --- exercise 2: a penalised neural bigram (section 3.7) ---------------------------------------------------
+# --- exercise 3: a penalised neural bigram with a bias (section 3.7) ---------------------------------------
 
 
 @checker(solution="penalised_loss")
 def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
-    """``loss_fn(W, x, y, lam)``: cross-entropy of the logits ``W[x]`` for targets ``y``, plus ``lam * sum(W**2)``."""
+    """``loss_fn(W, b, x, y, lam)``: cross-entropy of the logits ``W[x] + b`` for ``y``, plus ``lam * sum(W**2)``."""
     g = torch.Generator().manual_seed(0)
     W = torch.randn(5, 5, generator=g, requires_grad=True)
+    b = torch.randn(5, generator=g, requires_grad=True)
     x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
-    got = call(loss_fn, "your function", W, x, y, 0.01)
+    lam = 0.01
+    got = call(loss_fn, "your function", W, b, x, y, lam)
     value = as_number(got.detach() if isinstance(got, torch.Tensor) else got, "your loss")
     with torch.no_grad():
-        ce, sq = F.cross_entropy(W[x], y).item(), W.square().sum().item()
-    if close(value, ce + 0.01 * sq):
+        ce, sq, b_sq = F.cross_entropy(W[x] + b, y).item(), W.square().sum().item(), b.square().sum().item()
+        ce_no_bias = F.cross_entropy(W[x], y).item()
+        nll = F.nll_loss(W[x] + b, y).item()
+    expected = ce + lam * sq
+    if close(value, expected):
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             raise Wrong("return the loss as a tensor that still has its graph (no .item()), so it can be "
                         "back-propagated")
-        return "cross-entropy + lam * sum(W^2): the penalty pulls every row of W towards 0, i.e. towards uniform"
-    if close(value, ce):
-        raise Wrong("the penalty is missing: add lam * (W ** 2).sum()")
-    if close(value, ce + 0.01 * sq / W.numel()):
-        raise Wrong("use the sum of the squared weights, not their mean (the exercise fixes lam for the sum)")
-    if close(value, ce + 0.01 * W.detach().abs().sum().item()):
-        raise Wrong("square the weights (an L2 penalty), not their absolute values (that is L1)")
-    if close(value, ce - 0.01 * sq):
-        raise Wrong("the penalty is added to the loss, not subtracted")
-    nll = F.nll_loss(W[x].detach(), y).item()
-    if close(value, nll + 0.01 * sq):
-        raise Wrong("W[x] are logits: use F.cross_entropy, which applies the log-softmax itself")
-    raise Wrong(f"expected {ce + 0.01 * sq:.4f}: F.cross_entropy(W[x], y) + lam * (W ** 2).sum()")
+        return "cross-entropy of W[x] + b, plus lam * sum(W^2): the penalty pulls W towards 0, the bias stays free"
+    mistakes = [
+        (ce, "the penalty is missing: the loss must also grow with the squared size of the weights"),
+        (ce + lam * (sq + b_sq), "the bias is penalised too: only the entries of W go into the penalty"),
+        (ce_no_bias + lam * sq, "the logits leave out the bias: add b, shared by every row, to the row of W"),
+        (ce_no_bias, "the logits leave out the bias, and the penalty is missing"),
+        (ce + lam * sq / W.numel(), "the penalty should add up the squared weights, not average them "
+                                    "(the exercise fixes lam for the sum)"),
+        (ce + lam * W.detach().abs().sum().item(), "square the weights (an L2 penalty), not their absolute values "
+                                                    "(that is L1)"),
+        (ce - lam * sq, "the penalty is added to the loss, not subtracted"),
+        (nll + lam * sq, "W[x] + b are logits, not log-probabilities: use a cross-entropy that applies the "
+                         "log-softmax itself"),
+    ]
+    for wrong_value, hint in mistakes:
+        if close(value, wrong_value):
+            raise Wrong(hint)
+    raise Wrong(f"expected {expected:.4f} on the checker's seeded input: the mean cross-entropy of the logits "
+                "(row x of W plus the bias) for the targets, plus lam times the sum of the squared entries of W")
 
 
-# --- exercise 4: interpolation in PCA space (section 4.1) ---------------------------------------------------
+# --- exercise 5: interpolation in PCA space (section 4.1) ---------------------------------------------------
 
 
 def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
@@ -135,7 +257,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
 
 
-# --- exercise 3: a stratified validation split (section 4) -------------------------------------------
+# --- exercise 4: a stratified validation split (section 4) -------------------------------------------
 
 
 def _split_labels() -> torch.Tensor:

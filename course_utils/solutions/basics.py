@@ -4,6 +4,19 @@ import torch
 import torch.nn.functional as F
 
 
+def sample_name(P, vocab, generator, temperature=1.0, max_len=50):
+    """One name drawn from the bigram table ``P`` at ``temperature``, without the end token."""
+    logits = P.log() / temperature  # the temperature divides the log-probabilities, not the probabilities
+    name, current = "", 0  # start in the row of '.', index 0
+    while len(name) < max_len:
+        probs = torch.softmax(logits[current], dim=0)
+        current = torch.multinomial(probs, 1, generator=generator).item()  # one draw from the current row
+        if current == 0:  # '.' again: the name is over
+            break
+        name += vocab.itos[current]
+    return name
+
+
 def trigram_nll(train_words, val_words, vocab, alpha):
     """The held-out NLL in nats per character of an add-alpha trigram model counted on ``train_words``."""
     V = len(vocab)
@@ -21,9 +34,11 @@ def trigram_nll(train_words, val_words, vocab, alpha):
     return -sum(log_probs) / len(log_probs)
 
 
-def penalised_loss(W, x, y, lam):
-    """The cross-entropy of the logits ``W[x]`` for the targets ``y``, plus ``lam`` times the sum of ``W`` squared."""
-    return F.cross_entropy(W[x], y) + lam * (W ** 2).sum()
+def penalised_loss(W, b, x, y, lam):
+    """The cross-entropy of the logits ``W[x] + b`` for ``y``, plus ``lam`` times the sum of the squares of ``W``."""
+    logits = W[x] + b  # [N, V]: row x of W, plus the bias shared by every row
+    penalty = (W ** 2).sum()  # the weights only: the bias is left out
+    return F.cross_entropy(logits, y) + lam * penalty
 
 
 def stratified_split(labels, val_fraction, generator):
