@@ -109,75 +109,94 @@ def test_precision_recall_hints():
     assert_wrong(ex.check_precision_recall(lambda r, f, k: (0.5, 0.5)), "expected precision")
 
 
-# --- the paired bootstrap ----------------------------------------------------------------------------------
+# --- the paired bootstrap of a ratio ------------------------------------------------------------------------
 
 
-def paired(a, b, resamples, generator, level=0.95, replace=True, independent=False):
+def ratio_interval(a, b, resamples, generator, level=0.95, replace=True, independent=False, statistic="ratio"):
     n = len(a)
     if replace:
         items = torch.randint(n, (resamples, n), generator=generator)
     else:
         items = torch.stack([torch.randperm(n, generator=generator) for _ in range(resamples)])
     other = torch.randint(n, (resamples, n), generator=generator) if independent else items
-    means = a[items].mean(dim=1) - b[other].mean(dim=1)
+    ra, rb = a[items], b[other]
+    values = {"ratio": ra.mean(dim=1) / rb.mean(dim=1), "per-item": (ra / rb).mean(dim=1),
+              "difference": (ra - rb).mean(dim=1)}[statistic]
     q = (1 - level) / 2
-    return torch.quantile(means, q).item(), torch.quantile(means, 1 - q).item()
+    return torch.quantile(values, q).item(), torch.quantile(values, 1 - q).item()
 
 
-def test_paired_bootstrap_right():
-    assert_right(ex.check_paired_bootstrap(solutions.paired_bootstrap))
-    assert_right(ex.check_paired_bootstrap(paired))
+def test_paired_ratio_right():
+    assert_right(ex.check_paired_ratio(solutions.paired_ratio_interval))
+    assert_right(ex.check_paired_ratio(ratio_interval))
 
-    def with_the_package(a, b, resamples, generator):  # the bootstrap of the per-item differences is the same thing
-        _, low, high = evaluation.bootstrap_interval(lambda d: d.mean().item(), a - b, resamples=resamples,
+    def one_resample_at_a_time(a, b, resamples, generator):  # a loop draws the same indices as one big draw
+        ratios = []
+        for _ in range(resamples):
+            i = torch.randint(len(a), (len(a),), generator=generator)
+            ratios.append(a[i].sum() / b[i].sum())
+        ratios = torch.stack(ratios)
+        return torch.quantile(ratios, 0.025).item(), torch.quantile(ratios, 0.975).item()
+
+    assert_right(ex.check_paired_ratio(one_resample_at_a_time))
+
+    def with_the_package(a, b, resamples, generator):  # the package resamples the rows of [n, 2] in pairs
+        _, low, high = evaluation.bootstrap_interval(lambda s: (s[:, 0].mean() / s[:, 1].mean()).item(),
+                                                     torch.stack([a, b], dim=1), resamples=resamples,
                                                      generator=generator)
         return low, high
 
-    assert_right(ex.check_paired_bootstrap(with_the_package))
+    assert_right(ex.check_paired_ratio(with_the_package))
 
 
-def test_paired_bootstrap_data_make_pairing_matter():
-    a, b = ex.paired_scores(256, 0)
-    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.9  # the items' difficulty is shared
+def test_the_ratio_data_make_pairing_and_the_statistic_matter():
+    a, b = ex.ratio_scores(256, 0)
+    assert (a > 0).all() and (b > 0).all() and torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.9
     g = torch.Generator().manual_seed(0)
-    low, high = paired(a, b, 2000, g)
-    u_low, u_high = paired(a, b, 2000, g, independent=True)
-    assert high < 0 and u_high - u_low > 4 * (high - low)
+    low, high = ratio_interval(a, b, 2000, g)
+    u_low, u_high = ratio_interval(a, b, 2000, g, independent=True)
+    p_low, p_high = ratio_interval(a, b, 2000, g, statistic="per-item")
+    assert high < 1 and u_high - u_low > 4 * (high - low)  # model a is better; pairing matters
+    assert p_low > high  # the mean of the per-item ratios is another quantity, outside the interval
 
 
-def test_paired_bootstrap_hints():
-    check = ex.check_paired_bootstrap
-    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g)[::-1]), "low is above high")
-    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, replace=False)), "with replacement")
-    assert_wrong(check(lambda a, b, r, g: paired(b, a, r, g)), "sign is flipped")
-    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, independent=True)), "unpaired")
-    spread = lambda a, b, r, g: (torch.quantile(a - b, 0.025).item(), torch.quantile(a - b, 0.975).item())
-    assert_wrong(check(spread), "per-item differences themselves")
+def test_paired_ratio_hints():
+    check = ex.check_paired_ratio
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g)[::-1]), "low is above high")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, replace=False)), "with replacement")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, independent=True)), "unpaired")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, statistic="per-item")), "per-item ratios")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(b, a, r, g)), "upside down")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, statistic="difference")), "mean *difference*")
+    assert_wrong(check(lambda a, b, r, g: bootstrap(a - b, r, g)), "mean *difference*")  # Exercise 2 on a - b
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, level=0.9)), "90% interval")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, g, level=0.99)), "99% interval")
+    assert_wrong(check(lambda a, b, r, g: ratio_interval(a, b, r, None)), "same generator seed")
+    assert_wrong(check(lambda a, b, r, g: bootstrap(a, r, g)), "should contain the observed ratio")
 
-    def combined(a, b, r, g):  # each model's own interval, then the extremes of their difference
-        a_low, a_high = bootstrap(a, r, g)
-        b_low, b_high = bootstrap(b, r, g)
-        return a_low - b_high, a_high - b_low
+    def shifted(a, b, r, g):  # the right width, in the wrong place
+        low, high = ratio_interval(a, b, r, g)
+        return low + 0.3 * (high - low), high + 0.3 * (high - low)
 
-    assert_wrong(check(combined), "combined each model's own interval")
-    assert_wrong(check(lambda a, b, r, g: bootstrap(a, r, g)), "should contain the observed mean difference")
-    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, g, level=0.9)), "expected about")
-    assert_wrong(check(lambda a, b, r, g: paired(a, b, r, None)), "same generator seed")
+    assert_wrong(check(shifted), "expected about")
 
-    def normal(a, b, r, g):
-        d = a - b
-        half = 1.96 * d.std().item() / math.sqrt(len(d))
-        return d.mean().item() - half, d.mean().item() + half
+    def normal(a, b, r, g):  # ratio ± 1.96 standard errors of the resampled ratios: uses no generator
+        ratio = (a.mean() / b.mean()).item()
+        torch.manual_seed(0)
+        i = torch.randint(len(a), (r, len(a)))
+        half = 1.96 * (a[i].mean(1) / b[i].mean(1)).std().item()
+        return ratio - half, ratio + half
 
-    assert_wrong(check(normal), "normal approximation")
+    assert_wrong(check(normal), "nothing was resampled")
 
-    def normal_with_noise(a, b, r, g):  # uses the generator, but is still symmetric about the mean
-        low, high = normal(a, b, r, g)
-        jitter = torch.rand(1, generator=g, dtype=torch.float64).item() * 1e-9
-        return low + jitter, high + jitter
+    def normal_with_the_generator(a, b, r, g):  # the same, drawn with the generator: still symmetric
+        ratio = (a.mean() / b.mean()).item()
+        i = torch.randint(len(a), (r, len(a)), generator=g)
+        half = 1.96 * (a[i].mean(1) / b[i].mean(1)).std().item()
+        return ratio - half, ratio + half
 
-    assert_wrong(check(normal_with_noise), "strongly skewed")
-    assert_wrong(check(lambda a, b, r, g: -0.1), "tuple of two numbers")
+    assert_wrong(check(normal_with_the_generator), "strongly skewed", "normal approximation")
+    assert_wrong(check(lambda a, b, r, g: 0.9), "tuple of two numbers")
     assert_wrong(check(lambda a, b, r, g: 1 / 0), "raised ZeroDivisionError")
 
     def stub(scores_a, scores_b, resamples, generator):

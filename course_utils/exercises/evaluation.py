@@ -41,7 +41,7 @@ def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
         raise Wrong("low is above high: return (low, high), the 2.5% quantile first")
     if width < 0.05 * ref_width:
         raise Wrong("the interval has (almost) no width: every resample gave the same mean. Draw the resample "
-                    "*with replacement*: idx = torch.randint(len(values), (len(values),), generator=generator)")
+                    "*with replacement*, so that values repeat or drop out")
     if not low < mean < high:
         raise Wrong(f"the interval ({low:.3f}, {high:.3f}) should contain the sample mean {mean:.3f}")
     ratio = width / ref_width
@@ -148,100 +148,110 @@ def check_precision_recall(fn: Callable[..., Any]) -> str:
     return "; ".join(found) + " (precision/recall): the collapsed generator is precise but covers little"
 
 
-# --- a paired bootstrap of two models (section 3.3) ------------------------------------------------------
+# --- a paired bootstrap of a ratio of two models' means (section 3.3) ----------------------------------------
 
 
-def paired_scores(n: int, seed: int, skewed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two models' scores on the same ``n`` items (lower is better): a shared difficulty, a small difference.
+def ratio_scores(n: int, seed: int, skewed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two models' positive scores on the same ``n`` items (lower is better), as bits per character on chunks.
 
-    The items' difficulty varies much more than the difference between the models, as for two language models
-    on the same chunks of text, so resampling the models independently gives a far wider interval than pairing.
-    With ``skewed``, the per-item differences are strongly right-skewed (a few items much worse for model a).
+    The items' difficulty varies much more than the two models differ, so resampling the models independently
+    gives a far wider interval than pairing. Model a gains most on the hard items, so the mean of the per-item
+    ratios a_i / b_i lies well away from the ratio of the means. With ``skewed``, a few items are very hard, and
+    the resampled ratios are lopsided around the observed one.
     """
     g = torch.Generator().manual_seed(seed)
-    if skewed:
-        gap = 0.2 * (1.25 * torch.randn(n, generator=g, dtype=torch.float64)).exp() - 0.3  # a - b, item by item
-    else:
-        gap = 0.14 * torch.randn(n, generator=g, dtype=torch.float64) - 0.1
-    difficulty = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
-    b = 2.0 + difficulty + 0.1 * torch.randn(n, generator=g, dtype=torch.float64)
-    return b + gap, b
+    spread = 1.4 if skewed else 0.6
+    difficulty = (0.3 if skewed else 0.4) + (spread * torch.randn(n, generator=g, dtype=torch.float64)).exp()
+    b = difficulty * (1 + 0.05 * torch.randn(n, generator=g, dtype=torch.float64))
+    a = 0.8 * difficulty + 0.15 + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)
+    return a, b
 
 
-def _quantiles(t: torch.Tensor) -> tuple[float, float]:
-    return torch.quantile(t, 0.025).item(), torch.quantile(t, 0.975).item()
+def _quantiles(values: torch.Tensor, tail: float) -> tuple[float, float]:
+    return torch.quantile(values, tail).item(), torch.quantile(values, 1 - tail).item()
 
 
-def _resampled_means(x: torch.Tensor, seed: int, resamples: int = 4000) -> torch.Tensor:
-    picks = torch.randint(len(x), (resamples, len(x)), generator=torch.Generator().manual_seed(seed))
-    return x[picks].mean(dim=1)
+def _ratio_intervals(a: torch.Tensor, b: torch.Tensor, resamples: int = 4000) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals from one draw of resamples: the right one ("right") and the mistakes'."""
+    g, n = torch.Generator().manual_seed(2), len(a)
+    items = torch.randint(n, (resamples, n), generator=g)
+    others = torch.randint(n, (resamples, n), generator=g)
+    ra, rb, mean_a, mean_b = a[items], b[items], a[items].mean(dim=1), b[items].mean(dim=1)
+    values = {"right": mean_a / mean_b, "unpaired": mean_a / b[others].mean(dim=1), "inverted": mean_b / mean_a,
+              "per-item": (ra / rb).mean(dim=1), "difference": mean_a - mean_b}
+    out = {name: _quantiles(v, 0.025) for name, v in values.items()}
+    for level in (90, 99):
+        tail = (1 - level / 100) / 2
+        out[f"{level}%"] = _quantiles(values["right"], tail)
+    return out
 
 
-def _near(got: tuple[float, float], want: tuple[float, float], share: float = 0.1) -> bool:
-    """Both ends within ``share`` of the wanted interval's width."""
-    width = want[1] - want[0]
-    return abs(got[0] - want[0]) <= share * width and abs(got[1] - want[1]) <= share * width
+def _off(got: tuple[float, float], want: tuple[float, float]) -> float:
+    """How far the farther end of ``got`` lies from ``want``'s, in widths of ``want``."""
+    return max(abs(got[0] - want[0]), abs(got[1] - want[1])) / (want[1] - want[0])
 
 
-@checker(solution="paired_bootstrap")
-def check_paired_bootstrap(fn: Callable[..., Any]) -> str:
-    """``fn(scores_a, scores_b, resamples, generator)`` -> ``(low, high)``: the paired bootstrap of mean(a - b)."""
-    a, b = paired_scores(256, 0)
+_RATIO_MISTAKES = {
+    "unpaired": "that is the *unpaired* interval, several times too wide here: the two models' scores were resampled "
+                "independently, so an item that is hard for both lands in one model's resample and not in the other's. "
+                "Draw one set of item indices per resample and use it for both models",
+    "per-item": "that is the interval of the mean of the per-item ratios a_i / b_i, another statistic: it weights "
+                "every item equally, however many bits it holds. Each resample's statistic is the ratio of the two "
+                "resampled *means*, mean of a over mean of b",
+    "inverted": "the ratio is upside down: it is mean(scores_a) / mean(scores_b), model a over model b",
+    "difference": "that is an interval of the mean *difference* a - b, not of the ratio of the means",
+    "90%": "that looks like a 90% interval; for 95%, take the 2.5% and 97.5% quantiles of the resampled ratios",
+    "99%": "that looks like a 99% interval; for 95%, take the 2.5% and 97.5% quantiles of the resampled ratios",
+}
+
+
+@checker(solution="paired_ratio_interval")
+def check_paired_ratio(fn: Callable[..., Any]) -> str:
+    """``fn(scores_a, scores_b, resamples, generator)`` -> ``(low, high)``: paired bootstrap of mean(a) / mean(b)."""
+    a, b = ratio_scores(256, 0)
 
     def ask(sa: torch.Tensor, sb: torch.Tensor, seed: int) -> tuple[float, float]:
         out = call(fn, "your function", sa.clone(), sb.clone(), 4000, torch.Generator().manual_seed(seed))
         return _pair_of_numbers(out, "the interval")
 
-    low, high = ask(a, b, 1)
-    diff = (a - b).mean().item()
-    paired = _quantiles(_resampled_means(a - b, 2))
-    unpaired = _quantiles(_resampled_means(a, 2) - _resampled_means(b, 3))
+    got = ask(a, b, 1)
+    low, high = got
+    ratio = (a.mean() / b.mean()).item()
+    candidates = _ratio_intervals(a, b)
+    right = candidates["right"]
     if low > high:
         raise Wrong("low is above high: return (low, high), the 2.5% quantile first")
-    if high - low < 0.05 * (paired[1] - paired[0]):
-        raise Wrong("the interval has (almost) no width: every resample gave the same mean difference. Draw the "
-                    "item indices *with replacement*: torch.randint(n, ..., generator=generator), not a permutation")
-    if _near((-high, -low), paired):
-        raise Wrong("the sign is flipped: the difference is scores_a - scores_b (model a minus model b)")
-    if not _near((low, high), paired, 0.06):  # a 90% interval is 0.08 of the width off at each end
-        spread = _quantiles(a - b)
-        a_alone, b_alone = _quantiles(_resampled_means(a, 2)), _quantiles(_resampled_means(b, 3))
-        if _near((low, high), unpaired):
-            raise Wrong("that is the *unpaired* interval, about 5 times too wide here: you resampled the two models' "
-                        "scores independently, so an item that is hard for both lands in one resample and not in "
-                        "the other. Draw one set of item indices per resample and use it for both scores_a and "
-                        "scores_b")
-        if _near((low, high), spread):
-            raise Wrong("those are quantiles of the per-item differences themselves, their spread, about sqrt(n) "
-                        "times too wide: take the *mean* difference of each resample, then the 2.5% and 97.5% "
-                        "quantiles of those means")
-        if _near((low, high), (a_alone[0] - b_alone[1], a_alone[1] - b_alone[0])):
-            raise Wrong("you combined each model's own interval (low of a minus high of b, ...): the interval of "
-                        "a difference is not built from two intervals. Take the quantiles of the resampled mean "
-                        "differences, each computed on the same items for both models")
-        if not low < diff < high:
-            raise Wrong(f"the interval ({low:.3f}, {high:.3f}) should contain the observed mean difference "
-                        f"{diff:.3f}, the mean of scores_a - scores_b")
-        raise Wrong(f"expected about ({paired[0]:.3f}, {paired[1]:.3f}), got ({low:.3f}, {high:.3f}): each resample "
-                    "draws len(scores_a) item indices with replacement, takes the mean of scores_a - scores_b on "
-                    "them; then the 2.5% and 97.5% quantiles of those means")
-    if ask(a, b, 1) != (low, high):
+    if high - low < 0.05 * (right[1] - right[0]):
+        raise Wrong("the interval has (almost) no width: every resample gave the same ratio, so each resample held "
+                    "every item once. Draw the item indices *with replacement*, so that items repeat or drop out")
+    nearest = min(candidates, key=lambda name: _off(got, candidates[name]))
+    if nearest != "right" or _off(got, right) > 0.06:  # a 90% interval is 0.08 of the width off at each end
+        if nearest != "right" and _off(got, candidates[nearest]) <= 0.1:
+            raise Wrong(_RATIO_MISTAKES[nearest])
+        if not low < ratio < high:
+            raise Wrong(f"the interval ({low:.4f}, {high:.4f}) should contain the observed ratio {ratio:.4f}, "
+                        "mean(scores_a) / mean(scores_b)")
+        raise Wrong(f"expected about ({right[0]:.4f}, {right[1]:.4f}), got ({low:.4f}, {high:.4f}): each resample "
+                    "draws as many item indices as there are items, with replacement, the same ones for both models, "
+                    "and gives one ratio of the two means; the interval is the 2.5% and 97.5% quantiles of the ratios")
+    if ask(a, b, 1) != got:
         raise Wrong("the same generator seed gave another interval: draw every resample with the generator you are "
-                    "given (torch.randint(..., generator=generator)), so that a result can be reproduced")
-    if ask(a, b, 7) == (low, high):
-        raise Wrong("another generator gave exactly the same interval, so nothing was resampled: a formula such as "
-                    "mean ± 1.96·std/sqrt(n) of the differences is the normal approximation, not the bootstrap. "
-                    "Draw the resamples with the generator you are given and take quantiles of their means")
-    sa, sb = paired_scores(50, 4, skewed=True)
-    got, want = ask(sa, sb, 1), _quantiles(_resampled_means(sa - sb, 2))
-    if not _near(got, want, 0.06):  # the normal approximation is 0.16 of the width off at the low end
-        raise Wrong(f"on strongly skewed differences the percentile interval is about ({want[0]:.3f}, {want[1]:.3f}),"
-                    f" lopsided around the mean difference {(sa - sb).mean().item():.3f}; yours is ({got[0]:.3f}, "
-                    f"{got[1]:.3f}). Take the 2.5% and 97.5% quantiles of the resampled mean differences themselves "
-                    "(not a symmetric mean ± 1.96·se)")
-    ratio = (unpaired[1] - unpaired[0]) / (high - low)
-    return (f"({low:.3f}, {high:.3f}) around the mean difference {diff:.3f}; resampling the two models "
-            f"independently would give ({unpaired[0]:.3f}, {unpaired[1]:.3f}), x{ratio:.1f} as wide")
+                    "given, so that a result can be reproduced")
+    if ask(a, b, 7) == got:
+        raise Wrong("another generator gave exactly the same interval, so nothing was resampled with it: a formula "
+                    "(a normal approximation) is not the bootstrap. Draw the resamples with the generator you are "
+                    "given and take quantiles of the resampled ratios")
+    sa, sb = ratio_scores(50, 4, skewed=True)
+    skewed, want = ask(sa, sb, 1), _ratio_intervals(sa, sb)["right"]
+    if _off(skewed, want) > 0.06:  # a symmetric interval, ratio ± 1.96 standard errors, is 0.23 of the width off
+        raise Wrong(f"on strongly skewed scores the percentile interval is about ({want[0]:.3f}, {want[1]:.3f}), "
+                    f"lopsided around the ratio {(sa.mean() / sb.mean()).item():.3f}; yours is ({skewed[0]:.3f}, "
+                    f"{skewed[1]:.3f}). A symmetric interval (ratio ± 1.96 standard errors, a normal approximation) "
+                    "misses that: take the quantiles of the resampled ratios themselves")
+    unpaired = candidates["unpaired"]
+    times = (unpaired[1] - unpaired[0]) / (high - low)
+    return (f"({low:.4f}, {high:.4f}) around the ratio {ratio:.4f}; resampling the two models independently would "
+            f"give ({unpaired[0]:.4f}, {unpaired[1]:.4f}), x{times:.1f} as wide")
 
 
 # --- a win rate with its interval (section 4) -------------------------------------------------------------

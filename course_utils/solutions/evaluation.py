@@ -48,9 +48,9 @@ def win_rate(ratings, model):
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def paired_bootstrap(scores_a, scores_b, resamples, generator):
-    """The 95% percentile bootstrap interval (low, high) of mean(scores_a - scores_b), resampling items in pairs."""
+def paired_ratio_interval(scores_a, scores_b, resamples, generator):
+    """The 95% percentile bootstrap interval (low, high) of mean(scores_a) / mean(scores_b), items drawn in pairs."""
     n = len(scores_a)
     items = torch.randint(n, (resamples, n), generator=generator)  # the same items for both models
-    mean_differences = (scores_a[items] - scores_b[items]).mean(dim=1)
-    return torch.quantile(mean_differences, 0.025).item(), torch.quantile(mean_differences, 0.975).item()
+    ratios = scores_a[items].mean(dim=1) / scores_b[items].mean(dim=1)  # one ratio of means per resample
+    return torch.quantile(ratios, 0.025).item(), torch.quantile(ratios, 0.975).item()
