@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
+import torch.nn.functional as F
 
-from course_utils import decoding, text
-from course_utils.exercises import NOT_DONE
+from course_utils import decoding, gpt, text
 from course_utils.exercises import gpt as ex
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions import gpt as sol
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 
 def stub(*args):
@@ -24,6 +26,7 @@ def test_local_causal_mask():
         i, j = torch.arange(size)[:, None], torch.arange(size)[None, :]
         return (j <= i) & (i - j < window)
 
+    assert_right(ex.check_local_causal_mask(sol.local_causal_mask))
     assert_right(ex.check_local_causal_mask(right))
     assert_right(ex.check_local_causal_mask(lambda s, w: torch.ones(s, s, dtype=torch.bool).tril().triu(-(w - 1))))
     assert_wrong(ex.check_local_causal_mask(lambda s, w: right(s, w).T), "transposed")
@@ -37,47 +40,147 @@ def test_local_causal_mask():
 
 
 def test_local_causal_mask_bad_answers():
-    assert_wrong(ex.check_local_causal_mask(stub), NOT_DONE)
-    assert_wrong(ex.check_local_causal_mask(...), NOT_DONE)
+    assert_not_done(ex.check_local_causal_mask(stub))
+    assert_not_done(ex.check_local_causal_mask(...))
     assert_wrong(ex.check_local_causal_mask(lambda s, w: torch.ones(3, 3, dtype=torch.bool)), "shape (7, 7)")
     assert_wrong(ex.check_local_causal_mask(lambda s: None), "raised TypeError")
 
 
-# --- exercise 2: one attention head -------------------------------------------------------------------
+# --- exercise 2: the ALiBi head -------------------------------------------------------------------------
 
 
-def head(scale=None, mask=True, after=False, dim=-1, weights=False):
-    def fn(x, w_q, w_k, w_v):
+def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, dim=-1, weights=False, use_slope=True):
+    """A learner's ALiBi head, written out, with one mistake chosen by the arguments."""
+
+    def fn(x, w_q, w_k, w_v, slope):
         q, k, v = x @ w_q, x @ w_k, x @ w_v
-        s = q @ k.T / (math.sqrt(k.shape[-1]) if scale is None else scale(k.shape[-1], x.shape[-1]))
-        causal = torch.ones(len(x), len(x), dtype=torch.bool).tril()
-        if mask and not after:
-            s = s.masked_fill(~causal, float("-inf"))
+        i, j = torch.arange(len(x))[:, None], torch.arange(len(x))[None, :]
+        dist = (i - j).abs() if absolute else i - j
+        bias = sign * (slope if use_slope else 1.0) * dist
+        div = math.sqrt(k.shape[-1]) if scale is None else scale(k.shape[-1], x.shape[-1])
+        s = (q @ k.T + bias) / div if bias_first else q @ k.T / div + bias
+        if mask:
+            s = s.masked_fill(j > i, float("-inf"))
         w = s.softmax(dim)
-        if mask and after:
-            w = w * causal
         return w if weights else w @ v
 
     return fn
 
 
-def test_attention_head():
-    assert_right(ex.check_attention_head(head()))
-    assert_wrong(ex.check_attention_head(head(scale=lambda hs, c: 1.0)), "did not scale")
-    assert_wrong(ex.check_attention_head(head(scale=lambda hs, c: math.sqrt(c))), "embedding width")
-    assert_wrong(ex.check_attention_head(head(scale=lambda hs, c: hs)), "square root")
-    assert_wrong(ex.check_attention_head(head(mask=False)), "sees the future")
-    assert_wrong(ex.check_attention_head(head(after=True)), "after the softmax")
-    assert_wrong(ex.check_attention_head(head(dim=0)), "dim=0")
-    assert_wrong(ex.check_attention_head(head(weights=True)), "attention weights")
-    assert_wrong(ex.check_attention_head(lambda x, q, k, v: x @ v * 2), "differs")
-    assert_wrong(ex.check_attention_head(stub), NOT_DONE)
+def test_alibi_head():
+    assert_right(ex.check_alibi_head(sol.alibi_head))
+    assert_right(ex.check_alibi_head(alibi()))
+    assert_wrong(ex.check_alibi_head(lambda x, q, k, v, slope: alibi()(x, q, k, v, 0.0)), "ignores the slope")
+    assert_wrong(ex.check_alibi_head(alibi(sign=1.0)), "favours distant keys")
+    assert_wrong(ex.check_alibi_head(alibi(bias_first=True)), "before dividing by sqrt(hs)")
+    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: 1.0)), "did not scale")
+    assert_wrong(ex.check_alibi_head(alibi(mask=False)), "the bias alone does not hide")
+    assert_wrong(ex.check_alibi_head(alibi(mask=False, absolute=True)), "|i - j|")
+    assert_wrong(ex.check_alibi_head(alibi(dim=0)), "dim=0")
+    assert_wrong(ex.check_alibi_head(alibi(weights=True)), "attention weights")
+    assert_wrong(ex.check_alibi_head(alibi(use_slope=False)), "differs from softmax")  # slope 1 whatever asked
+    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: math.sqrt(c))), "embedding width")
+    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: hs)), "square root")
+    assert_wrong(ex.check_alibi_head(lambda x, q, k, v, slope: 2 * alibi()(x, q, k, v, slope)), "differs from softmax")
+    assert_wrong(ex.check_alibi_head(lambda x, q, k, v: x @ v), "raised TypeError")  # no slope argument
+    assert_not_done(ex.check_alibi_head(stub))
 
 
-# --- exercise 3: top-p ------------------------------------------------------------------------------------
+def test_alibi_variants_really_differ_from_the_answer():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 8, generator=g)
+    w = [torch.randn(8, 4, generator=g) * 0.5 for _ in range(3)]
+    for kwargs, hint in ex.ALIBI_VARIANTS:
+        wrong, right = ex._alibi(x, *w, **{"slope": 0.75, **kwargs}), ex._alibi(x, *w, 0.75)
+        assert not torch.allclose(wrong, right, atol=1e-3), hint
+
+
+# --- exercise 3: the sampling loop ----------------------------------------------------------------------
+
+
+def sampler(crop=True, crop_first=False, temp="divide", largest=True, top_k_on=True, argmax=False, feed=True,
+            position=-1, seeded=True, only_new=False, squeeze=False):
+    """A learner's sampling loop (nanoGPT's style), with one mistake chosen by the arguments."""
+
+    def fn(model, idx, steps, temperature, top_k, generator):
+        out, block = idx, model.config.block_size
+        for _ in range(steps):
+            seq = out if feed else idx
+            if crop:
+                seq = seq[:, :block] if crop_first else seq[:, -block:]
+            logits, _ = model(seq)
+            logits = logits[:, position, :]
+            if temp == "divide":
+                logits = logits / temperature
+            elif temp == "multiply":
+                logits = logits * temperature
+            if top_k_on:
+                v, _ = torch.topk(logits, top_k, largest=largest)
+                drop = logits < v[:, [-1]] if largest else logits > v[:, [-1]]
+                logits = logits.masked_fill(drop, -float("inf"))
+            probs = F.softmax(logits, dim=-1)
+            if temp == "after":
+                probs = probs / temperature
+            if argmax:
+                nxt = probs.argmax(dim=-1, keepdim=True)
+            else:
+                nxt = torch.multinomial(probs, num_samples=1, generator=generator if seeded else None)
+            out = torch.cat([out, nxt], dim=1)
+        out = out[:, idx.shape[1]:] if only_new else out
+        return out[0] if squeeze else out
+
+    return fn
+
+
+def test_sample_tokens():
+    assert_right(ex.check_sample_tokens(sol.sample_tokens))
+    assert_right(ex.check_sample_tokens(sampler()))
+    assert_right(ex.check_sample_tokens(lambda m, idx, n, t, k, g: gpt.generate(m, idx, n, t, k, generator=g)))
+    assert_wrong(ex.check_sample_tokens(sampler(crop=False)), "grew past block_size")
+    assert_wrong(ex.check_sample_tokens(sampler(crop_first=True)), "FIRST block_size tokens")
+    assert_wrong(ex.check_sample_tokens(sampler(temp="after")), "dividing the probabilities after the softmax")
+    assert_wrong(ex.check_sample_tokens(sampler(temp="none")), "changes nothing")
+    assert_wrong(ex.check_sample_tokens(sampler(temp="multiply")), "multiplied the logits")
+    assert_wrong(ex.check_sample_tokens(sampler(largest=False)), "LEAST likely")
+    assert_wrong(ex.check_sample_tokens(sampler(top_k_on=False)), "no top-k")
+    assert_wrong(ex.check_sample_tokens(sampler(argmax=True)), "greedy decoding")
+    assert_wrong(ex.check_sample_tokens(sampler(feed=False)), "feed the drawn token back")
+    assert_wrong(ex.check_sample_tokens(sampler(position=0)), "FIRST position")
+    assert_wrong(ex.check_sample_tokens(sampler(seeded=False)), "pass it to the draw")
+    assert_wrong(ex.check_sample_tokens(sampler(only_new=True)), "only the 6 new tokens")
+    assert_wrong(ex.check_sample_tokens(sampler(squeeze=True)), "keep the batch dimension")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx, 1, t, k, g)), "one new token")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx, n, t, k, g).float()), "dtype")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx.flip(1), n, t, k, g)),
+                 "are not the prompt")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx, n, t, k + 1, g)), "k + 1")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx, n, t, k - 1, g)), "k - 1")
+    assert_wrong(ex.check_sample_tokens(lambda m, idx, n, t, k, g: sampler()(m, idx, n, t * t, k, g)),
+                 "differs from gpt.generate's")
+    assert_not_done(ex.check_sample_tokens(stub))
+
+
+def test_sample_variants_differ_from_the_answer_and_from_each_other():
+    """On the checker's runs, every mistake gives other tokens than the answer and than every other mistake,
+    by several tokens: else a hint is unreachable, or names the wrong mistake."""
+    model = ex._tiny_gpt()
+    runs = [(torch.tensor([prompt]), steps, temperature, top_k, seed)
+            for prompt, steps, temperature, top_k, seed in ex.SAMPLE_RUNS]
+    want = torch.cat([gpt.generate(model, p, n, t, k, generator=torch.Generator().manual_seed(s))[0]
+                      for p, n, t, k, s in runs])
+    outputs = [torch.cat([ex._loop(model, p, n, t, k, torch.Generator().manual_seed(s), **kwargs)[0]
+                          for p, n, t, k, s in runs]) for kwargs, _ in [({}, ""), *ex.SAMPLE_VARIANTS]]
+    assert torch.equal(outputs[0], want)  # _loop without a mistake is gpt.generate
+    names = ["answer"] + [hint[:40] for _, hint in ex.SAMPLE_VARIANTS]
+    for a, b in itertools.combinations(range(len(outputs)), 2):
+        assert (outputs[a] != outputs[b]).sum() >= 3, (names[a], names[b])
+
+
+# --- exercise 4: top-p ------------------------------------------------------------------------------------
 
 
 def test_top_p():
+    assert_right(ex.check_top_p(sol.top_p_filter))
     assert_right(ex.check_top_p(lambda logits, p: text.filter_logits(logits, top_p=p)))
 
     def by_hand(logits, p):
@@ -96,7 +199,7 @@ def test_top_p():
     assert_wrong(ex.check_top_p(everything), "most likely token must always stay")
     assert_wrong(ex.check_top_p(lambda logits, p: text.filter_logits(logits, top_k=3)), "nucleus has")
     assert_wrong(ex.check_top_p(lambda logits, p: logits[:2]), "shape")
-    assert_wrong(ex.check_top_p(stub), NOT_DONE)
+    assert_not_done(ex.check_top_p(stub))
 
 
 def test_top_p_variants_really_differ_from_the_answer():
@@ -108,10 +211,11 @@ def test_top_p_variants_really_differ_from_the_answer():
         assert any(differs), name
 
 
-# --- exercise 4: the repetition penalty ----------------------------------------------------------------------
+# --- exercise 5: the repetition penalty ----------------------------------------------------------------------
 
 
 def test_repetition_penalty():
+    assert_right(ex.check_repetition_penalty(sol.penalise))
     assert_right(ex.check_repetition_penalty(decoding.apply_repetition_penalty))
 
     def by_hand(logits, previous, penalty):
@@ -146,4 +250,4 @@ def test_repetition_penalty():
 
     assert_wrong(ex.check_repetition_penalty(in_place), "in place")
     assert_wrong(ex.check_repetition_penalty(lambda lg, prev, pen: lg), "differs from the repetition penalty")
-    assert_wrong(ex.check_repetition_penalty(stub), NOT_DONE)
+    assert_not_done(ex.check_repetition_penalty(stub))

@@ -1,4 +1,4 @@
-"""The exercise checkers of notebook 04 (transformers from scratch)."""
+"""The exercise checkers of notebook 04 (transformers from scratch); the references are in solutions/gpt.py."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from typing import Any
 
 import torch
 
-from course_utils import decoding, text
+from course_utils import decoding, gpt, text
 from course_utils.exercises import Wrong, as_tensor, call, checker, close
 
-# --- exercise 1: a sliding-window causal mask ------------------------------------------------------
+# --- exercise 1 (section 2.4): a sliding-window causal mask -----------------------------------------------
 
 
-def local_causal_mask(size: int, window: int) -> torch.Tensor:
-    """The reference: True where ``0 <= i - j < window``."""
-    i = torch.arange(size)[:, None]
-    j = torch.arange(size)[None, :]
-    return (i - j >= 0) & (i - j < window)
+def _band(size: int, window: int) -> torch.Tensor:
+    """True on the diagonal and the ``window - 1`` diagonals below it."""
+    return torch.ones(size, size, dtype=torch.bool).tril().triu(-(window - 1))
 
 
 def _bool_mask(value: Any, size: int) -> torch.Tensor:
@@ -34,27 +32,27 @@ def _bool_mask(value: Any, size: int) -> torch.Tensor:
     return m
 
 
-@checker
+@checker(solution="local_causal_mask")
 def check_local_causal_mask(mask_fn: Callable[[int, int], torch.Tensor]) -> str:
     """``mask_fn(size, window)``: ``[size, size]`` booleans, True where ``0 <= i - j < window`` (query i, key j)."""
     size = 7
     for window in (3, 1, 7, 10):
         got = _bool_mask(call(mask_fn, "your function", size, window), size)
-        want = local_causal_mask(size, window)
+        want = _band(size, window)
         if torch.equal(got, want):
             continue
         if torch.equal(got, want.T):
             raise Wrong("your mask is transposed: True above the diagonal lets position i look at later positions. "
                         "Row i is the query: allow keys j with j <= i")
-        if torch.equal(got, local_causal_mask(size, size)) and window < size:
+        if torch.equal(got, _band(size, size)) and window < size:
             raise Wrong(f"with window={window} every earlier position is allowed: limit each query to the last "
                         "`window` positions, itself included (i - j < window)")
-        if torch.equal(got, local_causal_mask(size, window + 1)):
+        if torch.equal(got, _band(size, window + 1)):
             raise Wrong(f"each query sees {window + 1} positions with window={window}: the window counts the position "
                         "itself, so use i - j < window, not <=")
         if torch.equal(got, want & ~torch.eye(size, dtype=torch.bool)):
             raise Wrong("the diagonal is False: a position must be able to attend to itself (i - j = 0 is allowed)")
-        if window >= size and torch.equal(got, local_causal_mask(size, window - 1)):
+        if window >= size and torch.equal(got, _band(size, window - 1)):
             raise Wrong("with a window longer than the sequence the mask is the plain causal mask (torch.tril)")
         rows = [i for i in range(size) if not torch.equal(got[i], want[i])]
         raise Wrong(f"with size={size}, window={window}, rows {rows} differ from 0 <= i - j < window "
@@ -62,60 +60,217 @@ def check_local_causal_mask(mask_fn: Callable[[int, int], torch.Tensor]) -> str:
     return "each position sees itself and the window - 1 positions before it; window >= size is the causal mask"
 
 
-# --- exercise 2: one attention head ------------------------------------------------------------------
+# --- exercise 2 (section 2.6): an attention head with ALiBi's distance bias ----------------------------------
 
 
-def attention_head(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor,
-                   scale: float | None = None, masked: bool = True, renormalise: bool = True,
-                   dim: int = -1) -> torch.Tensor:
-    """The reference head (its variants make the common mistakes, for the hints)."""
+def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor, slope: float, *,
+           sign: float = -1.0, scale: float | None = None, bias_first: bool = False, masked: bool = True,
+           absolute: bool = False, dim: int = -1, weights: bool = False) -> torch.Tensor:
+    """The ALiBi head; its keyword arguments make the common mistakes, for the hints."""
     q, k, v = x @ w_q, x @ w_k, x @ w_v
     T, hs = q.shape
-    scores = q @ k.T / (math.sqrt(hs) if scale is None else scale)
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
-    if masked and renormalise:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(dim=dim)
-    if masked and not renormalise:
-        weights = weights * mask
-    return weights @ v
+    dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()  # i - j
+    bias = sign * slope * (dist.abs() if absolute else dist)
+    div = math.sqrt(hs) if scale is None else scale
+    s = (q @ k.T + bias) / div if bias_first else q @ k.T / div + bias
+    if masked:
+        s = s.masked_fill(dist < 0, float("-inf"))
+    w = s.softmax(dim=dim)
+    return w if weights else w @ v
 
 
-@checker
-def check_attention_head(head_fn: Callable[..., torch.Tensor]) -> str:
-    """``head_fn(x [T, C], w_q, w_k, w_v [C, hs])``: one causal self-attention head, ``[T, hs]``."""
+ALIBI_VARIANTS: list[tuple[dict[str, Any], str]] = [
+    (dict(slope=0.0), "your head ignores the slope: subtract slope * (i - j) from the scaled scores, so that a key "
+                      "d positions back loses slope * d"),
+    (dict(sign=1.0), "your bias favours distant keys: the score of key j for query i must go DOWN with the distance, "
+                     "scores - slope * (i - j) (i - j >= 0 for every key the query may see)"),
+    (dict(bias_first=True), "you added the bias before dividing by sqrt(hs), which shrinks it too: divide q @ k.T by "
+                            "sqrt(hs) first, then subtract slope * (i - j)"),
+    (dict(scale=1.0), "you did not scale the scores: divide q @ k.T by sqrt(hs), the head size, before adding "
+                      "the bias"),
+    (dict(scale=math.sqrt(8.0)), "you scaled by sqrt(C) = sqrt(8), the embedding width; scale by sqrt(hs) = sqrt(4), "
+                                 "the size of q and k"),
+    (dict(scale=4.0), "you divided the scores by hs; divide by its square root, sqrt(hs): the dot product of two "
+                      "unit-variance vectors of length hs has variance hs"),
+    (dict(masked=False), "position 0 sees the future: the bias alone does not hide later keys. Set the scores where "
+                         "j > i to float('-inf') before the softmax"),
+    (dict(masked=False, absolute=True), "position 0 sees the future: a bias of -slope * |i - j| makes later keys "
+                                        "less likely but not impossible. Set the scores where j > i to "
+                                        "float('-inf') before the softmax"),
+    (dict(dim=0), "the softmax runs down the columns (dim=0); each query's weights over the keys form a row: "
+                  "softmax(dim=-1)"),
+]
+
+
+@checker(solution="alibi_head")
+def check_alibi_head(head_fn: Callable[..., torch.Tensor]) -> str:
+    """``head_fn(x [T, C], w_q, w_k, w_v [C, hs], slope)``: causal attention with scores ``- slope * (i - j)``."""
     g = torch.Generator().manual_seed(0)
-    T, C, hs = 6, 8, 4
+    T, C, hs = 6, 8, 4  # the hint about sqrt(C) above says 8 and 4
     x = torch.randn(T, C, generator=g)
-    w_q, w_k, w_v = (torch.randn(C, hs, generator=g) for _ in range(3))
-    out = call(head_fn, "your head", x.clone(), w_q.clone(), w_k.clone(), w_v.clone())
-    if isinstance(out, torch.Tensor) and tuple(out.shape) == (T, T):
-        raise Wrong(f"your head returns a [{T}, {T}] tensor: those are the attention weights; "
-                    "return the weighted sum of the values, weights @ v, of shape [T, hs]")
-    y = as_tensor(out, "your output", shape=(T, hs))
-    if close(y, attention_head(x, w_q, w_k, w_v)):
-        return "softmax(q k^T / sqrt(hs)) with the future masked, times v"
-    variants = [
-        (dict(scale=1.0), "you did not scale the scores: divide q @ k.T by sqrt(hs), the head size"),
-        (dict(scale=math.sqrt(C)), f"you scaled by sqrt({C}), the embedding width; scale by sqrt(hs) = "
-                                   f"sqrt({hs}), the size of q and k"),
-        (dict(scale=float(hs)), "you divided by hs; divide by its square root, sqrt(hs): the dot product of two "
-                                "unit-variance vectors of length hs has variance hs"),
-        (dict(masked=False), "position 0 sees the future: mask the scores above the diagonal with -inf before the "
-                             "softmax (scores.masked_fill(~mask, float('-inf')))"),
-        (dict(renormalise=False), "you zeroed the future weights after the softmax, so each row no longer sums to 1: "
-                                  "mask the scores with -inf before the softmax instead"),
-        (dict(dim=0), "the softmax runs down the columns (dim=0); each query's weights over the keys form a row: "
-                      "softmax(dim=-1)"),
-    ]
-    for kwargs, hint in variants:
-        if close(y, attention_head(x, w_q, w_k, w_v, **kwargs)):
-            raise Wrong(hint)
-    raise Wrong("the output differs from softmax(mask(q @ k.T / sqrt(hs))) @ v with q = x @ w_q, k = x @ w_k, "
-                "v = x @ w_v")
+    w_q, w_k, w_v = (torch.randn(C, hs, generator=g) * 0.5 for _ in range(3))
+    for slope in (0.75, 0.0):
+        out = call(head_fn, "your head", x.clone(), w_q.clone(), w_k.clone(), w_v.clone(), slope)
+        if isinstance(out, torch.Tensor) and tuple(out.shape) == (T, T):
+            raise Wrong(f"your head returns a [{T}, {T}] tensor: those are the attention weights; "
+                        "return the weighted sum of the values, weights @ v, of shape [T, hs]")
+        y = as_tensor(out, "your output", shape=(T, hs))
+        if close(y, _alibi(x, w_q, w_k, w_v, slope)):
+            continue
+        for kwargs, hint in ALIBI_VARIANTS:
+            if close(y, _alibi(x, w_q, w_k, w_v, **{"slope": slope, **kwargs})):
+                raise Wrong(hint)
+        raise Wrong(f"with slope={slope} the output differs from softmax(q @ k.T / sqrt(hs) - slope * (i - j), "
+                    "future masked) @ v, with q = x @ w_q, k = x @ w_k, v = x @ w_v")
+    return "scores q.k / sqrt(hs) - slope * (i - j), the future masked, softmax over the keys, times v"
 
 
-# --- exercise 3: top-p (nucleus) filtering ------------------------------------------------------------
+# --- exercise 3 (section 4.1): the sampling loop with temperature and top-k --------------------------------------
+
+
+def _tiny_gpt() -> gpt.GPT:
+    """A small seeded GPT whose next-token distributions are peaked enough that every mistake changes the draws."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = gpt.GPT(vocab_size=12, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(SHARPEN)
+    return model.eval()
+
+
+SHARPEN = 15.0  # the tiny model's output weights, times this: logits spread over a few nats
+
+
+def _loop(model: gpt.GPT, idx: torch.Tensor, steps: int, temperature: float, top_k: int, generator: torch.Generator,
+          *, crop: str = "last", temp: str = "divide", keep: str = "largest", draw: str = "sample",
+          feed: bool = True, position: int = -1) -> torch.Tensor:
+    """The sampling loop; its keyword arguments make the common mistakes, for the hints."""
+    block = model.config.block_size
+    out = idx
+    with torch.no_grad():
+        for _ in range(steps):
+            seq = out if feed else idx
+            context = {"last": seq[:, -block:], "first": seq[:, :block], "one short": seq[:, -(block - 1):]}[crop]
+            logits = model(context)[0][:, position].float()
+            logits = {"divide": logits / temperature, "multiply": logits * temperature}.get(temp, logits)
+            if keep != "all":
+                k = top_k + {"one more": 1, "one fewer": -1}.get(keep, 0)
+                kth = torch.topk(logits, k, dim=-1, largest=keep != "smallest").values[:, -1:]
+                logits = logits.masked_fill(logits > kth if keep == "smallest" else logits < kth, float("-inf"))
+            probs = logits.softmax(dim=-1)
+            if temp == "after":
+                probs = probs / temperature
+            if draw == "argmax":
+                nxt = probs.argmax(-1, keepdim=True)
+            else:
+                nxt = torch.multinomial(probs, 1, generator=generator)
+            out = torch.cat([out, nxt], dim=1)
+    return out
+
+
+SAMPLE_VARIANTS: list[tuple[dict[str, Any], str]] = [
+    (dict(draw="argmax"), "you picked the most likely token (argmax): that is greedy decoding, and temperature and "
+                          "top-k change nothing. Draw it: torch.multinomial(probs, 1, generator=generator)"),
+    (dict(feed=False), "every token is drawn from the prompt alone: feed the drawn token back, idx = torch.cat([idx, "
+                       "next_token], dim=1), and give the model the grown idx at the next step"),
+    (dict(keep="smallest"), "your top-k keeps the k LEAST likely tokens: keep the k largest logits "
+                            "(torch.topk(logits, k) returns the largest by default; largest=False flips it)"),
+    (dict(temp="after"), "the temperature changes nothing in your loop: dividing the probabilities after the softmax "
+                         "is undone when torch.multinomial renormalises them. Divide the LOGITS by the temperature, "
+                         "before the softmax"),
+    (dict(temp="multiply"), "you multiplied the logits by the temperature: divide them (logits / temperature), so "
+                            "that a temperature below 1 sharpens the distribution"),
+    (dict(keep="all"), "no top-k: set every logit below the k-th largest to float('-inf') before the softmax"),
+    (dict(keep="one more"), "you keep k + 1 tokens: the threshold is the k-th largest logit, "
+                            "torch.topk(logits, k).values[:, -1:], and only the logits below it go"),
+    (dict(keep="one fewer"), "you keep only k - 1 tokens: the k-th largest logit must stay (drop logits < kth, "
+                             "not <=)"),
+    (dict(position=0), "you drew from the logits of the FIRST position: the next token's logits are at the last "
+                       "position, logits[:, -1, :]"),
+    (dict(crop="first"), "you fed the model the FIRST block_size tokens once the text grew longer: keep the LAST "
+                         "ones, idx[:, -block_size:], the context just before the token to predict"),
+    (dict(crop="one short"), "you cropped the context to block_size - 1 tokens: keep the last block_size, "
+                             "idx[:, -block_size:]"),
+]
+
+# (prompt, steps, temperature, top_k, seed): the first stays within the block, the second grows past it
+SAMPLE_RUNS = (([3, 1], 6, 0.5, 4, 45), ([2, 7, 1, 8, 2], 12, 2.5, 4, 19))
+
+
+def _tokens(value: Any, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+    """The learner's tokens as a [1, T + steps] long tensor, or :class:`Wrong` with a hint about their form."""
+    T = prompt.shape[1]
+    got = as_tensor(value, "your result", floating=False)
+    if got.is_floating_point():
+        raise Wrong(f"your result has dtype {got.dtype}: return token indices (torch.multinomial gives int64)")
+    got = got.long()
+    shape, want = tuple(got.shape), (1, T + steps)
+    if shape == want:
+        if not torch.equal(got[:, :T], prompt):
+            raise Wrong(f"the first {T} tokens of your result are not the prompt: return idx with the new tokens "
+                        "appended after it")
+        return got
+    if shape == (1, steps):
+        raise Wrong(f"your result holds only the {steps} new tokens: return the prompt followed by them, "
+                    "[1, T + steps]")
+    if shape == (1, T + 1):
+        raise Wrong(f"your result has one new token, not {steps}: the loop must draw and append `steps` tokens")
+    if shape == (T + steps,) or shape == (T + steps, 1):
+        raise Wrong(f"your result has shape {shape}: keep the batch dimension, [1, T + steps] = {want} "
+                    "(torch.cat([idx, next_token], dim=1) with next_token of shape [1, 1])")
+    raise Wrong(f"your result should have shape {want} (the prompt of {T} tokens and {steps} new ones), "
+                f"but it has shape {shape}")
+
+
+def _run(sample_fn: Any, model: gpt.GPT, prompt: torch.Tensor, steps: int, temperature: float, top_k: int,
+         seed: int) -> Any:
+    """The learner's loop on a copy of the prompt, with a freshly seeded generator."""
+    with torch.no_grad():
+        return call(sample_fn, "your function", model, prompt.clone(), steps, temperature, top_k,
+                    torch.Generator().manual_seed(seed))
+
+
+@checker(solution="sample_tokens")
+def check_sample_tokens(sample_fn: Callable[..., torch.Tensor]) -> str:
+    """``sample_fn(model, idx [1, T], steps, temperature, top_k, generator)``: the loop of ``gpt.generate``."""
+    model = _tiny_gpt()
+    block = model.config.block_size
+    suspects = list(range(len(SAMPLE_VARIANTS)))  # the mistakes that explain every run so far
+    first_wrong = None
+    for run, (prompt_list, steps, temperature, top_k, seed) in enumerate(SAMPLE_RUNS):
+        prompt = torch.tensor([prompt_list])
+        want = gpt.generate(model, prompt, steps, temperature, top_k, generator=torch.Generator().manual_seed(seed))
+
+        args = (model, prompt, steps, temperature, top_k, seed)
+        try:
+            got = _tokens(_run(sample_fn, *args), prompt, steps)
+        except Wrong as wrong:
+            if run == 1 and "longer than block_size" in str(wrong):
+                raise Wrong(f"your function crashed once the text grew past block_size ({block} here): the model "
+                            "reads at most block_size tokens, so feed it the last ones, idx[:, -block_size:] "
+                            f"(model.config.block_size). The error: {wrong}") from None
+            raise
+        if not torch.equal(got, want):
+            if not torch.equal(_tokens(_run(sample_fn, *args), prompt, steps), got):
+                raise Wrong("two runs with the same seeded generator gave different tokens: pass it to the draw, "
+                            "torch.multinomial(probs, 1, generator=generator)")
+            if first_wrong is None:
+                new = int((got != want).nonzero()[0, 1]) - prompt.shape[1]
+                first_wrong = f"with temperature={temperature}, top_k={top_k} your new token {new} differs"
+        suspects = [i for i in suspects if torch.equal(got, _loop(model, prompt, steps, temperature, top_k,
+                                                                  torch.Generator().manual_seed(seed),
+                                                                  **SAMPLE_VARIANTS[i][0]))]
+    if first_wrong is None:
+        return ("crop, last position, / temperature, top-k, softmax, draw with the generator, append: "
+                "gpt.generate's loop")
+    if suspects:
+        raise Wrong(SAMPLE_VARIANTS[suspects[0]][1])
+    raise Wrong(f"{first_wrong} from gpt.generate's (same seed): crop to the last block_size tokens, take the last "
+                "position's logits, divide by the temperature, keep the top k, softmax, torch.multinomial with the "
+                "generator, append")
+
+
+# --- exercise 4 (section 4.2): top-p (nucleus) filtering -------------------------------------------------
 
 
 def _top_p_variants(logits: torch.Tensor, p: float) -> dict[str, torch.Tensor]:
@@ -165,7 +320,7 @@ def _filtered(value: Any, shape: tuple[int, ...]) -> torch.Tensor:
     return y
 
 
-@checker
+@checker(solution="top_p_filter")
 def check_top_p(top_p_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> str:
     """``top_p_fn(logits [B, V], p)``: the logits with ``-inf`` outside each row's nucleus of mass ``p``."""
     g = torch.Generator().manual_seed(0)
@@ -190,10 +345,10 @@ def check_top_p(top_p_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> str:
     return "the smallest set of most likely tokens whose probabilities reach p, in the original order"
 
 
-# --- exercise 4: the repetition penalty -----------------------------------------------------------------
+# --- exercise 5 (section 4.3): the repetition penalty ----------------------------------------------------
 
 
-@checker
+@checker(solution="penalise")
 def check_repetition_penalty(penalty_fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> str:
     """``penalty_fn(logits [V], previous [T], penalty)``: the repetition penalty (CTRL's, with Hugging Face's
     treatment of negative logits) on every token in ``previous``."""

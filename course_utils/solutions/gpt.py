@@ -1,0 +1,55 @@
+"""Reference solutions of notebook 04's exercises (transformers from scratch)."""
+
+import math
+
+import torch
+
+
+def local_causal_mask(size, window):
+    """[size, size] booleans: True where query i may attend to key j, i.e. 0 <= i - j < window."""
+    query = torch.arange(size).unsqueeze(1)
+    key = torch.arange(size).unsqueeze(0)
+    distance = query - key
+    return (distance >= 0) & (distance < window)
+
+
+def alibi_head(x, w_q, w_k, w_v, slope):
+    """One causal attention head whose scores are lowered by slope * (i - j): ALiBi, [T, hs]."""
+    queries, keys, values = x @ w_q, x @ w_k, x @ w_v
+    T, hs = queries.shape
+    distance = torch.arange(T).unsqueeze(1) - torch.arange(T).unsqueeze(0)  # i - j
+    scores = queries @ keys.T / math.sqrt(hs) - slope * distance
+    scores = scores.masked_fill(distance < 0, float("-inf"))  # keys after the query
+    return torch.softmax(scores, dim=-1) @ values
+
+
+def sample_tokens(model, idx, steps, temperature, top_k, generator):
+    """idx [1, T] followed by `steps` tokens drawn one at a time with a temperature and top-k: [1, T + steps]."""
+    block_size = model.config.block_size
+    for _ in range(steps):
+        context = idx[:, -block_size:]  # the model reads at most block_size tokens
+        logits, _ = model(context)
+        last = logits[:, -1, :] / temperature  # the next token's logits, [1, V]
+        kth_largest = torch.topk(last, top_k, dim=-1).values[:, -1:]
+        last = last.masked_fill(last < kth_largest, float("-inf"))
+        probs = torch.softmax(last, dim=-1)
+        next_token = torch.multinomial(probs, num_samples=1, generator=generator)  # [1, 1]
+        idx = torch.cat([idx, next_token], dim=1)
+    return idx
+
+
+def top_p_filter(logits, p):
+    """The logits [B, V] with float('-inf') for every token outside its row's nucleus of mass p."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    drop_sorted = probs.cumsum(dim=-1) - probs >= p  # the tokens above already hold p of the mass
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to the original order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def penalise(logits, previous, penalty):
+    """The logits with every token in `previous` made less likely: positive / penalty, negative * penalty."""
+    out = logits.clone()
+    seen = torch.unique(previous)
+    out[seen] = torch.where(out[seen] > 0, out[seen] / penalty, out[seen] * penalty)
+    return out
