@@ -5,27 +5,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils import evaluation
 from course_utils.exercises import gan as ex
-from tests.checks import assert_right, assert_wrong
+from course_utils.solutions.gan import diagonal_fd, gan_value, minimax_g_step
+from tests.checks import assert_not_done, assert_right, assert_wrong
 
 # --- V(D*, G) ----------------------------------------------------------------------------------------
 
 
-def value(p_data, p_g, dx):
-    d_star = p_data / (p_data + p_g)
-    return float((p_data * torch.log(d_star) + p_g * torch.log(1 - d_star)).sum() * dx)
-
-
 def test_gan_value():
-    assert_right(ex.check_gan_value(value))
-    assert_wrong(ex.check_gan_value(lambda p, q, dx: -value(p, q, dx)), "sign is flipped")
-    assert_wrong(ex.check_gan_value(lambda p, q, dx: value(p, q, 1.0)), "multiply the sum by dx")
+    assert_right(ex.check_gan_value(gan_value))
+    assert_wrong(ex.check_gan_value(lambda p, q, dx: -gan_value(p, q, dx)), "sign is flipped")
+    assert_wrong(ex.check_gan_value(lambda p, q, dx: gan_value(p, q, 1.0)), "multiply the sum by dx")
+
     def swapped(p, q, dx):
         d_star = p / (p + q)
         return float((p * torch.log(1 - d_star) + q * torch.log(d_star)).sum() * dx)
 
-    assert value(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]), 1.0) == value(
+    assert gan_value(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]), 1.0) == gan_value(
         torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.8]), 1.0)  # V(D*, G) is symmetric: no hint for that swap
     assert_wrong(ex.check_gan_value(swapped), "terms are swapped")
     half = lambda p, q, dx: float((p * torch.log(torch.tensor(0.5)) + q * torch.log(torch.tensor(0.5))).sum() * dx)
@@ -37,64 +33,114 @@ def test_gan_value_stub_and_crash():
     def stub(p, q, dx):
         raise NotImplementedError
 
-    assert_wrong(ex.check_gan_value(stub), "not done yet")
+    assert_not_done(ex.check_gan_value(stub))
     assert_wrong(ex.check_gan_value(lambda p: p), "raised TypeError")
 
 
-# --- the training step ----------------------------------------------------------------------------------
+# --- the minimax generator step ------------------------------------------------------------------------------
 
 
-def make_step(real_label=0.9, detach=True, minimax=False, skip_g=False):
-    def step(G, D, opt_g, opt_d, real, labels):
-        z = torch.randn(len(real), G.config.z_dim)
-        fake = G(z, labels)
-        d_real = D(real, labels)
-        d_fake = D(fake.detach() if detach else fake, labels)
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        if skip_g:
-            return loss_d.item(), 0.0
-        d_gen = D(fake, labels)
-        if minimax:
-            loss_g = -F.binary_cross_entropy_with_logits(d_gen, torch.zeros_like(d_gen))  # log(1 - D)
-        else:
-            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-        opt_g.zero_grad()
-        loss_g.backward()
+def g_step(loss_of=lambda logits: -F.softplus(logits).mean(), detach=False, zero_grad=True, step_d=False):
+    """A generator step with one mistake switched on; ``loss_of`` maps D's logits to the loss."""
+    def step(G, D, opt_g, z):
+        fake = G(z)
+        loss = loss_of(D(fake.detach() if detach else fake))
+        if zero_grad:
+            opt_g.zero_grad()
+        loss.backward()
         opt_g.step()
-        return loss_d.item(), loss_g.item()
+        if step_d:
+            torch.optim.SGD(D.parameters(), lr=0.1).step()
+        return loss.item()
 
     return step
 
 
-def test_train_step():
-    assert_right(ex.check_train_step(make_step()))
-    assert_wrong(ex.check_train_step(make_step(real_label=1.0)), "one-sided label smoothing")
-    assert_wrong(ex.check_train_step(make_step(minimax=True)), "non-saturating")
-    assert_wrong(ex.check_train_step(make_step(skip_g=True)), "G did not change")
-    assert_wrong(ex.check_train_step(lambda *a: 1.0), "as a tuple")
+def test_minimax_g_step_right():
+    result = ex.check_minimax_g_step(minimax_g_step)
+    assert_right(result)
+    assert "saturates" in result.message
+    assert_right(ex.check_minimax_g_step(g_step(lambda x: -F.binary_cross_entropy_with_logits(x, torch.zeros_like(x)))))
 
 
-def test_train_step_without_detach_is_caught():
-    assert_wrong(ex.check_train_step(make_step(detach=False)), "fake.detach()")
+def test_minimax_g_step_names_each_mistake():
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: F.softplus(x).mean())), "sign is flipped")
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: F.softplus(-x).mean())), "non-saturating")
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: -F.softplus(x).sum())), "wrong reduction")
+    assert_wrong(ex.check_minimax_g_step(g_step(detach=True)), "no gradient reached G", "detach")
+    assert_wrong(ex.check_minimax_g_step(g_step(zero_grad=False)), "opt_g.zero_grad()")
+    assert_wrong(ex.check_minimax_g_step(g_step(step_d=True)), "D's weights changed")
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: torch.log(1 - torch.sigmoid(x)).mean())),
+                 "rounds to 0", "softplus")
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: (x - 1).mean())), "expected a loss of")
 
 
-# --- the Fréchet distance ------------------------------------------------------------------------------------
+def test_minimax_g_step_without_a_gradient_and_unfinished():
+    def no_grad(G, D, opt_g, z):
+        with torch.no_grad():
+            loss = -F.softplus(D(G(z))).mean()
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        return loss.item()
+
+    assert_wrong(ex.check_minimax_g_step(no_grad), "no gradient reached G")
+    assert_wrong(ex.check_minimax_g_step(lambda G, D, opt_g, z: "done"), "should be a number")
+    assert_not_done(ex.check_minimax_g_step(lambda G, D, opt_g, z: ...))
 
 
-def frechet(mu1, s1, mu2, s2):
-    return evaluation.frechet_distance(mu1, s1, mu2, s2)
+# --- the Fréchet distance of diagonal Gaussians ------------------------------------------------------------------
 
 
-def test_frechet_distance():
-    assert_right(ex.check_frechet_distance(frechet))
-    assert_wrong(ex.check_frechet_distance(lambda m1, s1, m2, s2: float((m1 - m2).square().sum())), "mean term")
-    tr = lambda m1, s1, m2, s2: float((m1 - m2).square().sum() + s1.trace() + s2.trace() - 2 * (s1 @ s2).trace())
-    assert_wrong(ex.check_frechet_distance(tr), "tr(S1 S2)")
-    elementwise = lambda m1, s1, m2, s2: float((m1 - m2).square().sum() + s1.trace() + s2.trace()
-                                               - 2 * (s1 @ s2).clamp_min(0).sqrt().trace())
-    assert_wrong(ex.check_frechet_distance(elementwise), "element by element")
-    assert_wrong(ex.check_frechet_distance(...), "not done yet")
+def diag_fd(a, b, dim=0, unbiased=True, spread=lambda v1, v2: (v1.sqrt() - v2.sqrt()).square().sum(), squared=True):
+    """A diagonal FD with one mistake switched on."""
+    a, b = a.double(), b.double()
+    gap = (a.mean(dim) - b.mean(dim)).square().sum()
+    var1, var2 = a.var(dim, unbiased=unbiased), b.var(dim, unbiased=unbiased)
+    return float((gap if squared else gap.sqrt()) + spread(var1, var2))
+
+
+def test_diagonal_fd_right():
+    result = ex.check_diagonal_fd(diagonal_fd)
+    assert_right(result)
+    assert "full Fréchet distance" in result.message
+    assert_right(ex.check_diagonal_fd(diag_fd))
+    via_cov = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 + v2 - 2 * (v1 * v2).sqrt()).sum())
+    assert_right(ex.check_diagonal_fd(via_cov))
+
+
+def test_diagonal_fd_names_each_mistake():
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, spread=lambda v1, v2: 0.0)), "only the mean term")
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, squared=False)), "square the distance")
+    variances = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 - v2).square().sum())
+    assert_wrong(ex.check_diagonal_fd(variances), "compared variances")
+    product = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 + v2 - 2 * v1 * v2).sum())
+    assert_wrong(ex.check_diagonal_fd(product), "square root of each entry")
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, unbiased=False)), "unbiased")
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, dim=1)), "dim 0")
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: 1.0), "expected")
+
+
+def test_diagonal_fd_of_a_set_to_itself_and_unfinished():
+    right = diagonal_fd(*ex._features())
+    assert_wrong(ex.check_diagonal_fd(lambda a, b: right if len(b) != len(a) else 0.5), "distance 0 from itself")
+
+    def stub(feats1, feats2):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_diagonal_fd(stub))
+
+
+def test_minimax_g_step_that_forgets_to_step_and_leaves_the_random_state_alone():
+    def no_step(G, D, opt_g, z):
+        loss = -F.softplus(D(G(z))).mean()
+        opt_g.zero_grad()
+        loss.backward()
+        return loss.item()
+
+    assert_wrong(ex.check_minimax_g_step(no_step), "call opt_g.step()")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ex.check_minimax_g_step(minimax_g_step)
+    assert torch.equal(torch.rand(3), expected)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_utils import evaluation, gan
@@ -31,7 +33,7 @@ def _jsd(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
     return float(jensenshannon((p * dx).numpy(), (q * dx).numpy())) ** 2  # scipy returns its square root
 
 
-@checker
+@checker(solution="gan_value")
 def check_gan_value(value_fn: Callable[..., Any]) -> str:
     """``value_fn(p_data, p_g, dx)``: V(D*, G) for densities on a grid, with the optimal discriminator."""
     _, p_data, p_g, dx = _grid_densities()
@@ -58,101 +60,175 @@ def check_gan_value(value_fn: Callable[..., Any]) -> str:
                 "with D* = p_data / (p_data + p_g)")
 
 
-# --- one training step (section 3) ------------------------------------------------------------------
+# --- the minimax generator step (section 2) ----------------------------------------------------------------
+
+_BATCH = 64
+_LR = 0.05  # plain SGD: its step is proportional to the gradient, so a wrong scale or sign shows in G's weights
+_STALE = 0.5  # every .grad of G holds this before the step: a step that forgets zero_grad() adds it in
 
 
-def _step_fixture(seed: int = 0) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(seed)
-    G = gan.Generator(z_dim=8, channels=8, num_classes=10)
-    D = gan.Discriminator(channels=8, num_classes=10)
-    real = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(seed + 1)) * 2 - 1
-    return G, D, real, torch.arange(16) % 10
+def _toy(d_bias: float) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """A small toy G and D, seeded; ``d_bias`` is added to every logit of D (-10: D rejects the fakes; +30: fooled)."""
+    with torch.random.fork_rng(devices=[]):  # seeded, and the notebook's random state is left alone
+        torch.manual_seed(0)
+        G, D = gan.ToyGenerator(), gan.ToyDiscriminator()
+    with torch.no_grad():
+        D.net[-1].bias.add_(d_bias)
+    return G, D, torch.randn(_BATCH, G.config.z_dim, generator=torch.Generator().manual_seed(1))
 
 
-def _run(step_fn: Callable[..., Any] | None, real_label: float = 0.9) -> tuple[Any, nn.Module, nn.Module]:
-    G, D, real, labels = _step_fixture()
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    torch.manual_seed(123)
+def _reference_step(G: nn.Module, D: nn.Module, opt: torch.optim.Optimizer, z: torch.Tensor,
+                    non_saturating: bool = False) -> float:
+    logits = D(G(z))
+    loss = F.softplus(-logits).mean() if non_saturating else -F.softplus(logits).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+@dataclass
+class _Step:
+    out: Any  # what the step returned
+    before: list[torch.Tensor]  # G's weights before the step
+    after: list[torch.Tensor]  # G's weights after it
+    d_after: list[torch.Tensor]  # D's weights after it
+    reached_g: bool  # did G hold a nonzero gradient after the step?
+
+
+def _g_step(step_fn: Callable[..., Any] | None, d_bias: float, non_saturating: bool = False) -> _Step:
+    """One G step from fresh networks, by ``step_fn`` (None: the checker's own reference)."""
+    G, D, z = _toy(d_bias)
+    before = [p.detach().clone() for p in G.parameters()]
+    opt = torch.optim.SGD(G.parameters(), lr=_LR)
+    for p in G.parameters():
+        p.grad = torch.full_like(p, _STALE)
     if step_fn is None:
-        out = gan.gan_step(G, D, opt_g, opt_d, real, labels, real_label=real_label)
-        out = (out["loss_d"], out["loss_g"])
+        out = _reference_step(G, D, opt, z, non_saturating)
     else:
-        out = call(step_fn, "your train_step", G, D, opt_g, opt_d, real, labels)
-    return out, G, D
+        try:
+            out = call(step_fn, "your minimax_g_step", G, D, opt, z)
+        except Wrong as wrong:
+            if "does not require grad" in str(wrong):
+                raise Wrong("no gradient reached G: compute the loss from D(G(z)) without .detach() or "
+                            "torch.no_grad(), so that backward() runs through D into G") from None
+            raise
+    return _Step(out, before, [p.detach() for p in G.parameters()], [p.detach() for p in D.parameters()],
+                 any(p.grad is not None and bool(p.grad.any()) for p in G.parameters()))
 
 
-def _same_weights(a: nn.Module, b: nn.Module) -> bool:
-    return all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.allclose(x, y, rtol=1e-4, atol=1e-6) for x, y in zip(a, b, strict=True))
 
 
-@checker
-def check_train_step(step_fn: Callable[..., Any]) -> str:
-    """``step_fn(G, D, opt_g, opt_d, real, labels)`` -> ``(loss_d, loss_g)``: one DCGAN update, as in section 3."""
+def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(float((x - y).square().sum()) for x, y in zip(a, b, strict=True)))
+
+
+@checker(solution="minimax_g_step")
+def check_minimax_g_step(step_fn: Callable[..., Any]) -> str:
+    """``step_fn(G, D, opt_g, z)``: one update of G with the minimax loss mean log(1 - D(G(z))), which it returns."""
+    mine, ref = _g_step(step_fn, 0.0), _g_step(None, 0.0)
+    loss, ref_loss, ns_loss = as_number(mine.out, "the loss you return"), ref.out, _g_step(None, 0.0, True).out
+    before, after, right = mine.before, mine.after, ref.after
+    if not _same(mine.d_after, ref.d_after):
+        raise Wrong("D's weights changed: this step updates G only (step opt_g, not D)")
+    flipped = [2 * b - r for b, r in zip(before, right, strict=True)]  # the SGD step with the gradient's sign reversed
+    if close(loss, -ref_loss) or _same(after, flipped):
+        raise Wrong("the sign is flipped: G minimises log(1 - D(G(z))), a negative number that falls as D is fooled; "
+                    "minimising -log(1 - D(G(z))) = BCE(D(G(z)), 0) would make the fakes look more fake")
+    if close(loss, ns_loss):
+        raise Wrong("that is the non-saturating loss -log D(G(z)) of train_step; the minimax generator minimises "
+                    "log(1 - D(G(z))): with the logit l, log(1 - sigmoid(l)) = -softplus(l)")
+    if close(loss, _BATCH * ref_loss):
+        raise Wrong("wrong reduction: you summed over the batch; the loss is an expectation over z, so take the mean")
+    if not close(loss, ref_loss):
+        raise Wrong(f"expected a loss of {ref_loss:.4f}, the batch mean of log(1 - D(G(z))); yours is {loss:.4f}")
+    if _same(after, before):
+        if not mine.reached_g:
+            raise Wrong("the loss is right but no gradient reached G: don't detach G(z) (nor compute it under "
+                        "torch.no_grad()), so that loss.backward() runs through D into G")
+        raise Wrong("the loss is right but G did not move: after loss.backward(), call opt_g.step()")
+    if _same(after, [r - _LR * _STALE for r in right]):
+        raise Wrong("call opt_g.zero_grad() before loss.backward(): G's .grad still held gradients from an earlier "
+                    "step, and backward() adds to them")
+    if not _same(after, right):
+        raise Wrong("the loss is right but G's update is not: opt_g.zero_grad(), loss.backward(), then one "
+                    "opt_g.step()")
+    return _saturation(step_fn, _g_step(step_fn, 30.0).out)
+
+
+def _saturation(step_fn: Callable[..., Any], fooled: Any) -> str:
+    """The two extremes: D fooled (the loss must stay finite) and D rejecting the fakes (the gradient vanishes)."""
+    if isinstance(fooled, torch.Tensor) and fooled.numel() == 1:
+        fooled = fooled.item()
+    if isinstance(fooled, float) and not math.isfinite(fooled):
+        raise Wrong(f"when D is fooled (logits near +30) your loss is {fooled}: 1 - sigmoid(l) rounds to 0 in float32. "
+                    "Use log(1 - sigmoid(l)) = -softplus(l) (F.softplus), exact for any logit")
+    as_number(fooled, "the loss you return when D is fooled")
+    mine, ref, ns = _g_step(step_fn, -10.0), _g_step(None, -10.0), _g_step(None, -10.0, non_saturating=True)
+    if not _same(mine.after, ref.after):
+        raise Wrong("right for an undecided D, but not when D rejects the fakes (logits near -10): "
+                    "compute log(1 - D(G(z))) from the logits, as -softplus(logits)")
+    moved, ns_moved = _distance(mine.after, mine.before), _distance(ns.after, ns.before)  # SGD: lr x gradient size
+    G, D, z = _toy(-10.0)
+    with torch.no_grad():
+        verdict = float(torch.sigmoid(D(G(z))).mean())
+    return (f"when D rejects the fakes (mean D(G(z)) = {verdict:.0e}) your minimax step moves G's weights by "
+            f"{moved:.1e}, the non-saturating step by {ns_moved:.1e}: the minimax loss saturates, as section 1 showed")
+
+
+# --- the Fréchet distance of diagonal Gaussians, from features (section 4) -----------------------------------
+
+
+def _features() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two correlated feature sets of different sizes, [30, 6] and [50, 6], float32 as a network's features are."""
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(6, 6, generator=g) / 2 + torch.eye(6)
+    a = torch.randn(30, 6, generator=g) @ mix
+    b = (torch.randn(50, 6, generator=g) * torch.linspace(0.5, 2.0, 6)) @ mix + torch.linspace(-1.0, 1.0, 6)
+    return a, b
+
+
+def _diag_parts(a: torch.Tensor, b: torch.Tensor, unbiased: bool = True) -> tuple[torch.Tensor, ...]:
+    a, b = a.double(), b.double()
+    return a.mean(0), b.mean(0), a.var(0, unbiased=unbiased), b.var(0, unbiased=unbiased)
+
+
+@checker(solution="diagonal_fd")
+def check_diagonal_fd(fd_fn: Callable[..., Any]) -> str:
+    """``fd_fn(feats1, feats2)``: the squared Fréchet distance between diagonal Gaussians fitted to two feature sets."""
+    a, b = _features()
     try:
-        out, G, D = _run(step_fn)
+        got = as_number(call(fd_fn, "your diagonal_fd", a.clone(), b.clone()), "the distance")
     except Wrong as wrong:
-        if "backward through the graph a second time" in str(wrong):
-            raise Wrong("D's loss must use fake.detach(): without it, D's backward pass frees the graph through G "
-                        "that G's loss needs next (and sends D's gradients into G)") from None
+        if "must match the size" in str(wrong):
+            raise Wrong(f"{wrong}. The statistics are per feature: average over the samples, dim 0 of the [N, d] "
+                        "features (the two sets have different N)") from None
         raise
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise Wrong("return the two losses as a tuple: (loss_d, loss_g), each a number (use .item())")
-    loss_d, loss_g = as_number(out[0], "loss_d"), as_number(out[1], "loss_g")
-    (ref_d, ref_g), G_ref, D_ref = _run(None)
-    if close(loss_d, ref_d) and close(loss_g, ref_g) and _same_weights(D, D_ref) and _same_weights(G, G_ref):
-        return "D learns from a real and a detached fake batch, then G from D's verdict on the same fakes"
-    (plain_d, _), _, _ = _run(None, real_label=1.0)
-    if close(loss_d, plain_d):
-        raise Wrong("D's target for real images should be 0.9 (one-sided label smoothing), not 1")
-    G0 = _step_fixture()[0]
-    if _same_weights(G, G0):
-        raise Wrong("G did not change: after D's update, compute G's loss on D(fake, labels) and step opt_g")
-    if close(loss_d, ref_d) and _same_weights(D, D_ref) and not close(loss_g, ref_g):
-        if close(loss_g, -ref_g) or loss_g < 0:
-            raise Wrong("G's loss should be BCE(D(fake), 1) = -log D(G(z)), the non-saturating loss; "
-                        "yours looks like the minimax log(1 - D(G(z))), which saturates")
-        raise Wrong("D's update matches; G's loss does not: label the fakes 1 (real) for G, BCE with logits")
-    if close(loss_d, ref_d) and not _same_weights(G, G_ref):
-        raise Wrong("the losses match but G ended elsewhere: use fake.detach() for D's loss so D's update "
-                    "sends no gradient into G, and zero G's gradients before G's backward pass")
-    raise Wrong(f"your losses ({loss_d:.4f}, {loss_g:.4f}) differ from ({ref_d:.4f}, {ref_g:.4f}): draw z with "
-                "torch.randn(len(real), G.config.z_dim) first, then D's step on real (target 0.9) and fake.detach() "
-                "(target 0), then G's step with target 1")
-
-
-# --- the Fréchet distance (section 4) ------------------------------------------------------------------
-
-
-def _random_stats(d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(d, d, generator=g, dtype=torch.float64)
-    return torch.randn(d, generator=g, dtype=torch.float64), a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
-
-
-@checker
-def check_frechet_distance(fd_fn: Callable[..., Any]) -> str:
-    """``fd_fn(mu1, sigma1, mu2, sigma2)``: the squared Fréchet distance between two Gaussians."""
-    (mu1, s1), (mu2, s2) = _random_stats(6, 0), _random_stats(6, 1)
-    got = as_number(call(fd_fn, "your function", mu1.clone(), s1.clone(), mu2.clone(), s2.clone()), "the distance")
-    expected = evaluation.frechet_distance(mu1, s1, mu2, s2)
-    if close(got, expected, 1e-5):
-        same = as_number(call(fd_fn, "your function", mu1, s1, mu1, s1), "the distance to itself")
-        if abs(same) > 1e-5:
-            raise Wrong(f"a Gaussian's distance to itself should be 0, yours is {same:.2e}")
-        return f"{got:.4f}, the same as evaluation.frechet_distance"
-    mean_term = float((mu1 - mu2).square().sum())
-    if close(got, mean_term, 1e-5):
-        raise Wrong("that is only the mean term: add tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2)")
-    traces = float(s1.trace() + s2.trace())
-    root = evaluation._sqrt_psd(evaluation._sqrt_psd(s1) @ s2 @ evaluation._sqrt_psd(s1))
-    if close(got, mean_term + traces - float(root.trace()), 1e-5):
-        raise Wrong("the cross term counts twice: subtract 2 tr((S1^1/2 S2 S1^1/2)^1/2)")
-    if close(got, mean_term + traces - 2 * float((s1 @ s2).trace()), 1e-5):
-        raise Wrong("you subtracted 2 tr(S1 S2): the trace is of the matrix square root of S1 S2 "
-                    "(use the symmetric S1^1/2 S2 S1^1/2 and torch.linalg.eigvalsh)")
-    elementwise = float((s1 @ s2).clamp_min(0).sqrt().trace())
-    if close(got, mean_term + traces - 2 * elementwise, 1e-5):
-        raise Wrong("sqrt() of a matrix is element by element; the formula needs the matrix square root: "
-                    "the square roots of the eigenvalues of S1^1/2 S2 S1^1/2")
-    raise Wrong(f"expected {expected:.4f}: ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2)")
+    m1, m2, v1, v2 = _diag_parts(a, b)
+    mean_term = float((m1 - m2).square().sum())
+    expected = mean_term + float((v1.sqrt() - v2.sqrt()).square().sum())
+    if close(got, expected, 1e-4):
+        same = as_number(call(fd_fn, "your diagonal_fd", a.clone(), a.clone()), "the distance of a set to itself")
+        if abs(same) > 1e-6:
+            raise Wrong(f"a set of features is at distance 0 from itself, yours gives {same:.2e}")
+        full = evaluation.frechet_distance(*evaluation.feature_stats(a), *evaluation.feature_stats(b))
+        return (f"{got:.4f}; the full Fréchet distance of the same features is {full:.4f}: the diagonal Gaussians "
+                "ignore how the features vary together")
+    if close(got, mean_term, 1e-4):
+        raise Wrong("that is only the mean term: the covariances add sum_i (sd1_i - sd2_i)^2 over the features")
+    if close(got, float((m1 - m2).norm()) + expected - mean_term, 1e-4):
+        raise Wrong("square the distance between the means: ||mu1 - mu2||^2, the sum of squared differences")
+    if close(got, mean_term + float((v1 - v2).square().sum()), 1e-4):
+        raise Wrong("you compared variances: for diagonal covariances the trace term is sum_i (sd1_i - sd2_i)^2, "
+                    "with standard deviations (square roots of the variances)")
+    if close(got, mean_term + float((v1 + v2 - 2 * v1 * v2).sum()), 1e-4):
+        raise Wrong("the cross term is 2 tr((S1^1/2 S2 S1^1/2)^1/2) = 2 sum_i sd1_i sd2_i: on diagonal matrices the "
+                    "matrix square root takes the square root of each entry, so it is not 2 sum_i var1_i var2_i")
+    b1, b2, w1, w2 = _diag_parts(a, b, unbiased=False)
+    if close(got, float((b1 - b2).square().sum() + (w1.sqrt() - w2.sqrt()).square().sum()), 1e-4):
+        raise Wrong("use the unbiased variance, divided by N - 1 (the default of torch.var and torch.std, and what "
+                    "torch.cov in evaluation.feature_stats computes), not by N")
+    raise Wrong(f"expected {expected:.4f}: ||mu1 - mu2||^2 + sum_i (sd1_i - sd2_i)^2, with the means and standard "
+                "deviations of each feature taken over the samples")

@@ -1,0 +1,33 @@
+"""Reference solutions of notebook 02 (GANs): shown on request by ``show_solution("name")``, never run by it."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gan_value(p_data, p_g, dx):
+    """V(D*, G) on a grid: E_data[log D*] + E_g[log(1 - D*)], each expectation a sum times dx."""
+    d_opt = p_data / (p_data + p_g)  # the optimal discriminator at every grid point
+    integrand = p_data * torch.log(d_opt) + p_g * torch.log1p(-d_opt)
+    return float(integrand.sum() * dx)
+
+
+def minimax_g_step(G, D, opt_g, z):
+    """One update of G with the minimax loss, the batch mean of log(1 - D(G(z))); returns that loss as a float."""
+    logits = D(G(z))  # no detach: G's gradient flows back through D
+    # log(1 - sigmoid(l)) = -softplus(l), exact for any logit (1 - sigmoid(l) rounds to 0 when D is fooled)
+    loss = -F.softplus(logits).mean()
+    opt_g.zero_grad()  # clear gradients left by an earlier backward pass
+    loss.backward()
+    opt_g.step()
+    return loss.item()
+
+
+def diagonal_fd(feats1, feats2):
+    """The squared Fréchet distance between diagonal Gaussians fitted to two [N, d] sets of features."""
+    a, b = feats1.double(), feats2.double()
+    mean_gap = (a.mean(dim=0) - b.mean(dim=0)).square().sum()
+    # diagonal covariances: tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) = sum of (sd1 - sd2)^2 over the features
+    spread_gap = (a.std(dim=0) - b.std(dim=0)).square().sum()  # std: unbiased (N - 1), as torch.cov
+    return float(mean_gap + spread_gap)
