@@ -82,6 +82,17 @@ def test_every_checker_answers_an_unfinished_stub_with_not_done_yet_and_nothing_
             assert_not_done(result)
 
 
+def test_a_shown_solution_runs_as_it_is_when_pasted():
+    """show_solution prints the imports of the solution's file too: pasted into a cell, it defines the function."""
+    _import_all()
+    for name in exercises.SOLUTIONS:
+        source, _ = exercises.solution_source(name)
+        namespace: dict = {}
+        exec(compile(source, "<pasted>", "exec"), namespace)  # noqa: S102  (the course's own reference text)
+        assert callable(namespace[exercises.SOLUTIONS[name]])
+        assert_right(exercises.CHECKERS[name](namespace[exercises.SOLUTIONS[name]]))
+
+
 def test_every_solution_function_belongs_to_an_exercise():
     _import_all()
     wanted = {(exercises._solutions_module(c), s) for c, s in exercises.SOLUTIONS.items()}
@@ -96,7 +107,7 @@ def test_show_solution_prints_the_source_without_running_it(capsys):
     _import_all()
     name, solution = next(iter(exercises.SOLUTIONS.items()))
     source, path = exercises.solution_source(solution)
-    assert source.startswith(f"def {solution}(") and path.parent.name == "solutions"
+    assert f"\ndef {solution}(" in "\n" + source and path.parent.name == "solutions"
     for what in (solution, name, exercises.CHECKERS[name]):
         exercises.show_solution(what)
         shown = capsys.readouterr().out

@@ -179,7 +179,7 @@ def _significant_lines(source: str) -> set[str]:
     """The lines of a solution's body worth comparing: long, not comments, not the signature or docstring."""
     body = source.split(":\n", 1)[1] if ":\n" in source else source
     return {line.strip() for line in body.splitlines()
-            if len(line.strip()) >= 25 and not line.strip().startswith(("#", '"""', "def "))}
+            if len(line.strip()) >= 25 and not line.strip().startswith(("#", '"""', "def ", "import ", "from "))}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

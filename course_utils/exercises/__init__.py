@@ -152,9 +152,15 @@ def _find(what: str | Callable[..., Any]) -> str:
 
 
 def solution_source(what: str | Callable[..., Any]) -> tuple[str, Path]:
-    """The source text of a reference solution, and the file it is in."""
+    """The source text of a reference solution, after the imports of its file, and the file it is in.
+
+    The imports come first so that the text shown runs as it is when pasted into a cell.
+    """
     fn = reference(_find(what))
-    return inspect.getsource(fn), Path(inspect.getsourcefile(fn) or "")
+    module = inspect.getsource(inspect.getmodule(fn))
+    imports = [line for line in module.splitlines() if line.startswith(("import ", "from "))]
+    source = inspect.getsource(fn)
+    return ("\n".join(imports) + "\n\n\n" + source if imports else source), Path(inspect.getsourcefile(fn) or "")
 
 
 def show_solution(what: str | Callable[..., Any]) -> None:
