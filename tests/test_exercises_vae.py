@@ -77,7 +77,7 @@ def test_reparameterize_stub_and_crashes_get_plain_hints():
 
 
 def elbo_fn(variant: str = "right"):
-    def negative_elbo(x, logits, mu, logvar):
+    def negative_elbo(logits, x, mu, logvar):
         bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
         if variant == "sigmoid twice":
             bce = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none")
@@ -143,19 +143,23 @@ def test_negative_elbo_names_each_mistake(variant, fragment):
 
 
 def test_negative_elbo_other_answers_and_stub():
-    def stub(x, logits, mu, logvar):
+    def stub(logits, x, mu, logvar):
         raise NotImplementedError
 
+    def old_order(x, logits, mu, logvar):  # the arguments in the other order: logits and images swapped
+        return ref.negative_elbo(logits, x, mu, logvar)
+
     assert_not_done(ex.check_negative_elbo(stub))
-    assert_wrong(ex.check_negative_elbo(lambda x, logits, mu, logvar: logits.mean()), "expected", "reconstruction")
-    assert_wrong(ex.check_negative_elbo(lambda x, logits, mu, logvar: mu), "one number, the batch mean")
-    assert_wrong(ex.check_negative_elbo(lambda x, logits: x), "your function raised TypeError")
+    assert_wrong(ex.check_negative_elbo(old_order), "the logits and the images are swapped")
+    assert_wrong(ex.check_negative_elbo(lambda logits, x, mu, logvar: logits.mean()), "expected", "reconstruction")
+    assert_wrong(ex.check_negative_elbo(lambda logits, x, mu, logvar: mu), "one number, the batch mean")
+    assert_wrong(ex.check_negative_elbo(lambda logits, x: x), "your function raised TypeError")
 
 
 def test_negative_elbo_case_tells_the_mistakes_apart():
     """Every wrong answer the checker names is far (relative 1e-3) from the right one and from the others."""
     x, logits, mu, logvar = ex._elbo_case()
-    right = ref.negative_elbo(x, logits, mu, logvar).item()
+    right = ref.negative_elbo(logits, x, mu, logvar).item()
     assert abs(right - vae.vae_loss(logits, x, mu, logvar)[0].item()) < 1e-4 * right
     values = [right] + [v.item() for v, _ in ex._elbo_mistakes(x, logits, mu, logvar)]
     for i, a in enumerate(values):
@@ -195,10 +199,31 @@ def test_kl_diag_gaussians():
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("no -1")), "left out the -1")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("double")), "twice the KL")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("per dim")), "sum them over the last dimension")
-    assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: (a - c).pow(2).sum(-1)), "row")
+    assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: (a - c).pow(2).sum(-1)), "reduce to the formula")
     averaged = lambda a, b, c, d: kl_fn()(a, b, c, d).mean().expand(len(a))  # noqa: E731
     assert_wrong(ex.check_kl_diag_gaussians(averaged), "do not average over the rows")
     assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: kl_fn()(a, b, c, d)[:, None]), "should have shape (6,)")
+
+
+def test_kl_unrecognised_mistakes_are_located_by_two_known_cases():
+    def plus_one(mu_q, lv_q, mu_p, lv_p):  # + 1 instead of - 1: KL(q || q) is d, not 0
+        var_q, var_p = lv_q.exp(), lv_p.exp()
+        return 0.5 * (lv_p - lv_q + (var_q + (mu_q - mu_p) ** 2) / var_p + 1).sum(-1)
+
+    def undivided(mu_q, lv_q, mu_p, lv_p):  # (mu_q - mu_p)^2 not divided by var_p: right for p = q and p = N(0, I)
+        var_q, var_p = lv_q.exp(), lv_p.exp()
+        return 0.5 * (lv_p - lv_q + var_q / var_p + (mu_q - mu_p) ** 2 - 1).sum(-1)
+
+    assert_wrong(ex.check_kl_diag_gaussians(plus_one), "KL(q || q) should be 0", "does not cancel")
+    assert_wrong(ex.check_kl_diag_gaussians(undivided), "right when p = q and when p = N(0, I)", "row")
+
+
+def test_hints_do_not_print_the_answers_code():
+    """The hints name the mistake; none prints the broadcasting of Exercise 4 or a full formula of Exercise 3."""
+    for result in (ex.check_auroc(lambda n, a: 0.5), ex.check_auroc(auroc_fn("ties 0")),
+                   ex.check_kl_diag_gaussians(lambda a, b, c, d: (a - c).pow(2).sum(-1))):
+        text = str(result)
+        assert "[:, None]" not in text and "(mu_q - mu_p)^2) / var_p" not in text, text
 
 
 def test_kl_stub_gets_a_plain_hint():

@@ -30,33 +30,33 @@ def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], 
     # of the true mean, and the sample std within 2% of the true std, except with negligible probability.
     mean, std = z.mean(0), z.std(0)
     if std.max() < 1e-6:
-        raise Wrong("every z equals mu: add the noise, z = mu + std * eps with eps = torch.randn_like(mu)")
+        raise Wrong("every z equals mu: the noise eps of section 1.3 is missing (one standard normal draw per entry)")
     if (mean - _MU).abs().max() > 0.06:
         if (mean.abs().max() < 0.06) and (std - _STD).abs().max() / 2 < 0.04:
-            raise Wrong("the samples are centred on 0: add mu, z = mu + std * eps")
-        raise Wrong(f"the column means of z are {_fmt(mean)}, but mu is {_fmt(_MU)}: z = mu + std * eps")
+            raise Wrong("the samples are centred on 0, not on mu: the mean is missing from z")
+        raise Wrong(f"the column means of z are {_fmt(mean)}, but mu is {_fmt(_MU)}: z should be centred on mu")
     ratio = std / _STD
     if ((std - _STD**2).abs() / _STD**2).max() < 0.02:
-        raise Wrong("the spread of z is the variance exp(logvar), not the standard deviation: "
-                    "std = torch.exp(0.5 * logvar)")
+        raise Wrong("the spread of z is the variance exp(logvar), not the standard deviation, "
+                    "which is exp(0.5 * logvar)")
     if ((std - 2 * _STD.log()).abs()).max() < 0.03 or ((std - (2 * _STD.log()).abs()).abs()).max() < 0.03:
-        raise Wrong("logvar is the log of the variance: std = torch.exp(0.5 * logvar), not logvar itself")
+        raise Wrong("logvar is the log of the variance: the standard deviation is computed from it, not logvar itself")
     if ((ratio - 1).abs()).max() > 0.02:
-        raise Wrong(f"the standard deviations of z are {_fmt(std)}, expected {_fmt(_STD)}: "
-                    "std = torch.exp(0.5 * logvar)")
+        raise Wrong(f"the standard deviations of z are {_fmt(std)}, expected {_fmt(_STD)} "
+                    "(the square roots of exp(logvar))")
     grads = torch.autograd.grad(out.sum(), [mu, logvar], allow_unused=True) if out.requires_grad else (None, None)
     g_mu, g_logvar = (torch.zeros_like(mu) if g is None else g for g in grads)
     if g_mu.abs().max() == 0 and g_logvar.abs().max() == 0:
         raise Wrong("no gradient reaches mu and logvar: Normal(...).sample() cuts the graph and torch.normal passes "
-                    "zero gradients; draw eps = torch.randn_like(mu) and return mu + std * eps")
+                    "zero gradients; draw the noise on its own and build z from it (section 1.3)")
     if not close(g_mu, torch.ones_like(g_mu), 1e-4):
-        raise Wrong("dz/dmu should be 1 for every entry: return mu + std * eps, with mu itself (not detached)")
+        raise Wrong("dz/dmu should be 1 for every entry: z must use mu itself (not detached, not rescaled)")
     if g_logvar.abs().max() == 0:
         raise Wrong("no gradient reaches logvar: compute std from logvar inside autograd (no .detach(), no .item())")
     eps = (z - mu.detach()) / _STD  # the noise that was drawn
     if not close(g_logvar, 0.5 * _STD * eps, 1e-3):
-        raise Wrong("the gradient with respect to logvar is not 0.5 * std * eps: "
-                    "build z as mu + torch.exp(0.5 * logvar) * eps")
+        raise Wrong("the gradient with respect to logvar is not 0.5 * std * eps (section 1.3): z should depend "
+                    "on logvar only through the standard deviation")
     return "z = mu + exp(logvar / 2) * eps: the noise eps is an input, so gradients reach mu and logvar"
 
 
@@ -101,15 +101,14 @@ def _elbo_mistakes(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logv
         (recon.sum() + kl.mean(), "the reconstruction term is summed over the batch too (reduction='sum'): sum over "
                                   "the pixels of each image, then average over the batch like the KL"),
         (recon.mean() + kl.sum(), "the KL is summed over the batch too: one KL per image, then average over the batch"),
-        (recon.mean(), "the KL term is missing: -ELBO = reconstruction (BCE summed over pixels) "
-                       "+ KL(q(z|x) || N(0, I))"),
-        ((recon - kl).mean(), "the KL's sign: ELBO = E[log p(x|z)] - KL, so the negative ELBO is BCE + KL, "
-                              "not BCE - KL"),
-        (-right, "this is the ELBO, the quantity to maximise: return its negative, BCE + KL, the loss to minimise"),
+        (recon.mean(), "the KL term is missing: the negative ELBO is the reconstruction term plus "
+                       "KL(q(z|x) || N(0, I))"),
+        ((recon - kl).mean(), "the KL's sign: the ELBO subtracts the KL, so its negative adds it"),
+        (-right, "this is the ELBO, the quantity to maximise: return its negative, the loss to minimise"),
         ((sigmoid_twice + kl).mean(), "binary_cross_entropy_with_logits applies the sigmoid itself: give it the "
                                       "logits, not torch.sigmoid(logits)"),
-        ((swapped + kl).mean(), "F.binary_cross_entropy_with_logits(input, target) takes the logits first and the "
-                                "images second"),
+        ((swapped + kl).mean(), "the logits and the images are swapped: negative_elbo(logits, x, mu, logvar), like "
+                                "F.binary_cross_entropy_with_logits, takes the logits first and the images second"),
         ((recon + 2 * kl).mean(), "your KL is twice the closed form: it has a factor 1/2 in front"),
         ((recon + kl + 0.5 * mu.shape[1]).mean(), "you left out the -1 in each latent dimension of the KL (without it "
                                                   "the KL of q = N(0, I) would be d / 2, not 0)"),
@@ -122,15 +121,15 @@ def _elbo_mistakes(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logv
 
 @checker(solution="negative_elbo")
 def check_negative_elbo(negative_elbo: Callable[..., Any]) -> str:
-    """``negative_elbo(x, logits, mu, logvar)``: BCE over pixels + KL over dims, each summed, batch-averaged."""
+    """``negative_elbo(logits, x, mu, logvar)``: BCE over pixels + KL over dims, each summed, batch-averaged."""
     x, logits, mu, logvar = _elbo_case()
     inputs = [t.clone().requires_grad_(True) for t in (logits, mu, logvar)]
     try:
-        out = call(negative_elbo, "your function", x.clone(), *inputs)
+        out = call(negative_elbo, "your function", inputs[0], x.clone(), *inputs[1:])
     except Wrong as wrong:
         if "between 0 and 1" in str(wrong):
             raise Wrong("F.binary_cross_entropy takes probabilities in [0, 1], but logits are any real numbers: use "
-                        "F.binary_cross_entropy_with_logits(logits, x, reduction='none')") from None
+                        "the version of it that takes logits") from None
         raise
     with torch.no_grad():
         mistakes = _elbo_mistakes(x, logits, mu, logvar)
@@ -157,8 +156,7 @@ def check_negative_elbo(negative_elbo: Callable[..., Any]) -> str:
         if close(value, wrong_value.item(), 1e-4):
             raise Wrong(hint)
     raise Wrong(f"your negative ELBO is {value:.3f}, expected {expected:.3f} = reconstruction {recon.mean():.3f} "
-                f"+ KL {kl.mean():.4f} (BCE summed over the pixels and KL summed over the latent dimensions of "
-                "each image, then averaged over the batch)")
+                f"+ KL {kl.mean():.4f} (the batch means of the two terms)")
 
 
 # --- exercise 3: the KL between two diagonal Gaussians --------------------------------------------------------
@@ -212,13 +210,26 @@ def check_kl_diag_gaussians(kl_fn: Callable[..., torch.Tensor]) -> str:
         raise Wrong("you used standard deviations where the formula has variances: var = exp(logvar)")
     if close(kl, expected.mean().expand(n), 1e-4) or (kl.numel() == n and close(kl.sum(), expected.mean(), 1e-4)):
         raise Wrong("return one KL per row, [N]; do not average over the rows")
-    return _fail(kl, expected)
+    return _fail(kl_fn, kl, expected)
 
 
-def _fail(kl: torch.Tensor, expected: torch.Tensor) -> str:
+def _fail(kl_fn: Callable[..., torch.Tensor], kl: torch.Tensor, expected: torch.Tensor) -> str:
+    """The hint for an unrecognised wrong KL: which of two cases with a known answer it gets wrong."""
+    mu_q, lv_q, _, _ = _kl_case()
+    n = len(mu_q)
+    same = as_tensor(call(kl_fn, "your function", mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
+    if not close(same, torch.zeros(n), 1e-5):
+        raise Wrong(f"KL(q || q) should be 0 for every row, yours is {same[0]:.4f} for the first: some term does not "
+                    "cancel when p = q")
+    zeros = torch.zeros_like(mu_q)
+    std_normal = as_tensor(call(kl_fn, "your function", mu_q, lv_q, zeros, zeros), "KL(q || N(0, I))", shape=(n,))
+    closed_form = 0.5 * (mu_q**2 + lv_q.exp() - 1 - lv_q).sum(-1)
+    if not close(std_normal, closed_form, 1e-4):
+        raise Wrong(f"with p = N(0, I) your KL should reduce to the formula of section 1.4: first row "
+                    f"{std_normal[0]:.4f}, expected {closed_form[0]:.4f}")
     i = int((kl - expected).abs().argmax())
-    raise Wrong(f"row {i}: your KL is {kl[i]:.4f}, expected {expected[i]:.4f}; "
-                "use 1/2 sum(log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1)")
+    raise Wrong(f"right when p = q and when p = N(0, I), but row {i} gives {kl[i]:.4f}, expected {expected[i]:.4f}: "
+                "look at how mu_p and var_p enter (the terms that vanish in those two cases)")
 
 
 # --- exercise 4: AUROC by counting pairs ----------------------------------------------------------------------
@@ -249,10 +260,11 @@ def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
         raise Wrong("your value is 1 - AUROC: count the pairs where the *anomalous* item scores higher")
     diff = anomalous[:, None] - normal[None, :]
     if close(value, (diff > 0).double().mean().item(), 1e-6):
-        raise Wrong("ties count as half a correct pair: add 0.5 * (anomalous == normal) for each pair")
+        raise Wrong("ties count as half a correct pair: a pair with equal scores should add 1/2, not 0")
     if close(value, (diff >= 0).double().mean().item(), 1e-6):
         raise Wrong("ties count as half a correct pair, not a whole one")
     if close(value, (diff > 0).double().sum().item(), 1e-6) or value > 1:
         raise Wrong("divide the count of correctly ranked pairs by the number of pairs, len(normal) * len(anomalous)")
-    raise Wrong(f"expected {expected:.4f}: compare every anomalous score with every normal score "
-                "(anomalous[:, None] - normal[None, :]) and average (> 0 counts 1, == 0 counts 1/2)")
+    raise Wrong(f"your AUROC is {value:.4f}, expected {expected:.4f}: every (anomalous, normal) pair counts once, "
+                "1 if the anomalous score is higher, 1/2 if the scores are equal, 0 otherwise; divide by the number "
+                "of pairs")

@@ -11,7 +11,7 @@ def sample_z(mu, logvar):
     return mu + std * eps
 
 
-def negative_elbo(x, logits, mu, logvar):
+def negative_elbo(logits, x, mu, logvar):
     """The negative ELBO of each image (nats), averaged over the batch: one number."""
     # -log p(x|z): the binary cross-entropy of every pixel, summed over the pixels of each image -> [N]
     recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
