@@ -410,7 +410,7 @@ NANOGPT_CPU = Recipe(GPTConfig(tie_weights=True), batch_size=12, steps=2000, lr=
                      warmup=100, decay_steps=1900, schedule="cosine")
 #: The course's recipes: ``ci``/``cpu``/``gpu`` are notebook 04's profiles, ``ship`` the shipped model.
 #: ``ci`` and ``cpu`` use a model smaller than nanoGPT's (0.24M parameters, not 0.8M) with a larger batch and
-#: learning rate: for a budget of a minute of CPU, a smaller model shown more text learns more (section 3).
+#: learning rate: for a minute of CPU, a smaller model shown more text learns more (`train gpt --bench` times it).
 #: ``ship`` is nanoGPT's CPU model with a context of 128 characters (0.8M parameters): for half an hour of one
 #: CPU thread it reads about ten times more text than the 2M-parameter 6 x 168 ``gpu`` model would.
 SMALL = GPTConfig(block_size=64, n_layer=2, n_head=4, n_embd=96)

@@ -49,7 +49,8 @@ def test_local_causal_mask_bad_answers():
 # --- exercise 2: the ALiBi head -------------------------------------------------------------------------
 
 
-def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, dim=-1, weights=False, use_slope=True):
+def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, dim=-1, weights=False, use_slope=True,
+          zero_after=False):
     """A learner's ALiBi head, written out, with one mistake chosen by the arguments."""
 
     def fn(x, w_q, w_k, w_v, slope):
@@ -62,6 +63,8 @@ def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, di
         if mask:
             s = s.masked_fill(j > i, float("-inf"))
         w = s.softmax(dim)
+        if zero_after:
+            w = w * (j <= i)  # the future's weights removed after the softmax (section 2.4's warning)
         return w if weights else w @ v
 
     return fn
@@ -75,6 +78,14 @@ def test_alibi_head():
     assert_wrong(ex.check_alibi_head(alibi(bias_first=True)), "before dividing by sqrt(hs)")
     assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: 1.0)), "did not scale")
     assert_wrong(ex.check_alibi_head(alibi(mask=False)), "the bias alone does not hide")
+    assert_wrong(ex.check_alibi_head(alibi(mask=False, zero_after=True)), "AFTER the softmax", "sum to 1")
+    assert_wrong(ex.check_alibi_head(alibi(mask=False, absolute=True, zero_after=True)), "AFTER the softmax")
+
+    def renormalised(x, w_q, w_k, w_v, slope):  # zeroed after the softmax, then renormalised: the same as before
+        w = alibi(mask=False, zero_after=True, weights=True)(x, w_q, w_k, w_v, slope)
+        return (w / w.sum(-1, keepdim=True)) @ (x @ w_v)
+
+    assert_right(ex.check_alibi_head(renormalised))
     assert_wrong(ex.check_alibi_head(alibi(mask=False, absolute=True)), "|i - j|")
     assert_wrong(ex.check_alibi_head(alibi(dim=0)), "dim=0")
     assert_wrong(ex.check_alibi_head(alibi(weights=True)), "attention weights")
@@ -84,6 +95,28 @@ def test_alibi_head():
     assert_wrong(ex.check_alibi_head(lambda x, q, k, v, slope: 2 * alibi()(x, q, k, v, slope)), "differs from softmax")
     assert_wrong(ex.check_alibi_head(lambda x, q, k, v: x @ v), "raised TypeError")  # no slope argument
     assert_not_done(ex.check_alibi_head(stub))
+
+
+def test_alibi_head_refuses_the_package_and_torch_attention():
+    def fused(x, w_q, w_k, w_v, slope):  # right, but PyTorch's kernel does the work
+        i, j = torch.arange(len(x))[:, None], torch.arange(len(x))[None, :]
+        bias = (-slope * (i - j)).float().masked_fill(j > i, float("-inf"))
+        return F.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, attn_mask=bias)
+
+    assert torch.allclose(fused(*_alibi_inputs(), 0.75), sol.alibi_head(*_alibi_inputs(), 0.75), atol=1e-5)
+    original = F.scaled_dot_product_attention
+    assert_wrong(ex.check_alibi_head(fused), "write the head yourself", "F.scaled_dot_product_attention")
+    assert F.scaled_dot_product_attention is original  # restored
+
+    def package(x, w_q, w_k, w_v, slope):
+        return gpt.attention(x @ w_q, x @ w_k, x @ w_v, gpt.causal_mask(len(x)))[0]
+
+    assert_wrong(ex.check_alibi_head(package), "write the head yourself", "gpt.attention")
+
+
+def _alibi_inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(5, 8, generator=g), *(torch.randn(8, 4, generator=g) for _ in range(3))
 
 
 def test_alibi_variants_really_differ_from_the_answer():
@@ -135,7 +168,6 @@ def sampler(crop=True, crop_first=False, temp="divide", largest=True, top_k_on=T
 def test_sample_tokens():
     assert_right(ex.check_sample_tokens(sol.sample_tokens))
     assert_right(ex.check_sample_tokens(sampler()))
-    assert_right(ex.check_sample_tokens(lambda m, idx, n, t, k, g: gpt.generate(m, idx, n, t, k, generator=g)))
     assert_wrong(ex.check_sample_tokens(sampler(crop=False)), "grew past block_size")
     assert_wrong(ex.check_sample_tokens(sampler(crop_first=True)), "FIRST block_size tokens")
     assert_wrong(ex.check_sample_tokens(sampler(temp="after")), "dividing the probabilities after the softmax")
@@ -160,6 +192,60 @@ def test_sample_tokens():
     assert_not_done(ex.check_sample_tokens(stub))
 
 
+def test_sample_tokens_refuses_the_package_samplers():
+    """The package's samplers give the right tokens: the checker refuses them, and restores them afterwards."""
+    originals = [gpt.generate, text.sample_logits, text.logits_to_probs, text.filter_logits, decoding.sample]
+    by_generate = lambda m, idx, n, t, k, g: gpt.generate(m, idx, n, t, k, generator=g)  # noqa: E731
+    assert_wrong(ex.check_sample_tokens(by_generate), "write the loop yourself", "gpt.generate")
+
+    def by_sample_logits(model, idx, steps, temperature, top_k, generator):
+        for _ in range(steps):
+            logits, _ = model(idx[:, -model.config.block_size:])
+            nxt = text.sample_logits(logits[:, -1], temperature, top_k, generator=generator)
+            idx = torch.cat([idx, nxt[:, None]], dim=1)
+        return idx
+
+    def by_logits_to_probs(model, idx, steps, temperature, top_k, generator):
+        for _ in range(steps):
+            logits, _ = model(idx[:, -model.config.block_size:])
+            probs = text.logits_to_probs(logits[:, -1], temperature, top_k)
+            idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator)], dim=1)
+        return idx
+
+    def by_decoding(model, idx, steps, temperature, top_k, generator):
+        return decoding.sample(model, idx[0], steps, temperature=temperature, top_k=top_k, generator=generator)[None]
+
+    def hidden(model, idx, steps, temperature, top_k, generator):  # catches the refusal, then answers anyway
+        try:
+            return by_generate(model, idx, steps, temperature, top_k, generator)
+        except Exception:
+            return sol.sample_tokens(model, idx, steps, temperature, top_k, generator)
+
+    model, prompt = ex._tiny_gpt(), torch.tensor([[2, 7, 1]])
+    with torch.no_grad():  # outside the checker these loops give gpt.generate's tokens: only the refusal catches them
+        want = gpt.generate(model, prompt, 12, 2.5, 4, generator=torch.Generator().manual_seed(19))
+        for loop in (by_sample_logits, by_logits_to_probs, by_decoding):
+            assert torch.equal(loop(model, prompt, 12, 2.5, 4, torch.Generator().manual_seed(19)), want), loop
+    assert_wrong(ex.check_sample_tokens(by_sample_logits), "write the loop yourself", "text.sample_logits")
+    assert_wrong(ex.check_sample_tokens(by_logits_to_probs), "write the loop yourself", "text.logits_to_probs")
+    assert_wrong(ex.check_sample_tokens(by_decoding), "write the loop yourself", "decoding.sample")
+    assert_wrong(ex.check_sample_tokens(hidden), "write the loop yourself", "gpt.generate")
+    assert [gpt.generate, text.sample_logits, text.logits_to_probs, text.filter_logits, decoding.sample] == originals
+    again = gpt.generate(model, prompt, 12, 2.5, 4, generator=torch.Generator().manual_seed(19))
+    assert torch.equal(again, want)  # the restored functions still work
+
+
+def test_forbidden_restores_on_error():
+    original = gpt.generate
+    try:
+        with ex._forbidden(("gpt.generate",)):
+            assert gpt.generate is not original
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert gpt.generate is original
+
+
 def test_sample_variants_differ_from_the_answer_and_from_each_other():
     """On the checker's runs, every mistake gives other tokens than the answer and than every other mistake,
     by several tokens: else a hint is unreachable, or names the wrong mistake."""
@@ -181,7 +267,6 @@ def test_sample_variants_differ_from_the_answer_and_from_each_other():
 
 def test_top_p():
     assert_right(ex.check_top_p(sol.top_p_filter))
-    assert_right(ex.check_top_p(lambda logits, p: text.filter_logits(logits, top_p=p)))
 
     def by_hand(logits, p):
         s, order = torch.sort(logits, dim=-1, descending=True)
@@ -193,11 +278,16 @@ def test_top_p():
     for name, hint in ex.TOP_P_HINTS.items():
         assert_wrong(ex.check_top_p(lambda logits, p, name=name: ex._top_p_variants(logits, p)[name]),
                      hint.split(":")[0][:30])
-    as_probs = lambda logits, p: text.filter_logits(logits, top_p=p).softmax(-1)  # noqa: E731
+    as_probs = lambda logits, p: by_hand(logits, p).softmax(-1)  # noqa: E731
     assert_wrong(ex.check_top_p(as_probs), "not probabilities")
+    original = text.filter_logits
+    assert_wrong(ex.check_top_p(lambda logits, p: text.filter_logits(logits, top_p=p)), "write the filter yourself",
+                 "text.filter_logits")
+    assert text.filter_logits is original
     everything = lambda logits, p: torch.full_like(logits, float("-inf"))  # noqa: E731
     assert_wrong(ex.check_top_p(everything), "most likely token must always stay")
-    assert_wrong(ex.check_top_p(lambda logits, p: text.filter_logits(logits, top_k=3)), "nucleus has")
+    top3 = lambda logits, p: logits.masked_fill(logits < logits.topk(3).values[:, -1:], float("-inf"))  # noqa: E731
+    assert_wrong(ex.check_top_p(top3), "nucleus has")
     assert_wrong(ex.check_top_p(lambda logits, p: logits[:2]), "shape")
     assert_not_done(ex.check_top_p(stub))
 
@@ -216,7 +306,9 @@ def test_top_p_variants_really_differ_from_the_answer():
 
 def test_repetition_penalty():
     assert_right(ex.check_repetition_penalty(sol.penalise))
-    assert_right(ex.check_repetition_penalty(decoding.apply_repetition_penalty))
+    original = decoding.apply_repetition_penalty
+    assert_wrong(ex.check_repetition_penalty(decoding.apply_repetition_penalty), "write the penalty yourself")
+    assert decoding.apply_repetition_penalty is original
 
     def by_hand(logits, previous, penalty):
         out = logits.clone()
@@ -251,3 +343,16 @@ def test_repetition_penalty():
     assert_wrong(ex.check_repetition_penalty(in_place), "in place")
     assert_wrong(ex.check_repetition_penalty(lambda lg, prev, pen: lg), "differs from the repetition penalty")
     assert_not_done(ex.check_repetition_penalty(stub))
+
+
+def test_repetition_penalty_refuses_hugging_face_s_processor():
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    def by_hf(logits, previous, penalty):
+        return RepetitionPenaltyLogitsProcessor(penalty)(previous[None], logits[None].clone())[0]
+
+    logits, previous = torch.tensor([2.0, -1.0, 0.5, -3.0]), torch.tensor([0, 1, 1])
+    assert torch.allclose(by_hf(logits, previous, 1.5), sol.penalise(logits, previous, 1.5))
+    original = RepetitionPenaltyLogitsProcessor.__call__
+    assert_wrong(ex.check_repetition_penalty(by_hf), "write the penalty yourself", "RepetitionPenaltyLogitsProcessor")
+    assert RepetitionPenaltyLogitsProcessor.__call__ is original

@@ -3,13 +3,74 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from course_utils import decoding, gpt, text
 from course_utils.exercises import Wrong, as_tensor, call, checker, close
+
+# --- the package's shortcuts: an exercise that asks for an algorithm refuses the function that does it ------------
+
+
+class _Shortcut(RuntimeError):
+    """Raised, during a check, by a package function that the exercise asks the learner to write without."""
+
+
+SHORTCUT_OWNERS = {"gpt": gpt, "text": text, "decoding": decoding, "F": F}
+
+
+@contextmanager
+def _forbidden(names: tuple[str, ...]) -> Iterator[list[str]]:
+    """While inside, each ``"module.function"`` of ``names`` records its use and raises; restored on the way out,
+    whatever happens. Yields the list of the names used."""
+    targets = [(SHORTCUT_OWNERS[name.split(".")[0]], name.split(".")[1], name) for name in names]
+    hf = sys.modules.get("transformers.generation.logits_process")  # only if the learner has imported it
+    if "decoding.apply_repetition_penalty" in names and hf is not None:
+        targets.append((hf.RepetitionPenaltyLogitsProcessor, "__call__",
+                        "transformers' RepetitionPenaltyLogitsProcessor"))
+    used: list[str] = []
+    saved: list[tuple[Any, str, Any]] = []
+
+    def refusing(label: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            used.append(label)
+            raise _Shortcut(f"{label} is not allowed in this exercise")
+        return refuse
+
+    try:
+        for owner, attr, label in targets:
+            saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, refusing(label))
+        yield used
+    finally:
+        for owner, attr, original in reversed(saved):
+            setattr(owner, attr, original)
+
+
+def call_without(shortcuts: tuple[str, ...], task: str, fn: Any, what: str, *args: Any) -> Any:
+    """:func:`call`, with the package functions ``shortcuts`` refused: using one is :class:`Wrong`, with a hint
+    that begins with ``task`` ("write the loop yourself")."""
+    for name in shortcuts:  # the package's function itself, passed as the answer
+        owner, attr = name.split(".")
+        if fn is getattr(SHORTCUT_OWNERS[owner], attr):
+            raise Wrong(f"{task}: {what} is {name} itself, which does the exercise for you. Build it from torch "
+                        "operations (the exercise says which package functions you may use)")
+    with _forbidden(shortcuts) as used:
+        try:
+            result = call(fn, what, *args)
+        except Wrong:
+            if not used:
+                raise
+    if used:
+        raise Wrong(f"{task}: {what} calls {used[0]}, which does the exercise for you. Build it from torch "
+                    "operations (the exercise says which package functions you may use)")
+    return result
+
 
 # --- exercise 1 (section 2.4): a sliding-window causal mask -----------------------------------------------
 
@@ -26,8 +87,8 @@ def _bool_mask(value: Any, size: int) -> torch.Tensor:
             raise Wrong("this is an additive mask (0 and -inf): return booleans, True where attention is allowed; "
                         "masked_fill(~mask, float('-inf')) turns them into the additive form later")
         if set(m.unique().tolist()) <= {0, 1}:
-            raise Wrong(f"your mask has dtype {m.dtype}; return booleans (True = may attend), e.g. with a comparison "
-                        "such as (i - j >= 0) & (i - j < window), or .bool()")
+            raise Wrong(f"your mask has dtype {m.dtype}; return booleans (True = may attend): comparisons of "
+                        "tensors give booleans, and .bool() converts 0/1")
         raise Wrong(f"your mask has dtype {m.dtype} and values other than 0 and 1; return a boolean tensor")
     return m
 
@@ -64,7 +125,7 @@ def check_local_causal_mask(mask_fn: Callable[[int, int], torch.Tensor]) -> str:
 
 
 def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor, slope: float, *,
-           sign: float = -1.0, scale: float | None = None, bias_first: bool = False, masked: bool = True,
+           sign: float = -1.0, scale: float | None = None, bias_first: bool = False, mask: str = "before",
            absolute: bool = False, dim: int = -1, weights: bool = False) -> torch.Tensor:
     """The ALiBi head; its keyword arguments make the common mistakes, for the hints."""
     q, k, v = x @ w_q, x @ w_k, x @ w_v
@@ -73,12 +134,18 @@ def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Ten
     bias = sign * slope * (dist.abs() if absolute else dist)
     div = math.sqrt(hs) if scale is None else scale
     s = (q @ k.T + bias) / div if bias_first else q @ k.T / div + bias
-    if masked:
+    if mask == "before":
         s = s.masked_fill(dist < 0, float("-inf"))
     w = s.softmax(dim=dim)
+    if mask == "after":  # the future weights zeroed after the softmax: the rows no longer sum to 1
+        w = w.masked_fill(dist < 0, 0.0)
     return w if weights else w @ v
 
 
+ZEROED_AFTER = ("you zeroed the weights of later keys AFTER the softmax: those keys had already taken their share "
+                "of it, so each row's weights no longer sum to 1 (section 2.4 warns about this). Hide the later "
+                "keys in the scores, before the softmax, so that the weights of the allowed keys sum to 1")
+ALIBI_SHORTCUTS = ("gpt.attention", "F.scaled_dot_product_attention")
 ALIBI_VARIANTS: list[tuple[dict[str, Any], str]] = [
     (dict(slope=0.0), "your head ignores the slope: subtract slope * (i - j) from the scaled scores, so that a key "
                       "d positions back loses slope * d"),
@@ -92,9 +159,11 @@ ALIBI_VARIANTS: list[tuple[dict[str, Any], str]] = [
                                  "the size of q and k"),
     (dict(scale=4.0), "you divided the scores by hs; divide by its square root, sqrt(hs): the dot product of two "
                       "unit-variance vectors of length hs has variance hs"),
-    (dict(masked=False), "position 0 sees the future: the bias alone does not hide later keys. Set the scores where "
+    (dict(mask="after"), ZEROED_AFTER),
+    (dict(mask="after", absolute=True), ZEROED_AFTER),
+    (dict(mask="none"), "position 0 sees the future: the bias alone does not hide later keys. Set the scores where "
                          "j > i to float('-inf') before the softmax"),
-    (dict(masked=False, absolute=True), "position 0 sees the future: a bias of -slope * |i - j| makes later keys "
+    (dict(mask="none", absolute=True), "position 0 sees the future: a bias of -slope * |i - j| makes later keys "
                                         "less likely but not impossible. Set the scores where j > i to "
                                         "float('-inf') before the softmax"),
     (dict(dim=0), "the softmax runs down the columns (dim=0); each query's weights over the keys form a row: "
@@ -110,7 +179,8 @@ def check_alibi_head(head_fn: Callable[..., torch.Tensor]) -> str:
     x = torch.randn(T, C, generator=g)
     w_q, w_k, w_v = (torch.randn(C, hs, generator=g) * 0.5 for _ in range(3))
     for slope in (0.75, 0.0):
-        out = call(head_fn, "your head", x.clone(), w_q.clone(), w_k.clone(), w_v.clone(), slope)
+        out = call_without(ALIBI_SHORTCUTS, "write the head yourself", head_fn, "your head", x.clone(), w_q.clone(),
+                           w_k.clone(), w_v.clone(), slope)
         if isinstance(out, torch.Tensor) and tuple(out.shape) == (T, T):
             raise Wrong(f"your head returns a [{T}, {T}] tensor: those are the attention weights; "
                         "return the weighted sum of the values, weights @ v, of shape [T, hs]")
@@ -170,27 +240,28 @@ def _loop(model: gpt.GPT, idx: torch.Tensor, steps: int, temperature: float, top
 
 SAMPLE_VARIANTS: list[tuple[dict[str, Any], str]] = [
     (dict(draw="argmax"), "you picked the most likely token (argmax): that is greedy decoding, and temperature and "
-                          "top-k change nothing. Draw it: torch.multinomial(probs, 1, generator=generator)"),
-    (dict(feed=False), "every token is drawn from the prompt alone: feed the drawn token back, idx = torch.cat([idx, "
-                       "next_token], dim=1), and give the model the grown idx at the next step"),
-    (dict(keep="smallest"), "your top-k keeps the k LEAST likely tokens: keep the k largest logits "
-                            "(torch.topk(logits, k) returns the largest by default; largest=False flips it)"),
+                          "top-k change nothing. Draw the token from the probabilities, with the generator"),
+    (dict(feed=False), "every token is drawn from the prompt alone: feed the drawn token back, appending it to the "
+                       "text, and give the model the grown text at the next step"),
+    (dict(keep="smallest"), "your top-k keeps the k LEAST likely tokens: keep the k largest logits (torch.topk "
+                            "returns the largest by default)"),
     (dict(temp="after"), "the temperature changes nothing in your loop: dividing the probabilities after the softmax "
                          "is undone when torch.multinomial renormalises them. Divide the LOGITS by the temperature, "
                          "before the softmax"),
-    (dict(temp="multiply"), "you multiplied the logits by the temperature: divide them (logits / temperature), so "
-                            "that a temperature below 1 sharpens the distribution"),
-    (dict(keep="all"), "no top-k: set every logit below the k-th largest to float('-inf') before the softmax"),
-    (dict(keep="one more"), "you keep k + 1 tokens: the threshold is the k-th largest logit, "
-                            "torch.topk(logits, k).values[:, -1:], and only the logits below it go"),
-    (dict(keep="one fewer"), "you keep only k - 1 tokens: the k-th largest logit must stay (drop logits < kth, "
-                             "not <=)"),
-    (dict(position=0), "you drew from the logits of the FIRST position: the next token's logits are at the last "
-                       "position, logits[:, -1, :]"),
+    (dict(temp="multiply"), "you multiplied the logits by the temperature: divide them, so that a temperature below 1 "
+                            "sharpens the distribution"),
+    (dict(keep="all"), "no top-k: every token can still be drawn. Only the top_k most likely may be; hide the others "
+                       "before the softmax"),
+    (dict(keep="one more"), "you keep k + 1 tokens: the k-th largest logit is the threshold, and only the logits "
+                            "below it go"),
+    (dict(keep="one fewer"), "you keep only k - 1 tokens: the k-th largest logit itself must stay (drop the logits "
+                             "strictly below it)"),
+    (dict(position=0), "you drew from the logits of the FIRST position: the prediction of the next token is at the "
+                       "last position"),
     (dict(crop="first"), "you fed the model the FIRST block_size tokens once the text grew longer: keep the LAST "
-                         "ones, idx[:, -block_size:], the context just before the token to predict"),
-    (dict(crop="one short"), "you cropped the context to block_size - 1 tokens: keep the last block_size, "
-                             "idx[:, -block_size:]"),
+                         "ones, the context just before the token to predict"),
+    (dict(crop="one short"), "you cropped the context to block_size - 1 tokens: the model can read block_size, so "
+                             "keep the last block_size"),
 ]
 
 # (prompt, steps, temperature, top_k, seed): the first stays within the block, the second grows past it
@@ -217,17 +288,22 @@ def _tokens(value: Any, prompt: torch.Tensor, steps: int) -> torch.Tensor:
         raise Wrong(f"your result has one new token, not {steps}: the loop must draw and append `steps` tokens")
     if shape == (T + steps,) or shape == (T + steps, 1):
         raise Wrong(f"your result has shape {shape}: keep the batch dimension, [1, T + steps] = {want} "
-                    "(torch.cat([idx, next_token], dim=1) with next_token of shape [1, 1])")
+                    "(append each new token as a [1, 1] tensor, along dimension 1)")
     raise Wrong(f"your result should have shape {want} (the prompt of {T} tokens and {steps} new ones), "
                 f"but it has shape {shape}")
 
 
+SAMPLE_SHORTCUTS = ("gpt.generate", "decoding.sample", "decoding.generate", "text.sample_logits",
+                    "text.logits_to_probs", "text.filter_logits")
+
+
 def _run(sample_fn: Any, model: gpt.GPT, prompt: torch.Tensor, steps: int, temperature: float, top_k: int,
          seed: int) -> Any:
-    """The learner's loop on a copy of the prompt, with a freshly seeded generator."""
+    """The learner's loop on a copy of the prompt, with a freshly seeded generator and the package's samplers
+    refused."""
     with torch.no_grad():
-        return call(sample_fn, "your function", model, prompt.clone(), steps, temperature, top_k,
-                    torch.Generator().manual_seed(seed))
+        return call_without(SAMPLE_SHORTCUTS, "write the loop yourself", sample_fn, "your function", model,
+                            prompt.clone(), steps, temperature, top_k, torch.Generator().manual_seed(seed))
 
 
 @checker(solution="sample_tokens")
@@ -247,7 +323,7 @@ def check_sample_tokens(sample_fn: Callable[..., torch.Tensor]) -> str:
         except Wrong as wrong:
             if run == 1 and "longer than block_size" in str(wrong):
                 raise Wrong(f"your function crashed once the text grew past block_size ({block} here): the model "
-                            "reads at most block_size tokens, so feed it the last ones, idx[:, -block_size:] "
+                            "reads at most block_size tokens, so feed it only the last block_size of them "
                             f"(model.config.block_size). The error: {wrong}") from None
             raise
         if not torch.equal(got, want):
@@ -293,13 +369,15 @@ def _top_p_variants(logits: torch.Tensor, p: float) -> dict[str, torch.Tensor]:
 
 TOP_P_HINTS = {
     "crossing": "you dropped the token whose probability takes the total past p: keep it. Drop a token only "
-                "when the tokens above it already hold p of the mass (cumsum - probs >= p), so the most likely "
-                "token always stays",
+                "when the tokens above it already hold p of the mass, so that the most likely token always stays",
     "unsorted": "the result is in sorted order: put the filtered values back in the original order (scatter "
                 "with the sort's indices)",
     "no softmax": "you accumulated logits; accumulate probabilities: softmax the sorted logits, then cumsum",
     "ascending": "you kept the least likely tokens: sort in descending order (torch.sort(..., descending=True))",
 }
+
+
+TOP_P_SHORTCUTS = ("text.filter_logits", "text.logits_to_probs", "text.sample_logits")
 
 
 def _same_support(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -326,7 +404,8 @@ def check_top_p(top_p_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> str:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(4, 12, generator=g) * 2
     for p in (0.9, 0.5, 0.05):
-        y = _filtered(call(top_p_fn, "your function", logits.clone(), p), tuple(logits.shape))
+        out = call_without(TOP_P_SHORTCUTS, "write the filter yourself", top_p_fn, "your function", logits.clone(), p)
+        y = _filtered(out, tuple(logits.shape))
         want = text.filter_logits(logits, top_p=p)
         if _same_support(y, want):
             if not torch.equal(y[~torch.isinf(want)], logits[~torch.isinf(want)]):
@@ -356,7 +435,8 @@ def check_repetition_penalty(penalty_fn: Callable[[torch.Tensor, torch.Tensor, f
     previous = torch.tensor([0, 1, 1, 4, 6, 0, 0])  # tokens 0, 1, 4, 6; some more than once
     penalty = 1.5
     original = logits.clone()
-    out = call(penalty_fn, "your function", logits, previous.clone(), penalty)
+    out = call_without(("decoding.apply_repetition_penalty",), "write the penalty yourself", penalty_fn,
+                       "your function", logits, previous.clone(), penalty)
     if not torch.equal(logits, original):
         raise Wrong("your function changed the logits it was given (in place): work on a copy, e.g. logits.clone()")
     y = as_tensor(out, "your penalised logits", shape=tuple(logits.shape))
