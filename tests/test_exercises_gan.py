@@ -60,7 +60,17 @@ def test_minimax_g_step_right():
     result = ex.check_minimax_g_step(minimax_g_step)
     assert_right(result)
     assert "saturates" in result.message
-    assert_right(ex.check_minimax_g_step(g_step(lambda x: -F.binary_cross_entropy_with_logits(x, torch.zeros_like(x)))))
+    assert_right(ex.check_minimax_g_step(g_step(lambda x: F.logsigmoid(-x).mean())))  # log(1 - sigmoid(x)), another way
+
+
+def test_minimax_g_step_must_not_use_a_bce_helper():
+    bce = torch.nn.BCEWithLogitsLoss()
+    for loss_of in (lambda x: -F.binary_cross_entropy_with_logits(x, torch.zeros_like(x)),
+                    lambda x: -bce(x, torch.zeros_like(x)),
+                    lambda x: -torch.nn.BCELoss()(torch.sigmoid(x), torch.zeros_like(x))):
+        assert_wrong(ex.check_minimax_g_step(g_step(loss_of)), "without a BCE helper")
+    x = torch.tensor([0.3, -2.0])  # and the helpers are back to normal afterwards
+    assert torch.allclose(bce(x, torch.zeros_like(x)), F.softplus(x).mean())
 
 
 def test_minimax_g_step_names_each_mistake():
@@ -71,7 +81,9 @@ def test_minimax_g_step_names_each_mistake():
     assert_wrong(ex.check_minimax_g_step(g_step(zero_grad=False)), "opt_g.zero_grad()")
     assert_wrong(ex.check_minimax_g_step(g_step(step_d=True)), "D's weights changed")
     assert_wrong(ex.check_minimax_g_step(g_step(lambda x: torch.log(1 - torch.sigmoid(x)).mean())),
-                 "rounds to 0", "softplus")
+                 "rounds to 0", "sigmoid(-l)")
+    assert_wrong(ex.check_minimax_g_step(g_step(lambda x: torch.log1p(-torch.sigmoid(x)).mean())),  # section 1's form
+                 "rounds to 0")
     assert_wrong(ex.check_minimax_g_step(g_step(lambda x: (x - 1).mean())), "expected a loss of")
 
 
@@ -119,6 +131,19 @@ def test_diagonal_fd_names_each_mistake():
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, unbiased=False)), "unbiased")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, dim=1)), "dim 0")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: 1.0), "expected")
+
+
+def test_diagonal_fd_must_not_use_the_full_frechet_distance():
+    from course_utils import evaluation
+
+    def full(a, b):
+        mu1, s1 = evaluation.feature_stats(a)
+        mu2, s2 = evaluation.feature_stats(b)
+        return evaluation.frechet_distance(mu1, s1.diag().diag(), mu2, s2.diag().diag())
+
+    assert abs(full(*ex._features()) - diagonal_fd(*ex._features())) < 1e-4  # right, but by the full formula
+    assert_wrong(ex.check_diagonal_fd(full), "evaluation.feature_stats", "torch alone")
+    assert callable(evaluation.frechet_distance) and evaluation.frechet_distance.__module__ == evaluation.__name__
 
 
 def test_diagonal_fd_of_a_set_to_itself_and_unfinished():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,29 @@ def _toy(d_bias: float) -> tuple[nn.Module, nn.Module, torch.Tensor]:
     return G, D, torch.randn(_BATCH, G.config.z_dim, generator=torch.Generator().manual_seed(1))
 
 
+@contextlib.contextmanager
+def _forbidden(used: list[str], module: Any, *names: str) -> Iterator[None]:
+    """While inside, ``module.name`` raises for each name it has, and notes the name in ``used``."""
+    saved = {name: getattr(module, name) for name in names if hasattr(module, name)}
+
+    def forbidden(name: str) -> Callable[..., Any]:
+        def raise_(*args: Any, **kwargs: Any) -> Any:
+            used.append(name)
+            raise RuntimeError(f"{name} is not allowed in this exercise")
+        return raise_
+
+    try:
+        for name in saved:
+            setattr(module, name, forbidden(name))
+        yield
+    finally:
+        for name, original in saved.items():
+            setattr(module, name, original)
+
+
+_BCE = "binary_cross_entropy_with_logits", "binary_cross_entropy"  # what BCEWithLogitsLoss and BCELoss call
+
+
 def _reference_step(G: nn.Module, D: nn.Module, opt: torch.optim.Optimizer, z: torch.Tensor,
                     non_saturating: bool = False) -> float:
     logits = D(G(z))
@@ -106,9 +130,15 @@ def _g_step(step_fn: Callable[..., Any] | None, d_bias: float, non_saturating: b
     if step_fn is None:
         out = _reference_step(G, D, opt, z, non_saturating)
     else:
+        used: list[str] = []
         try:
-            out = call(step_fn, "your minimax_g_step", G, D, opt, z)
+            with _forbidden(used, F, *_BCE), _forbidden(used, torch, *_BCE):
+                out = call(step_fn, "your minimax_g_step", G, D, opt, z)
         except Wrong as wrong:
+            if used:
+                raise Wrong("write the loss from D's logits yourself, without a BCE helper (BCEWithLogitsLoss, "
+                            "BCELoss, F.binary_cross_entropy_with_logits): with D = sigmoid(logit), the loss is "
+                            "the batch mean of log(1 - sigmoid(logit))") from None
             if "does not require grad" in str(wrong):
                 raise Wrong("no gradient reached G: compute the loss from D(G(z)) without .detach() or "
                             "torch.no_grad(), so that backward() runs through D into G") from None
@@ -139,7 +169,7 @@ def check_minimax_g_step(step_fn: Callable[..., Any]) -> str:
                     "minimising -log(1 - D(G(z))) = BCE(D(G(z)), 0) would make the fakes look more fake")
     if close(loss, ns_loss):
         raise Wrong("that is the non-saturating loss -log D(G(z)) of train_step; the minimax generator minimises "
-                    "log(1 - D(G(z))): with the logit l, log(1 - sigmoid(l)) = -softplus(l)")
+                    "log(1 - D(G(z))), with the logit l: log(1 - sigmoid(l)), not -log sigmoid(l)")
     if close(loss, _BATCH * ref_loss):
         raise Wrong("wrong reduction: you summed over the batch; the loss is an expectation over z, so take the mean")
     if not close(loss, ref_loss):
@@ -164,12 +194,13 @@ def _saturation(step_fn: Callable[..., Any], fooled: Any) -> str:
         fooled = fooled.item()
     if isinstance(fooled, float) and not math.isfinite(fooled):
         raise Wrong(f"when D is fooled (logits near +30) your loss is {fooled}: 1 - sigmoid(l) rounds to 0 in float32. "
-                    "Use log(1 - sigmoid(l)) = -softplus(l) (F.softplus), exact for any logit")
+                    "Rewrite log(1 - sigmoid(l)) so that 1 - sigmoid(l) is never computed: 1 - sigmoid(l) = "
+                    "sigmoid(-l), and section 1 wrote log sigmoid in a form exact for any logit")
     as_number(fooled, "the loss you return when D is fooled")
     mine, ref, ns = _g_step(step_fn, -10.0), _g_step(None, -10.0), _g_step(None, -10.0, non_saturating=True)
     if not _same(mine.after, ref.after):
-        raise Wrong("right for an undecided D, but not when D rejects the fakes (logits near -10): "
-                    "compute log(1 - D(G(z))) from the logits, as -softplus(logits)")
+        raise Wrong("right for an undecided D, but not when D rejects the fakes (logits near -10): compute "
+                    "log(1 - D(G(z))) from the logits in a form that is exact for every logit, with no clamping")
     moved, ns_moved = _distance(mine.after, mine.before), _distance(ns.after, ns.before)  # SGD: lr x gradient size
     G, D, z = _toy(-10.0)
     with torch.no_grad():
@@ -195,13 +226,21 @@ def _diag_parts(a: torch.Tensor, b: torch.Tensor, unbiased: bool = True) -> tupl
     return a.mean(0), b.mean(0), a.var(0, unbiased=unbiased), b.var(0, unbiased=unbiased)
 
 
+_EVALUATION = "frechet_distance", "feature_stats", "fid_fmnist", "_sqrt_psd"  # the full FID: not in this exercise
+
+
 @checker(solution="diagonal_fd")
 def check_diagonal_fd(fd_fn: Callable[..., Any]) -> str:
     """``fd_fn(feats1, feats2)``: the squared Fréchet distance between diagonal Gaussians fitted to two feature sets."""
     a, b = _features()
+    used: list[str] = []
     try:
-        got = as_number(call(fd_fn, "your diagonal_fd", a.clone(), b.clone()), "the distance")
+        with _forbidden(used, evaluation, *_EVALUATION):
+            got = as_number(call(fd_fn, "your diagonal_fd", a.clone(), b.clone()), "the distance")
     except Wrong as wrong:
+        if used:
+            raise Wrong(f"your function calls evaluation.{used[0]}: work the formula out for diagonal covariances "
+                        "and write it with torch alone (a mean and a variance per feature)") from None
         if "must match the size" in str(wrong):
             raise Wrong(f"{wrong}. The statistics are per feature: average over the samples, dim 0 of the [N, d] "
                         "features (the two sets have different N)") from None
