@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from course_utils import evaluation
 from course_utils.exercises import gan as ex
 from course_utils.solutions.gan import diagonal_fd, gan_value, minimax_g_step
 from tests.checks import assert_not_done, assert_right, assert_wrong
@@ -169,3 +170,13 @@ def test_minimax_g_step_that_forgets_to_step_and_leaves_the_random_state_alone()
     torch.manual_seed(123)
     ex.check_minimax_g_step(minimax_g_step)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_diagonal_fd_refuses_the_notebooks_full_frechet_distance():
+    def frechet_by_hand(mu1, sigma1, mu2, sigma2):  # stands for the notebook's cell
+        return evaluation.frechet_distance(mu1, sigma1, mu2, sigma2)
+
+    def borrowed(a, b):
+        return frechet_by_hand(a.mean(0), torch.diag(a.var(0)), b.mean(0), torch.diag(b.var(0)))
+
+    assert_wrong(ex.check_diagonal_fd(borrowed), "frechet_by_hand", "torch alone")
