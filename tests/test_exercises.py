@@ -158,3 +158,16 @@ def test_an_unfinished_stub_is_not_done_yet_never_a_traceback():
         assert_not_done(check_value(...))
     finally:
         del exercises.CHECKERS["check_double"], exercises.CHECKERS["check_value"]
+
+
+def test_refusing_records_the_shortcut_raises_and_always_restores():
+    import types
+
+    owner = types.SimpleNamespace(shortcut=lambda: "answer")
+    original = owner.shortcut
+    with pytest.raises(KeyError), exercises.refusing([(owner, "shortcut", "owner.shortcut")]) as used:
+        with pytest.raises(exercises.Refused, match="owner.shortcut is not allowed"):
+            owner.shortcut()
+        assert used == ["owner.shortcut"]
+        raise KeyError("the learner's code fails")
+    assert owner.shortcut is original and owner.shortcut() == "answer"

@@ -37,12 +37,13 @@ stub: a notebook whose cells answer an exercise fails the tests.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,36 @@ def checker(fn: Callable[..., str] | None = None, *, solution: str | None = None
     if solution is not None:
         SOLUTIONS[fn.__name__] = solution
     return wrapped
+
+
+class Refused(RuntimeError):
+    """Raised, during a check, by a function the exercise asks the learner to write without."""
+
+
+@contextlib.contextmanager
+def refusing(targets: Iterable[tuple[Any, str, str]], used: list[str] | None = None) -> Iterator[list[str]]:
+    """While inside, each ``owner.attr`` of ``targets`` (``(owner, attr, label)``) notes ``label`` in the list it
+    yields (``used``, if given) and raises :class:`Refused`; every one is restored on the way out, whatever happens.
+
+    A checker runs the learner's function inside, to tell "wrote it" from "called the package's version".
+    """
+    used = [] if used is None else used
+    saved: list[tuple[Any, str, Any]] = []
+
+    def refuse(label: str) -> Callable[..., Any]:
+        def raise_(*args: Any, **kwargs: Any) -> Any:
+            used.append(label)
+            raise Refused(f"{label} is not allowed in this exercise")
+        return raise_
+
+    try:
+        for owner, attr, label in targets:
+            saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, refuse(label))
+        yield used
+    finally:
+        for owner, attr, original in reversed(saved):
+            setattr(owner, attr, original)
 
 
 # --- the reference solutions, on request ------------------------------------------------------------

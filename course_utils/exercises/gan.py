@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import evaluation, gan
-from course_utils.exercises import Wrong, as_number, call, checker, close
+from course_utils.exercises import Wrong, as_number, call, checker, close, refusing
 
 # --- the value of the game with the optimal discriminator (section 1) ------------------------------
 
@@ -78,24 +78,9 @@ def _toy(d_bias: float) -> tuple[nn.Module, nn.Module, torch.Tensor]:
     return G, D, torch.randn(_BATCH, G.config.z_dim, generator=torch.Generator().manual_seed(1))
 
 
-@contextlib.contextmanager
-def _forbidden(used: list[str], module: Any, *names: str) -> Iterator[None]:
+def _forbidden(used: list[str], module: Any, *names: str) -> contextlib.AbstractContextManager[list[str]]:
     """While inside, ``module.name`` raises for each name it has, and notes the name in ``used``."""
-    saved = {name: getattr(module, name) for name in names if hasattr(module, name)}
-
-    def forbidden(name: str) -> Callable[..., Any]:
-        def raise_(*args: Any, **kwargs: Any) -> Any:
-            used.append(name)
-            raise RuntimeError(f"{name} is not allowed in this exercise")
-        return raise_
-
-    try:
-        for name in saved:
-            setattr(module, name, forbidden(name))
-        yield
-    finally:
-        for name, original in saved.items():
-            setattr(module, name, original)
+    return refusing([(module, name, name) for name in names if hasattr(module, name)], used)
 
 
 _BCE = "binary_cross_entropy_with_logits", "binary_cross_entropy"  # what BCEWithLogitsLoss and BCELoss call

@@ -2,54 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from course_utils import decoding, gpt, text
-from course_utils.exercises import Wrong, as_tensor, call, checker, close
+from course_utils.exercises import Wrong, as_tensor, call, checker, close, refusing
 
 # --- the package's shortcuts: an exercise that asks for an algorithm refuses the function that does it ------------
-
-
-class _Shortcut(RuntimeError):
-    """Raised, during a check, by a package function that the exercise asks the learner to write without."""
 
 
 SHORTCUT_OWNERS = {"gpt": gpt, "text": text, "decoding": decoding, "F": F}
 
 
-@contextmanager
-def _forbidden(names: tuple[str, ...]) -> Iterator[list[str]]:
-    """While inside, each ``"module.function"`` of ``names`` records its use and raises; restored on the way out,
-    whatever happens. Yields the list of the names used."""
+def _forbidden(names: tuple[str, ...]) -> contextlib.AbstractContextManager[list[str]]:
+    """:func:`refusing` for ``"module.function"`` names (and transformers' penalty, if the learner imported it)."""
     targets = [(SHORTCUT_OWNERS[name.split(".")[0]], name.split(".")[1], name) for name in names]
     hf = sys.modules.get("transformers.generation.logits_process")  # only if the learner has imported it
     if "decoding.apply_repetition_penalty" in names and hf is not None:
         targets.append((hf.RepetitionPenaltyLogitsProcessor, "__call__",
                         "transformers' RepetitionPenaltyLogitsProcessor"))
-    used: list[str] = []
-    saved: list[tuple[Any, str, Any]] = []
-
-    def refusing(label: str) -> Callable[..., Any]:
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            used.append(label)
-            raise _Shortcut(f"{label} is not allowed in this exercise")
-        return refuse
-
-    try:
-        for owner, attr, label in targets:
-            saved.append((owner, attr, getattr(owner, attr)))
-            setattr(owner, attr, refusing(label))
-        yield used
-    finally:
-        for owner, attr, original in reversed(saved):
-            setattr(owner, attr, original)
+    return refusing(targets)
 
 
 def call_without(shortcuts: tuple[str, ...], task: str, fn: Any, what: str, *args: Any) -> Any:
