@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -147,26 +149,24 @@ def ngram_nll(train_words: Sequence[str], val_words: Sequence[str], vocab: Vocab
 
     Every word is padded with ``n - 1`` boundary tokens in front and one at the end, so a word of ``L``
     characters makes ``L + 1`` predictions; ``n = 2`` is the bigram of :func:`counts_to_probs` and
-    :func:`nll_per_char`. The counts are one table of ``V ** n`` numbers, so ``n`` must keep it small.
+    :func:`nll_per_char`.
     """
-    v = len(vocab)
-    if n < 1 or vocab.boundary is None or alpha <= 0 or v**n > 2**26:
-        raise ValueError("ngram_nll needs n >= 1 with V ** n <= 2 ** 26, a vocabulary with a boundary token, "
-                         "and alpha > 0")
+    if n < 1 or vocab.boundary is None or alpha <= 0:
+        raise ValueError("ngram_nll needs n >= 1, a vocabulary with a boundary token, and alpha > 0")
 
-    def keys(words: Sequence[str]) -> torch.Tensor:
-        """Each prediction as one integer: its n symbols (the context, then the symbol predicted) in base V."""
-        padded = [vocab.boundary * (n - 1) + w + vocab.boundary for w in words]
-        ids = torch.tensor(vocab.encode("".join(padded)))
-        windows = torch.tensor([len(w) - n + 1 for w in padded])  # per word: its length + 1 predictions
-        # the r-th window of word j starts at r + j (n - 1): skip the n - 1 windows that straddle two words
-        start = torch.arange(int(windows.sum())) + torch.repeat_interleave(torch.arange(len(words)) * (n - 1), windows)
-        return (ids.unfold(0, n, 1)[start] * v ** torch.arange(n - 1, -1, -1)).sum(1)
+    def grams(words: Sequence[str]) -> Iterable[tuple[str, str]]:
+        """(context, next symbol) for every prediction."""
+        for word in words:
+            padded = vocab.boundary * (n - 1) + word + vocab.boundary
+            for i in range(len(word) + 1):
+                yield padded[i:i + n - 1], padded[i + n - 1]
 
-    counts = torch.bincount(keys(train_words), minlength=v**n).double().reshape(-1, v)  # [V ** (n - 1), V]
-    val = keys(val_words)
-    p = (counts.reshape(-1)[val] + alpha) / (counts.sum(1)[val // v] + alpha * v)
-    return float(-p.log().mean())
+    pairs = Counter(grams(train_words))
+    contexts = Counter()
+    for (context, _), count in pairs.items():
+        contexts[context] += count
+    nll = [-math.log((pairs[g] + alpha) / (contexts[g[0]] + alpha * len(vocab))) for g in grams(val_words)]
+    return sum(nll) / len(nll)
 
 
 class NeuralBigram(nn.Module):
