@@ -51,7 +51,6 @@ Settings, all optional, as environment variables:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
@@ -64,6 +63,7 @@ from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(COURSE_ROOT))  # course_utils, whether or not the hub's Python has it installed
 
+from course_utils.authoring import TIMINGS, load_timings  # noqa: E402
 from course_utils.workshop import default_repo, pull_path  # noqa: E402
 
 c = get_config()  # noqa: F821  (defined by JupyterHub when it loads this file)
@@ -76,13 +76,9 @@ def setting(name: str, default: str) -> str:
     return os.environ.get(f"COURSE_HUB_{name}", "").strip() or default
 
 
-def measured_mem_limit(profile: str, timings: Path = COURSE_ROOT / "docs" / "timings.json") -> str | None:
+def measured_mem_limit(profile: str, timings: Path = TIMINGS) -> str | None:
     """MEM_MARGIN x the largest ``peak_mb`` recorded for ``profile``, rounded up to MEM_STEP_MB ("2560M")."""
-    try:
-        runs = json.loads(timings.read_text())["runs"]
-    except (OSError, ValueError, KeyError):
-        return None
-    peaks = [r["peak_mb"] for r in runs if r.get("profile") == profile and r.get("peak_mb")]
+    peaks = [r["peak_mb"] for r in load_timings(timings) if r.get("profile") == profile and r.get("peak_mb")]
     return f"{math.ceil(max(peaks) * MEM_MARGIN / MEM_STEP_MB) * MEM_STEP_MB}M" if peaks else None
 
 
