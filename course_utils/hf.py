@@ -628,17 +628,27 @@ print(tokenizer.decode(output[0]))
 OPEN_MODEL = "openai-community/gpt2"  # GPT-2 small (124M parameters): the open model closest to the snippet's intent
 
 
-def resolve_model(name: str, fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, verbose: bool = True) -> str:
-    """``name`` if it is a local folder or the Hub is reachable; else the course's model, with one line saying so.
+def _why_local(online: bool) -> str:
+    """Why a Hub name is not used: the caller said no, offline mode, or no connection."""
+    if not online:
+        return "the Hub is not used (online=False)"
+    return "offline mode (HF_HUB_OFFLINE=1)" if offline_mode() else "the Hugging Face Hub is not reachable"
 
-    A local fallback is checked against its card's checksums before anything loads it.
+
+def resolve_model(
+    name: str, fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, verbose: bool = True, online: bool = True,
+) -> str:
+    """``name`` if it is a local folder or the Hub is used and reachable; else the course's model, with one line.
+
+    ``online=False`` makes no connection at all (05's ``USE_HUB`` opt-in). A
+    local fallback is checked against its card's checksums before anything loads it.
     """
-    if Path(name).is_dir() or hub_reachable():
+    if Path(name).is_dir() or (online and hub_reachable()):
         return name
     fallback = Path(fallback)
     verify_hf(fallback)
     if verbose:
-        why = "offline mode (HF_HUB_OFFLINE=1)" if offline_mode() else "the Hugging Face Hub is not reachable"
+        why = _why_local(online)
         print(f"{why}: running the same code on the course's model in {_short(fallback)} instead of {name!r}")
     return str(fallback)
 
@@ -652,17 +662,17 @@ def _short(path: Path) -> str:
 
 def run_snippet(
     name: str = OPEN_MODEL, prompt: str = "Once upon a time", max_new_tokens: int = 40, seed: int = 0,
-    fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, **sampling: Any,
+    fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, online: bool = True, **sampling: Any,
 ) -> dict[str, Any]:
     """The learner's snippet, corrected: ``Auto*`` classes, an open model, sampling, a pad token.
 
-    ``name`` (GPT-2 by default) comes from the Hub when it is reachable; offline,
-    or if the download fails, one line says so and the identical code runs on
-    the course's shipped model. ``sampling`` overrides ``do_sample=True,
-    top_k=50, top_p=0.95``. Returns the model used, whether it came from the
-    Hub, and the text.
+    ``name`` (GPT-2 by default) comes from the Hub when ``online`` and it is
+    reachable; otherwise, or if the download fails, one line says so and the
+    identical code runs on the course's shipped model. ``sampling`` overrides
+    ``do_sample=True, top_k=50, top_p=0.95``. Returns the model used, whether
+    it came from the Hub, and the text.
     """
-    source = resolve_model(name, fallback)
+    source = resolve_model(name, fallback, online=online)
     try:
         text = corrected_snippet(source, prompt, max_new_tokens, seed, sampling)
     except OSError as err:  # reachable but the download failed (poor Wi-Fi, a wrong name, a gated model)
@@ -693,11 +703,14 @@ def corrected_snippet(source: str, prompt: str, max_new_tokens: int, seed: int, 
 SUMMARISER = "HuggingFaceTB/SmolLM2-360M-Instruct"  # a small open chat model (0.7 GB), Apache-2.0
 
 
-def summarise(text: str, model: str | Any = SUMMARISER, max_new_tokens: int = 60, verbose: bool = True) -> str | None:
+def summarise(
+    text: str, model: str | Any = SUMMARISER, max_new_tokens: int = 60, verbose: bool = True, online: bool = True,
+) -> str | None:
     """A one-sentence summary of ``text`` by a chat model through ``pipeline("text-generation")``.
 
     ``model`` is a Hub name, a local folder, or a ready pipeline. A Hub name
-    when the Hub is not reachable prints one line and returns ``None`` (there
+    with ``online=False`` (no connection is tried) or when the Hub is not
+    reachable prints one line and returns ``None`` (there
     is no offline summariser to fall back on). ``transformers`` 5 removed the
     ``"summarization"`` pipeline task; a chat model with an instruction is its
     replacement, and works on ``transformers`` 4 too.
@@ -708,9 +721,9 @@ def summarise(text: str, model: str | Any = SUMMARISER, max_new_tokens: int = 60
         raise ValueError("nothing to summarise: the text is empty")
     pipe = model
     if isinstance(model, (str, Path)):
-        if not Path(model).is_dir() and not hub_reachable():
+        if not Path(model).is_dir() and not (online and hub_reachable()):
             if verbose:
-                print(f"skipped: summarising needs {model!r} from the Hugging Face Hub, which is not reachable here")
+                print(f"skipped: summarising needs {model!r} from the Hugging Face Hub; {_why_local(online)}")
             return None
         with quiet_hf():
             pipe = pipeline("text-generation", model=str(model))

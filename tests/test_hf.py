@@ -314,6 +314,23 @@ def test_snippet_runs_offline_on_the_fallback(saved, monkeypatch, capsys):
     assert again["text"] == result["text"]  # seeded
 
 
+def test_online_false_makes_no_connection_and_says_so(saved, monkeypatch, capsys):
+    """05's USE_HUB = False: no probe of the Hub at all, even outside offline mode."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("online=False tried to connect")
+
+    monkeypatch.setattr(hf, "hub_reachable", no_network)
+    _, folder = saved
+    result = hf.run_snippet("openai-community/gpt2", prompt="First", max_new_tokens=3, fallback=folder, online=False)
+    assert result["model"] == str(folder) and not result["from_hub"]
+    assert "online=False" in capsys.readouterr().out
+    assert hf.summarise("Some text.", "HuggingFaceTB/SmolLM2-360M-Instruct", online=False) is None
+    assert "online=False" in capsys.readouterr().out
+
+
 def test_summarise_skips_offline_and_runs_the_chat_path_on_a_local_model(tokenizer, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hf.summarise("Some text.", "HuggingFaceTB/SmolLM2-360M-Instruct") is None
