@@ -13,8 +13,8 @@ A checkpoint ``name`` is two files:
   sha256 of the weights file, the torch version, the date, and whatever the
   training command adds (data, steps, seconds, hardware, measured quality).
 
-Both files are written to a temporary name and renamed into place, so a crash
-never leaves half a file. A card without a weights checksum, or of a format
+Both files are written whole or not at all (:mod:`course_utils.files`), so a
+crash never leaves half a file. A card without a weights checksum, or of a format
 this code does not know, is refused.
 
 Two folders: :data:`SHIPPED_DIR` (``data/checkpoints``, committed: what the
@@ -31,8 +31,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -43,7 +41,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from course_utils import REPO_ROOT
-from course_utils.data import data_dir, sha256_of
+from course_utils.data import data_dir
+from course_utils.files import atomic_path, sha256_of
 
 #: The checkpoints the course ships, committed with the repository.
 SHIPPED_DIR = REPO_ROOT / "data" / "checkpoints"
@@ -77,47 +76,6 @@ def register_model(cls: M) -> M:
         raise ValueError(f"a model named {name!r} is already registered (from {MODELS[name].__module__})")
     MODELS[name] = cls
     return cls
-
-
-def make_config(cls: type, config: Any, overrides: Mapping[str, Any]) -> Any:
-    """A ``cls`` dataclass from None (defaults), a dict, or an instance, with ``overrides`` applied.
-
-    Lists in a dict (JSON has no tuples) become tuples where the default is a tuple.
-    """
-    if config is None:
-        config = cls()
-    elif isinstance(config, Mapping):
-        config = cls(**config)
-    elif not isinstance(config, cls):
-        raise TypeError(f"config must be a {cls.__name__} or a dict, got {type(config).__name__}")
-    fields = {**asdict(config), **overrides}
-    defaults = asdict(cls())
-    fields = {k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v
-              for k, v in fields.items()}
-    return cls(**fields)
-
-
-def require_positive(config: Any, *names: str, allow_zero: tuple[str, ...] = ()) -> None:
-    """Raise a clear ``ValueError`` if a config field is not a positive int (or zero, for ``allow_zero``)."""
-    for name in names:
-        value, low = getattr(config, name), 0 if name in allow_zero else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{type(config).__name__}.{name} must be an int >= {low}, got {value!r}")
-
-
-def require_multiple(config: Any, name: str, of: str) -> None:
-    """Raise a clear ``ValueError`` unless field ``name`` is a multiple of field ``of`` (width and attention heads)."""
-    value, divisor = getattr(config, name), getattr(config, of)
-    if value % divisor:
-        raise ValueError(f"{type(config).__name__}.{name}={value} must be a multiple of {of}={divisor}")
-
-
-def require_rate(config: Any, *names: str) -> None:
-    """Raise a clear ``ValueError`` unless each field is a rate in [0, 1) (dropout)."""
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ValueError(f"{type(config).__name__}.{name} must be in [0, 1), got {value!r}")
 
 
 def architecture(model: nn.Module) -> dict[str, Any]:
@@ -160,22 +118,14 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _temporary(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    return Path(name)
-
-
 def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, Any]) -> Path:
     """Write ``tensors`` to ``path.safetensors`` and ``metadata`` (plus checksum, versions, date) to ``path.json``.
 
-    Both files are written to temporary names first and renamed into place
-    (weights, then card). Returns the path of the card.
+    Both files are written whole or not at all (:func:`course_utils.files.atomic_path`), the weights
+    first, then the card that names their checksum. Returns the path of the card.
     """
     weights, card = _paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_card = _temporary(weights), _temporary(card)
-    try:
+    with atomic_path(card) as tmp_card, atomic_path(weights) as tmp_weights:  # the inner one, weights, lands first
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp_weights))
         info = {"format_version": CARD_FORMAT, **metadata}
         info.update({
@@ -188,11 +138,6 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata
             "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         })
         tmp_card.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_card, card)
-    finally:
-        tmp_weights.unlink(missing_ok=True)
-        tmp_card.unlink(missing_ok=True)
     return card
 
 
@@ -299,8 +244,15 @@ def output_dir(what: str, out: str | Path | None = None, ship: bool = False) -> 
 
 
 def announce_replacements(folder: Path, names: list[str]) -> list[Path]:
-    """Print (and return) the existing checkpoint files in ``folder`` that writing ``names`` will replace."""
-    replaced = [p for name in names for p in _paths(folder / name) if p.exists()]
+    """Print (and return) what writing checkpoints ``names`` into ``folder`` will replace.
+
+    A name is a checkpoint (its ``.safetensors`` and ``.json``) or a folder of one
+    (``hf_gpt/``, a ``transformers`` model and its tokenizer).
+    """
+    replaced = []
+    for name in names:
+        whole = folder / name
+        replaced += [whole] if whole.is_dir() else [p for p in _paths(whole) if p.exists()]
     for p in replaced:
-        print(f"replacing {p} ({p.stat().st_size:,} bytes)")
+        print(f"replacing {p}/" if p.is_dir() else f"replacing {p} ({p.stat().st_size:,} bytes)")
     return replaced

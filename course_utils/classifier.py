@@ -4,7 +4,8 @@ Taught in notebook 02, section 4 (the FID-FMNIST classifier) and section 5
 (the data-augmentation experiment, with a narrower copy).
 
 - :class:`FashionClassifier`: a small CNN; ``features(x)`` is the 128-d
-  penultimate activation behind FID-FMNIST (:mod:`course_utils.evaluation`).
+  penultimate activation behind FID-FMNIST (:mod:`course_utils.evaluation`; its reference
+  statistics: :mod:`course_utils.reference_stats`).
 - :func:`fit_classifier`, :func:`accuracy`: training and testing.
 - :func:`train_classifier`: what ``python -m course_utils.train classifier`` runs.
 """
@@ -19,11 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils import evaluation
-from course_utils.checkpoints import make_config, register_model, require_positive, require_rate, save_checkpoint
-from course_utils.data import image_tensors, tensor_batches
+from course_utils import evaluation, reference_stats
+from course_utils.checkpoints import register_model, save_checkpoint
+from course_utils.configs import make_config, require_positive, require_rate
+from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import get_device, seed_everything, training_time
+from course_utils.training import evaluating
 
 CLASSIFIER_NAME = "fmnist_classifier"
 
@@ -124,17 +127,16 @@ def fit_classifier(
     return model.eval()
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 250) -> float:
     """Top-1 accuracy of a classifier on images in [0, 1] (batches of 250: see ``evaluation.classifier_outputs``)."""
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images (and at least one): {len(images)} and {len(labels)}")
     device = next(model.parameters()).device
-    model.eval()
     correct = 0
-    for start in range(0, len(images), batch_size):
-        logits = model(images[start:start + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == labels[start:start + batch_size]).sum().item()
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            logits = model(images[start:start + batch_size].to(device))
+            correct += (logits.argmax(1).cpu() == labels[start:start + batch_size]).sum().item()
     return correct / len(images)
 
 
@@ -169,8 +171,8 @@ def train_classifier(
         "command": f"python -m course_utils.train classifier --epochs {model.epochs_done} --seed {seed}",
     }
     save_checkpoint(model.cpu(), out / CLASSIFIER_NAME, card)
-    key = evaluation.training_images_key() if limit is None else {
-        "source": "tensor", "images_sha256": evaluation.images_digest(x_train), "images": len(x_train)}
-    evaluation.save_reference(mu, sigma, out / evaluation.REFERENCE_NAME, model, key)
+    key = reference_stats.training_images_key() if limit is None else {
+        "source": "tensor", "images_sha256": reference_stats.images_digest(x_train), "images": len(x_train)}
+    reference_stats.save_reference(mu, sigma, out / reference_stats.REFERENCE_NAME, model, key)
     print(f"classifier: test accuracy {test_acc:.4f}, FID-FMNIST floor {floor:.3f}, {seconds:.0f} s -> {out}")
     return card

@@ -1,4 +1,4 @@
-"""One Colab pattern for every notebook (a badge and a set-up cell), and the launch links of the README.
+"""One Colab pattern for every notebook (a badge and a set-up cell), and the launch links of the README (shared).
 
 The badge (first cell, tagged ``colab-badge``; a text link, so that it never shows
 as a broken image offline) opens the notebook's own path in
@@ -20,7 +20,6 @@ from the same setting, between the ``<!-- links -->`` markers.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 import nbformat
 
 from course_utils import REPO_ROOT
+from course_utils.cli import OneLineParser
+from course_utils.files import atomic_path, write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,7 +157,8 @@ def write(notebook: Path) -> bool:
     first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
     nb.cells.insert(first_md + 1, setup)
     nb.cells.insert(0, badge)
-    nbformat.write(nb, notebook)
+    with atomic_path(notebook) as tmp:
+        nbformat.write(nb, tmp)
     return True
 
 
@@ -165,7 +167,7 @@ def notebooks(root: Path = REPO_ROOT / "notebooks") -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.colab", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m course_utils.colab", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("check", "write"))
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: notebooks/NN_*.ipynb)")
     args = parser.parse_args(argv)
@@ -175,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = README.read_text(encoding="utf-8")
         fresh = readme_with_links(text, paths)
         if fresh != text and args.command == "write":
-            README.write_text(fresh, encoding="utf-8")
+            write_text_atomic(README, fresh)
             print("README.md: launch links rewritten")
         elif fresh != text:
             bad += 1

@@ -20,38 +20,32 @@ network and no copy, one :class:`DataUnavailableError` names the missing file
 and the remedies.
 
 Command line: ``python -m course_utils.data status`` and
-``python -m course_utils.data fetch [NAME ...|--all]``.
+``python -m course_utils.data fetch [NAME ...|--all]``. The loaders that read
+these files are in :mod:`course_utils.datasets`; the offline bundle (one
+archive for a USB stick) in :mod:`course_utils.bundle`.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import hashlib
 import http.client
-import json
+import importlib
 import os
 import shutil
 import sys
 import tempfile
 import urllib.error
 import urllib.request
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from course_utils import REPO_ROOT
+from course_utils.cli import OneLineParser
+from course_utils.files import atomic_path, sha256_of, write_text_atomic
 from course_utils.progress import progress
-from course_utils.runtime import errors_exit
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
 _CHUNK = 1 << 20
 
 
@@ -61,13 +55,19 @@ class DataUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A data set's provenance: shown by ``status`` and in the README."""
+    """A data set's provenance (shown by ``status`` and in the README), and how it is prepared.
+
+    ``prepare`` names a function, ``"module:function"``, that ``fetch`` runs after
+    the files: the topic that reads the data set registers it here, so this module
+    imports no topic. It returns the number of failures (0 or 1).
+    """
 
     name: str
     title: str
     homepage: str
     licence: str
     citation: str
+    prepare: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ DATASETS: dict[str, Dataset] = {
         "music21 itself is BSD-3-Clause",
         "Cuthbert & Ariza (2010). music21: A Toolkit for Computer-Aided Musicology and Symbolic Music Data. "
         "ISMIR 2010; chorales as harmonised by J. S. Bach (BWV 250-438 and cantata movements)",
+        prepare="course_utils.music:prepare_chorales",
     ),
 }
 
@@ -230,40 +231,8 @@ def data_dir() -> Path:
 # --- verification -------------------------------------------------------------
 
 
-def write_bytes_atomic(target: str | Path, payload: bytes, mode: int = 0o644) -> Path:
-    """Write ``payload`` to ``target`` through a temporary file in the same folder, then rename it into place.
-
-    A crash leaves either the old file or the new one, never half a file; ``mode``
-    replaces the private permissions ``mkstemp`` gives (caches and tables are ordinary files).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
-
-
-
-
-def sha256_of(path: str | Path, gz: bool = False) -> tuple[str, int]:
-    """sha256 and byte count of a file's content (decompressed first when ``gz``): the course's one checksum helper."""
-    digest, n = hashlib.sha256(), 0
-    opener = gzip.open if gz else open
-    with opener(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            n += len(chunk)
-    return digest.hexdigest(), n
-
-
-def _sidecar(path: Path) -> Path:
+def sidecar(path: Path) -> Path:
+    """Where the content checksum of a file whose registry entry has only the archive's is recorded."""
     return path.with_name(path.name + ".sha256")
 
 
@@ -274,7 +243,7 @@ def check_content(entry: DataFile, path: Path) -> str | None:
         return f"size {size:,} bytes, expected {entry.size:,} (truncated or wrong file)"
     expected = entry.sha256
     if expected is None:  # only the archive checksum is known: compare with the one recorded at install
-        side = _sidecar(path)
+        side = sidecar(path)
         expected = side.read_text().strip() if side.exists() else None
         if expected is None:
             return "no recorded checksum (installed by hand?)"
@@ -287,8 +256,12 @@ def _is_gz(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
+class _Rejected(Exception):
+    """A source file that does not verify; its message says why."""
+
+
 def _install(entry: DataFile, source: Path, target: Path) -> str | None:
-    """Copy (decompressing if needed) ``source`` to ``target`` atomically if it verifies.
+    """Copy (decompressing if needed) ``source`` to ``target``, whole or not at all, if it verifies.
 
     Returns None on success, else the reason the source was rejected.
     """
@@ -298,24 +271,20 @@ def _install(entry: DataFile, source: Path, target: Path) -> str | None:
             return "only the upstream .gz archive can be verified for this file"
         if sha256_of(source)[0] != entry.archive_sha256:
             return "archive sha256 mismatch"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, (gzip.open(source, "rb") if gz else open(source, "rb")) as src:
-            shutil.copyfileobj(src, out, _CHUNK)
-        problem = check_content(entry, tmp) if entry.sha256 else _check_size(entry, tmp)
-        if problem:
-            return problem
-        if entry.sha256 is None:
-            _sidecar(target).write_text(sha256_of(tmp)[0] + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp's file is private; a shared cache (a workshop hub) must be readable by all
-        os.replace(tmp, target)
-        return None
+        with atomic_path(target) as tmp:  # readable by all: a shared cache (a workshop hub)
+            with (gzip.open(source, "rb") if gz else open(source, "rb")) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+            problem = check_content(entry, tmp) if entry.sha256 else _check_size(entry, tmp)
+            if problem:
+                raise _Rejected(problem)
+            if entry.sha256 is None:
+                write_text_atomic(sidecar(target), sha256_of(tmp)[0] + "\n")
+    except _Rejected as exc:
+        return str(exc)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"
-    finally:
-        tmp.unlink(missing_ok=True)
+    return None
 
 
 def _check_size(entry: DataFile, path: Path) -> str | None:
@@ -338,6 +307,7 @@ def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
 
 
 def _try_download(entry: DataFile, target: Path) -> tuple[bool, list[str]]:
+    """Download ``entry`` from each URL in turn into a scratch file, installing the first that verifies."""
     errors = []
     for url in entry.urls:
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".download")
@@ -429,7 +399,7 @@ def names_in(selection: str) -> list[str]:
     if selection in FILES:
         return [selection]
     chosen = [f.name for f in FILES.values() if f.dataset == selection]
-    if not chosen:
+    if not chosen and selection not in DATASETS:
         raise KeyError(f"unknown data set or file {selection!r}; known: {', '.join(DATASETS)} or {', '.join(FILES)}")
     return chosen
 
@@ -467,331 +437,65 @@ def status() -> list[StatusRow]:
     return rows
 
 
-# --- loaders --------------------------------------------------------------------
-
-
-def _image_root(dataset: str, train: bool) -> Path:
-    split = "train" if train else "test"
-    for name in (f"{dataset}/{split}-images", f"{dataset}/{split}-labels"):
-        fetch(name, verbose=False)
-    return data_dir()
-
-
-def _one_split(base: type, folder: str) -> type:
-    """A torchvision MNIST-style class that needs only the split it loads.
-
-    torchvision checks for all four IDX files even when one split is asked for;
-    offline, the course may have only the test split (MNIST in CI).
-    """
-
-    class OneSplit(base):
-        @property
-        def raw_folder(self) -> str:
-            return os.path.join(self.root, folder, "raw")
-
-        def _check_exists(self) -> bool:
-            prefix = "train" if self.train else "t10k"
-            return all(
-                (Path(self.raw_folder) / f"{prefix}-{kind}-ubyte").exists()
-                for kind in ("images-idx3", "labels-idx1")
-            )
-
-    OneSplit.__name__ = OneSplit.__qualname__ = base.__name__
-    return OneSplit
-
-
-def fashion_mnist(train: bool = True, transform=None, target_transform=None):
-    """torchvision's ``FashionMNIST`` on the verified cache (``download=False``, works offline)."""
-    from torchvision.datasets import FashionMNIST
-
-    root = _image_root("fashion-mnist", train)
-    cls = _one_split(FashionMNIST, "FashionMNIST")
-    return cls(root, train=train, transform=transform, target_transform=target_transform, download=False)
-
-
-def mnist(train: bool = False, transform=None, target_transform=None):
-    """torchvision's ``MNIST``. Only the test split is needed offline; train downloads."""
-    from torchvision.datasets import MNIST
-
-    root = _image_root("mnist", train)
-    return _one_split(MNIST, "MNIST")(root, train=train, transform=transform, target_transform=target_transform,
-                                      download=False)
-
-
-def image_tensors(dataset: str = "fashion-mnist", train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole split in memory: images float32 ``[N, 1, 28, 28]`` in [0, 1], labels int64.
-
-    The fast path for training loops (one pass over Fashion-MNIST train: 0.7 s,
-    against 3.4 s for a ``DataLoader`` with per-image ``ToTensor`` on 2 cores).
-    """
-    loaders = {"fashion-mnist": fashion_mnist, "mnist": mnist}
-    if dataset not in loaders:
-        raise KeyError(f"unknown image data set {dataset!r}; use one of {', '.join(loaders)}")
-    ds = loaders[dataset](train=train)
-    return ds.data.unsqueeze(1).float().div_(255.0), ds.targets.long()
-
-
-def tensor_batches(
-    *tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
-    generator: torch.Generator | None = None, drop_last: bool = False,
-) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Mini-batches of in-memory tensors (one epoch), indexed rather than collated."""
-    if not tensors:
-        raise ValueError("tensor_batches needs at least one tensor")
-    n = len(tensors[0])
-    if any(len(t) != n for t in tensors):
-        raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
-        yield tuple(t[idx] for t in tensors)
-
-
-def load_text(name: str = "tinyshakespeare") -> str:
-    """A registered text file as a string (``tinyshakespeare`` or ``names``)."""
-    if name not in ("tinyshakespeare", "names"):
-        raise KeyError(f"{name!r} is not a text data set; use 'tinyshakespeare' or 'names'")
-    return fetch(name, verbose=False).read_text(encoding="utf-8")
-
-
-def load_names() -> list[str]:
-    """The makemore names list: 32,033 lowercase names, in file order."""
-    return [line for line in load_text("names").splitlines() if line]
-
-
-# --- the offline bundle (workshops: one file on a USB stick) ------------------------------
-
-
-class BundleError(RuntimeError):
-    """A bundle is corrupt, truncated, or does not match the registry; nothing was installed."""
-
-
-BUNDLE_FORMAT = 1
-
-
-def _shipped_dir() -> Path:
-    from course_utils import checkpoints  # imported here: checkpoints itself imports this module
-
-    return checkpoints.SHIPPED_DIR
-
-
-def bundle(out: str | Path, include_optional: bool = True) -> dict:
-    """Write one ``.tar.gz`` with every verified data file of the cache and every shipped checkpoint.
-
-    A ``MANIFEST.json`` inside lists each file with its size and sha256. Missing
-    required data files are an error (fetch them first). The archive is written
-    to a temporary file and renamed into place. Returns the manifest.
-    """
-    import datetime as dt
-    import io
-    import tarfile
-
-    out = Path(out)
-    cache, shipped = data_dir(), _shipped_dir()
-    members: list[tuple[str, Path, dict]] = []
-    for entry in FILES.values():
-        path = cache / entry.path
-        problem = check_content(entry, path) if path.exists() else "missing"
-        if problem:
-            if entry.required or path.exists():
-                raise BundleError(f"{entry.name}: {problem} in {cache}; run python -m course_utils.data fetch first")
-            continue
-        if not entry.required and not include_optional:
-            continue
-        members.append((f"data/{entry.path}", path, {"kind": "data", "name": entry.name}))
-    for path in sorted(p for p in shipped.rglob("*") if p.is_file()):
-        members.append((f"checkpoints/{path.relative_to(shipped).as_posix()}", path, {"kind": "checkpoint"}))
-    files = [{"path": arc, **info, "bytes": path.stat().st_size, "sha256": sha256_of(path)[0]}
-             for arc, path, info in members]
-    manifest = {"format": BUNDLE_FORMAT, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "files": files}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-            blob = json.dumps(manifest, indent=1).encode()
-            info = tarfile.TarInfo("MANIFEST.json")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-            for arc, path, _ in members:
-                tar.add(path, arcname=arc, recursive=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return manifest
-
-
-def _read_bundle(archive: Path, staging: Path) -> dict:
-    """Extract ``archive`` into ``staging`` (regular files only, no path escapes); return its manifest."""
-    import tarfile
-
-    try:
-        with gzip.open(archive, "rb") as whole:  # read to the end first: gzip checks its CRC only there
-            while whole.read(_CHUNK):
-                pass
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                name = Path(member.name)
-                if not member.isfile() or name.is_absolute() or ".." in name.parts:
-                    raise BundleError(f"{archive.name}: unexpected entry {member.name!r}; not a course bundle")
-                target = staging / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise BundleError(f"{archive} is corrupt or truncated ({type(exc).__name__}: {exc}); nothing was installed. "
-                          "Copy the bundle again and rerun.") from None
-    manifest_path = staging / "MANIFEST.json"
-    if not manifest_path.exists():
-        raise BundleError(f"{archive.name} has no MANIFEST.json: not a course bundle; nothing was installed")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{archive.name}: its MANIFEST.json is unreadable ({exc}); nothing was installed") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{archive.name}: bundle format {manifest.get('format')!r}, this code reads "
-                          f"{BUNDLE_FORMAT}; nothing was installed")
-    return manifest
-
-
-def _verify_bundle(manifest: dict, staging: Path, archive: Path) -> None:
-    by_name = {e.name: e for e in FILES.values()}
-    for item in manifest.get("files", []):
-        path = staging / item["path"]
-        if not path.exists():
-            raise BundleError(f"{archive.name}: {item['path']} is listed but missing; nothing was installed")
-        digest, size = sha256_of(path)
-        if digest != item["sha256"] or size != item["bytes"]:
-            raise BundleError(f"{archive.name}: {item['path']} does not match its checksum; nothing was installed")
-        if item["kind"] == "data":
-            entry = by_name.get(item.get("name", ""))
-            if entry is None or f"data/{entry.path}" != item["path"]:
-                raise BundleError(f"{archive.name}: {item['path']} is not a file of this course's registry")
-            problem = check_content(entry, path) if entry.sha256 else None
-            if problem:
-                raise BundleError(f"{archive.name}: {entry.name} fails the registry's check ({problem}); "
-                                  "nothing was installed")
-
-
-def unbundle(archive: str | Path) -> list[str]:
-    """Install a bundle made by :func:`bundle` into the data cache, verifying every file first.
-
-    Everything is checked before anything is installed: a corrupt, truncated
-    or tampered archive raises :class:`BundleError` and leaves the cache as it
-    was. Data files go into the cache; checkpoints are restored into the
-    shipped folder only where a file is missing there (a shipped checkpoint
-    that differs is reported and left alone: only ``--ship`` replaces those).
-    Returns one line per file saying what happened.
-    """
-    archive = Path(archive)
-    if not archive.is_file():
-        raise BundleError(f"{archive} not found")
-    cache, shipped = data_dir(), _shipped_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".unbundle-"))
-    report = []
-    try:
-        manifest = _read_bundle(archive, staging)
-        _verify_bundle(manifest, staging, archive)
-        for item in manifest["files"]:
-            source = staging / item["path"]
-            rel = Path(item["path"]).relative_to(item["path"].split("/")[0])
-            target = (cache if item["kind"] == "data" else shipped) / rel
-            if target.exists() and sha256_of(target)[0] == item["sha256"]:
-                report.append(f"{item['path']}: already there")
-                continue
-            if item["kind"] == "checkpoint" and target.exists():
-                report.append(f"{item['path']}: differs from the shipped file; left alone")
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-            if FILES.get(item.get("name", "")) is not None and FILES[item["name"]].sha256 is None:
-                _sidecar(target).write_text(item["sha256"] + "\n")
-            report.append(f"{item['path']}: installed")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return report
+def prepare(dataset: str) -> int:
+    """Run ``dataset``'s registered preparation (see :class:`Dataset`); returns the number of failures."""
+    module, _, function = (DATASETS[dataset].prepare or "").partition(":")
+    if not function:
+        raise KeyError(f"{dataset!r} has no registered preparation")
+    return getattr(importlib.import_module(module), function)()
 
 
 # --- command line ---------------------------------------------------------------
 
 
+def selection(names: Sequence[str], everything: bool = False) -> tuple[list[str], list[str]]:
+    """What ``fetch`` does for its arguments: ``(registry files to fetch, data sets to prepare)``.
+
+    No names: every required file and every preparation; ``everything``: the
+    optional files too. A data set's name selects its required files (and its
+    preparation), a file's name that file only.
+    """
+    if everything or not names:
+        files = [n for n, f in FILES.items() if everything or f.required]
+        return files, [d.name for d in DATASETS.values() if d.prepare]
+    files, prepared = [], []
+    for chosen in names:
+        found = names_in(chosen)
+        files += found if chosen in FILES else [n for n in found if FILES[n].required]
+        if chosen in DATASETS and DATASETS[chosen].prepare:
+            prepared.append(chosen)
+    return files, prepared
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.data", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m course_utils.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="what is present, verified, missing")
     fetch_p = sub.add_parser("fetch", help="fetch data sets or files (default: all the course needs)")
     fetch_p.add_argument("names", nargs="*", help=f"data sets ({', '.join(DATASETS)}) or files")
     fetch_p.add_argument("--all", action="store_true", help="every registered file, optional ones too")
     fetch_p.add_argument("--offline", action="store_true", help="never download; use local copies only")
-    bundle_p = sub.add_parser("bundle", help="write one archive with every data file and checkpoint (for offline use)")
-    bundle_p.add_argument("out", type=Path)
-    unbundle_p = sub.add_parser("unbundle", help="verify a bundle and install it into the data cache")
-    unbundle_p.add_argument("archive", type=Path)
     args = parser.parse_args(argv)
     print(f"data cache: {data_dir()}")
-    if args.command in ("bundle", "unbundle"):
-        return _bundle_command(args)
     if args.command == "status":
         for row in status():
             print(f"  {row.name:<26} {row.state}")
         return 0
     try:
-        wanted = list(FILES) if args.all else (
-            [n for sel in args.names if sel != "bach-chorales" for n in (names_in(sel) if sel in FILES else [
-                f for f in names_in(sel) if FILES[f].required])]
-            if args.names else [n for n, f in FILES.items() if f.required]
-        )
+        files, prepared = selection(args.names, args.all)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     failed = 0
-    for name in wanted:
+    for name in files:
         try:
             path = fetch(name, download=not args.offline)
             print(f"  {name:<26} ok  {path}")
         except DataUnavailableError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
-    if args.all or not args.names or "bach-chorales" in args.names:
-        failed += prepare_chorales()
+    failed += sum(prepare(dataset) for dataset in prepared)
     return 1 if failed else 0
-
-
-def prepare_chorales() -> int:
-    """Parse the Bach chorales in music21's corpus once into the token cache of notebooks 05 and 06.
-
-    No download: the chorales ship inside the ``music21`` package. Parsing all of them
-    takes a while, so ``fetch`` (and ``make data``) does it once instead of the notebook's
-    first run. Returns the number of failures (0 or 1).
-    """
-    try:
-        from course_utils import music
-
-        chorales = music.load_chorales()
-    except ImportError as exc:
-        print(f"error: bach-chorales needs music21 ({exc}); pip install music21", file=sys.stderr)
-        return 1
-    print(f"  {'bach-chorales':<26} ok  {music.cache_path()} ({len(chorales)} melodies)")
-    return 0
-
-
-@errors_exit(BundleError)
-def _bundle_command(args: argparse.Namespace) -> int:
-    if args.command == "bundle":
-        manifest = bundle(args.out)
-        total = sum(f["bytes"] for f in manifest["files"])
-        print(f"wrote {args.out}: {len(manifest['files'])} files ({total / 1e6:.0f} MB before compression), "
-              f"{args.out.stat().st_size / 1e6:.0f} MB")
-    else:
-        for line in unbundle(args.archive):
-            print(f"  {line}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ indices, and returns the prompt followed by the new tokens.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from course_utils import evaluation, text
+from course_utils import text
+from course_utils.training import evaluating
 
 
 def _block_size(model: nn.Module) -> int | None:
@@ -77,33 +76,17 @@ def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penal
     return out[0] if squeeze else out
 
 
-def _with_model_in_eval(fn: Any) -> Any:
-    def wrapped(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return fn(model, *args, **kwargs)
-        finally:
-            model.train(was_training)
-
-    wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__ = fn.__name__, fn.__doc__, fn
-    return wrapped
-
-
-@_with_model_in_eval
 def greedy(model: nn.Module, ids: torch.Tensor, max_new_tokens: int, repetition_penalty: float = 1.0) -> torch.Tensor:
     """Append the most likely token ``max_new_tokens`` times (ties: the lowest index)."""
     ids = _check_prompt(ids, max_new_tokens)
-    device = next(model.parameters()).device
-    out = ids.to(device)
-    for _ in range(max_new_tokens):
-        logits = apply_repetition_penalty(next_logits(model, out[None])[0], out, repetition_penalty)
-        out = torch.cat([out, logits.argmax()[None]])
+    out = ids.to(next(model.parameters()).device)
+    with evaluating(model):
+        for _ in range(max_new_tokens):
+            logits = apply_repetition_penalty(next_logits(model, out[None])[0], out, repetition_penalty)
+            out = torch.cat([out, logits.argmax()[None]])
     return out.cpu()
 
 
-@_with_model_in_eval
 def sample(
     model: nn.Module, ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
     top_p: float | None = None, repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
@@ -116,33 +99,35 @@ def sample(
     ids = _check_prompt(ids, max_new_tokens)
     device = next(model.parameters()).device
     out = ids.to(device)
-    for _ in range(max_new_tokens):
-        logits = apply_repetition_penalty(next_logits(model, out[None])[0], out, repetition_penalty)
-        nxt = text.sample_logits(logits, temperature, top_k, top_p, generator)
-        out = torch.cat([out, nxt.reshape(1).to(device)])
+    with evaluating(model):
+        for _ in range(max_new_tokens):
+            logits = apply_repetition_penalty(next_logits(model, out[None])[0], out, repetition_penalty)
+            nxt = text.sample_logits(logits, temperature, top_k, top_p, generator)
+            out = torch.cat([out, nxt.reshape(1).to(device)])
     return out.cpu()
 
 
-@_with_model_in_eval
 def beam_search(model: nn.Module, ids: torch.Tensor, max_new_tokens: int, num_beams: int = 4) -> torch.Tensor:
     """The most likely continuation that beam search finds: ``num_beams`` hypotheses kept at every step.
 
     Each step extends every hypothesis by every token, scores each by its total
     log-probability, and keeps the ``num_beams`` best. All hypotheses have the
     same length (no end token), so no length penalty is needed. ``num_beams=1``
-    is greedy decoding.
+    is greedy decoding. It finds what Hugging Face's ``generate(num_beams=...)`` finds with no end token
+    (``tests/test_against_libraries.py`` checks it on a GPT-2).
     """
     ids = _check_prompt(ids, max_new_tokens)
     if num_beams < 1:
         raise ValueError(f"num_beams must be at least 1, got {num_beams}")
     device = next(model.parameters()).device
     beams, scores = ids.to(device)[None], torch.zeros(1, device=device)
-    for _ in range(max_new_tokens):
-        logp = next_logits(model, beams).log_softmax(dim=-1)  # [beams, V]
-        vocab = logp.shape[-1]
-        top = (scores[:, None] + logp).flatten().topk(min(num_beams, logp.numel()))
-        beams = torch.cat([beams[top.indices // vocab], (top.indices % vocab)[:, None]], dim=1)
-        scores = top.values
+    with evaluating(model):
+        for _ in range(max_new_tokens):
+            logp = next_logits(model, beams).log_softmax(dim=-1)  # [beams, V]
+            vocab = logp.shape[-1]
+            top = (scores[:, None] + logp).flatten().topk(min(num_beams, logp.numel()))
+            beams = torch.cat([beams[top.indices // vocab], (top.indices % vocab)[:, None]], dim=1)
+            scores = top.values
     return beams[0].cpu()
 
 
@@ -178,7 +163,6 @@ def generate(
     return greedy(model, ids, max_new_tokens, repetition_penalty)
 
 
-@_with_model_in_eval
 def continuation_log_probs(model: nn.Module, ids: torch.Tensor, start: int) -> torch.Tensor:
     """``log p(ids[t] | context)`` for ``t = start, ..., len(ids) - 1``: ``[len(ids) - start]``, in nats.
 
@@ -189,14 +173,14 @@ def continuation_log_probs(model: nn.Module, ids: torch.Tensor, start: int) -> t
     ids = _check_prompt(ids, 0)
     if not 1 <= start < len(ids):
         raise ValueError(f"start must be in 1..{len(ids) - 1} (the first token has no context), got {start}")
-    device = next(model.parameters()).device
     block = _block_size(model) or len(ids)
-    ids = ids.to(device)
+    ids = ids.to(next(model.parameters()).device)
     prefix = min(len(ids) - 1, block)  # positions 0..prefix-1 predict tokens 1..prefix with their full past
-    parts = [evaluation.token_log_probs(logits_of(model, ids[None, :prefix])[0], ids[1:prefix + 1])]
-    if len(ids) - 1 > block:  # token t > block: the window ids[t - block : t], last position
-        wins = ids.unfold(0, block, 1)[1:len(ids) - block]
-        for chunk in range(0, len(wins), 256):
-            w = wins[chunk:chunk + 256]
-            parts.append(evaluation.token_log_probs(logits_of(model, w)[:, -1], ids[block + 1 + chunk:][:len(w)]))
+    with evaluating(model):
+        parts = [text.token_log_probs(logits_of(model, ids[None, :prefix])[0], ids[1:prefix + 1])]
+        if len(ids) - 1 > block:  # token t > block: the window ids[t - block : t], last position
+            wins = ids.unfold(0, block, 1)[1:len(ids) - block]
+            for chunk in range(0, len(wins), 256):
+                w = wins[chunk:chunk + 256]
+                parts.append(text.token_log_probs(logits_of(model, w)[:, -1], ids[block + 1 + chunk:][:len(w)]))
     return torch.cat(parts)[start - 1:].cpu()

@@ -1,4 +1,4 @@
-"""Measuring generative models offline: FID-FMNIST, KID, precision/recall, memorisation, text metrics.
+"""Measuring generated images offline: FID-FMNIST, KID, precision/recall, memorisation, intervals.
 
 Taught in notebook 02, section 4 (and extended in 06):
 
@@ -6,12 +6,17 @@ Taught in notebook 02, section 4 (and extended in 06):
   (:func:`feature_stats`);
 - :func:`fid_fmnist` with the features of the course's
   :class:`~course_utils.classifier.FashionClassifier` ("FID-FMNIST"), against
-  :func:`reference_stats` of the training images;
+  the reference statistics of the training images
+  (:func:`course_utils.reference_stats.load_or_compute`, which caches them);
 - :func:`class_confidence_diversity` (an Inception-Score-like pair) and
   :func:`image_report` (every number of 02's table from one classifier pass);
-- :func:`nearest_neighbours`, the memorisation check;
+- :func:`nearest_neighbours`, the memorisation check; :func:`mean_and_std`
+  (02's accuracies over seeds);
 - notebook 06: :func:`kid` (unbiased at small sample sizes), :func:`precision_recall`
-  on the feature manifold, :func:`bootstrap_interval`, and the text metrics at the end.
+  on the feature manifold, :func:`bootstrap_interval`.
+
+The text metrics of 04 and 06 (distinct-n, repetition, copied spans, known
+words) are in :mod:`course_utils.text`.
 
 FID-FMNIST follows Heusel et al. (2017) but with a 128-d feature space learnt
 on Fashion-MNIST instead of Inception-v3's 2048-d ImageNet features: its
@@ -22,14 +27,14 @@ of samples (FID is biased upwards for small samples).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from course_utils.training import evaluating
 
 # --- the Fréchet distance -------------------------------------------------------------------
 
@@ -96,7 +101,6 @@ def _to_unit_range(images: torch.Tensor, value_range: tuple[float, float]) -> to
     return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
 
 
-@torch.no_grad()
 def classifier_outputs(
     classifier: nn.Module, images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0),
     batch_size: int = 250,
@@ -109,133 +113,29 @@ def classifier_outputs(
     batches of 1,000; an image's outputs do not depend on its batch (up to float rounding).
     """
     device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
     feats, probs = [], []
-    try:
+    with evaluating(classifier):
         for start in range(0, len(images), batch_size):
             x = _to_unit_range(images[start:start + batch_size], value_range).to(device)
             f = classifier.features(x)
             feats.append(f.float().cpu())
             probs.append(classifier.head(f).softmax(dim=1).float().cpu())
-    finally:
-        classifier.train(was_training)
     return torch.cat(feats), torch.cat(probs)
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """A sha256 of a model's weights (names, shapes and values), to key cached statistics."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def images_digest(images: torch.Tensor) -> str:
-    """A sha256 of an image tensor's shape and float32 values: what a cached statistic was computed on."""
-    digest = hashlib.sha256(str(tuple(images.shape)).encode())
-    digest.update(images.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-# --- FID-FMNIST reference statistics ------------------------------------------------------------
-
-REFERENCE_NAME = "fmnist_fid_reference"
-TRAIN_IMAGES = "fashion-mnist/train-images"
-
-
-def training_images_key() -> dict[str, Any]:
-    """The key of the default reference: the 60,000 Fashion-MNIST training images, pinned by the data registry."""
-    from course_utils.data import FILES
-
-    return {"source": TRAIN_IMAGES, "images_sha256": FILES[TRAIN_IMAGES].sha256, "images": 60_000}
-
-
-def _reference_key(images: torch.Tensor | None) -> dict[str, Any]:
-    if images is None:
-        return training_images_key()
-    return {"source": "tensor", "images_sha256": images_digest(images), "images": len(images)}
-
-
-def _load_reference(path: Path, fingerprint: str, key: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The statistics at ``path`` if they exist, verify, and were made by this classifier from these images."""
-    from course_utils.checkpoints import CheckpointError, load_tensors
-
-    try:
-        tensors, meta = load_tensors(path)
-    except CheckpointError:
-        return None
-    if meta.get("classifier_fingerprint") != fingerprint or any(meta.get(k) != v for k, v in key.items()):
-        return None
-    mu, sigma = tensors.get("mu"), tensors.get("sigma")
-    if mu is None or sigma is None or mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-        return None
-    return mu, sigma
-
-
-def save_reference(
-    mu: torch.Tensor, sigma: torch.Tensor, path: str | Path, classifier: nn.Module, key: dict[str, Any],
-) -> Path:
-    """Write reference statistics with the card fields :func:`reference_stats` checks on load."""
-    from course_utils.checkpoints import save_tensors
-
-    return save_tensors({"mu": mu, "sigma": sigma}, path, {
-        "what": "FID-FMNIST reference statistics: mean and covariance of the classifier's features",
-        "classifier_fingerprint": model_fingerprint(classifier), **key,
-    })
-
-
-def reference_stats(
-    classifier: nn.Module, images: torch.Tensor | None = None, cache_dir: str | Path | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """FID-FMNIST reference statistics (mean, covariance of the classifier's features of some real images).
-
-    By default the images are the 60,000 Fashion-MNIST training images. The
-    statistics are keyed by the classifier's :func:`model_fingerprint`, the image
-    source and its sha256, and the image count; a file whose key differs is
-    ignored (never returned for other images). Lookup order: ``cache_dir`` if
-    given, else the shipped ``data/checkpoints`` then the data cache's ``cache/``
-    folder; computed statistics are saved to the last of these (never to the
-    shipped folder).
-    """
-    from course_utils.checkpoints import SHIPPED_DIR
-    from course_utils.data import data_dir
-
-    fingerprint, key = model_fingerprint(classifier), _reference_key(images)
-    cached_name = f"{REFERENCE_NAME}_{fingerprint[:12]}_{key['images_sha256'][:12]}_{key['images']}"
-    folders = [Path(cache_dir)] if cache_dir else [SHIPPED_DIR, data_dir() / "cache"]
-    for folder in folders:
-        for path in (folder / REFERENCE_NAME, folder / cached_name):
-            found = _load_reference(path, fingerprint, key)
-            if found is not None:
-                return found
-    if images is None:
-        from course_utils.data import image_tensors
-
-        images = image_tensors("fashion-mnist", train=True)[0]
-    mu, sigma = feature_stats(classifier_outputs(classifier, images)[0])
-    try:
-        save_reference(mu, sigma, folders[-1] / cached_name, classifier, key)
-    except OSError:  # a read-only checkout: the statistics are simply recomputed next time
-        pass
-    return mu, sigma
-
-
 def fid_fmnist(
-    images: torch.Tensor, classifier: nn.Module, reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    images: torch.Tensor, classifier: nn.Module, reference: tuple[torch.Tensor, torch.Tensor],
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> float:
     """FID-FMNIST of ``images`` against the Fashion-MNIST training set (lower is better; 0 = same statistics).
 
-    ``reference`` is ``(mu, sigma)`` from :func:`reference_stats` (computed or
-    loaded when omitted). Use the same number of images whenever two values
-    are compared.
+    ``reference`` is ``(mu, sigma)`` of the real images, e.g. from
+    :func:`course_utils.reference_stats.load_or_compute`. Use the same number
+    of images whenever two values are compared.
     """
     if len(images) < 2:
         raise ValueError("FID needs at least 2 images (and thousands for a stable value)")
-    mu_ref, sigma_ref = reference if reference is not None else reference_stats(classifier)
+    mu_ref, sigma_ref = reference
     features, _ = classifier_outputs(classifier, images, value_range)
     mu, sigma = feature_stats(features)
     return frechet_distance(mu, sigma, mu_ref, sigma_ref)
@@ -340,8 +240,7 @@ def kid(
         r = real[torch.randperm(len(real), generator=generator)[:size]]
         f = fake[torch.randperm(len(fake), generator=generator)[:size]]
         values.append(mmd2_unbiased(r, f))
-    t = torch.tensor(values, dtype=torch.float64)
-    return t.mean().item(), (t.std().item() if len(t) > 1 else 0.0)
+    return mean_and_std(values)
 
 
 def knn_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -485,167 +384,12 @@ def nearest_neighbours(
     return d.gather(1, order), i.gather(1, order)
 
 
-def summarise(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and (sample) standard deviation, e.g. of test accuracies over seeds."""
+# --- a value over seeds (notebook 02, section 5) ----------------------------------------------------------
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and (sample) standard deviation, e.g. of test accuracies over seeds (0 for a single value)."""
     if len(values) == 0:
-        raise ValueError("summarise needs at least one value")
+        raise ValueError("mean_and_std needs at least one value")
     t = torch.tensor(list(values), dtype=torch.float64)
     return t.mean().item(), (t.std().item() if len(t) > 1 else 0.0)
-
-
-# --- text metrics (notebooks 04 and 06) ---------------------------------------------------------------
-
-
-def words(text: str) -> list[str]:
-    """``text`` split on whitespace: the tokens of the word-level text metrics."""
-    if not isinstance(text, str):
-        raise ValueError(f"words() takes a string, got {type(text).__name__}")
-    return text.split()
-
-
-def _as_tokens(tokens: str | Sequence[Any]) -> list[Any]:
-    """A string becomes its words; any other sequence (characters, indices) is used as it is."""
-    if isinstance(tokens, str):
-        return words(tokens)
-    if isinstance(tokens, torch.Tensor):
-        return tokens.flatten().tolist()
-    return list(tokens)
-
-
-def ngrams(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
-    """The ``n``-grams of ``tokens`` (a string: of its words), in order, overlapping."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    t = _as_tokens(tokens)
-    return [tuple(t[i:i + n]) for i in range(len(t) - n + 1)]
-
-
-def _ngrams_or_raise(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
-    grams = ngrams(tokens, n)
-    if not grams:
-        raise ValueError(f"the text has fewer than {n} tokens: no {n}-grams to measure")
-    return grams
-
-
-def distinct_n(tokens: str | Sequence[Any], n: int) -> float:
-    """Distinct-n (Li et al., 2016): distinct ``n``-grams / all ``n``-grams, from 1 (no repeat) down towards 0.
-
-    A string is measured on its words. Compare texts of similar length only:
-    longer texts repeat more by chance, so distinct-n falls with length.
-    """
-    grams = _ngrams_or_raise(tokens, n)
-    return len(set(grams)) / len(grams)
-
-
-def repetition_rate(tokens: str | Sequence[Any], n: int = 4) -> float:
-    """The share of ``n``-grams that already occurred earlier in the same text (seq-rep-n; Welleck et al., 2020).
-
-    It equals ``1 - distinct_n(tokens, n)``; at ``n = 4`` (four words) natural
-    prose is close to 0, and a text caught in a loop close to 1.
-    """
-    grams = _ngrams_or_raise(tokens, n)
-    seen: set[tuple[Any, ...]] = set()
-    repeats = 0
-    for g in grams:
-        repeats += g in seen
-        seen.add(g)
-    return repeats / len(grams)
-
-
-def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[..., target]``: the log-probability, in nats, of each target token.
-
-    ``logits`` ``[..., V]`` are a model's predictions for the positions of ``targets`` ``[...]``.
-    """
-    if logits.shape[:-1] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a vocabulary "
-                         "dimension")
-    if targets.is_floating_point():
-        raise ValueError("targets must be token indices (an integer tensor)")
-    return logits.float().log_softmax(dim=-1).gather(-1, targets.long()[..., None])[..., 0]
-
-
-def mean_log_prob(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """The mean log-probability per token of ``targets`` under ``logits`` (nats; minus the cross-entropy)."""
-    return token_log_probs(logits, targets).mean().item()
-
-
-# --- memorisation and vocabulary in text (notebook 06) ------------------------------------------------------
-
-
-def ngram_set(tokens: str | Sequence[Any], n: int) -> frozenset[tuple[Any, ...]]:
-    """Every distinct ``n``-gram of ``tokens`` (a string: of its words): the index :func:`ngram_overlap` looks in.
-
-    Build it once for a training text and pass it to :func:`ngram_overlap` for each sample.
-    """
-    return frozenset(ngrams(tokens, n))
-
-
-def ngram_overlap(
-    tokens: str | Sequence[Any], training: str | Sequence[Any] | frozenset[tuple[Any, ...]], n: int,
-) -> float:
-    """The share of the ``n``-grams of ``tokens`` that also occur in ``training``: the memorisation check for text.
-
-    ``training`` is the training text (a string, measured on its words), a
-    token sequence, or a set from :func:`ngram_set` (much faster when many
-    samples are checked against one training text). Held-out real text sets the
-    baseline: it shares common phrases with the training text too, so a model
-    that copies shows as an overlap well *above* real text's, and as long
-    copied spans (:func:`longest_copied_span`).
-    """
-    grams = _ngrams_or_raise(tokens, n)
-    if isinstance(training, (set, frozenset)):
-        index = training
-        probe = next(iter(index), None)
-        if probe is not None and (not isinstance(probe, tuple) or len(probe) != n):
-            raise ValueError(f"the training index holds no {n}-grams: build it with ngram_set(training, {n})")
-    else:
-        index = ngram_set(training, n)
-    return sum(g in index for g in grams) / len(grams)
-
-
-def longest_copied_span(text: str, training: str) -> str:
-    """The longest piece of ``text`` (characters) that occurs verbatim somewhere in ``training``.
-
-    Scanning ``text`` once, it only ever tries to beat the best span so far, so
-    it needs about ``len(text)`` substring searches of ``training``.
-    """
-    if not isinstance(text, str) or not isinstance(training, str):
-        raise ValueError("longest_copied_span compares two strings")
-    best = ""
-    for start in range(len(text)):
-        end = start + len(best) + 1
-        while end <= len(text) and text[start:end] in training:
-            best = text[start:end]
-            end += 1
-        if len(text) - start <= len(best):
-            break
-    return best
-
-
-_PUNCTUATION = "\"'.,;:!?()[]-_&`"
-
-
-def normalise_word(word: str) -> str:
-    """Lower case, punctuation stripped from both ends: ``"Thee,"`` -> ``"thee"``."""
-    return word.strip(_PUNCTUATION).lower()
-
-
-def word_set(text: str) -> frozenset[str]:
-    """The distinct :func:`normalise_word` words of ``text``: e.g. the vocabulary of a training text."""
-    return frozenset(w for w in (normalise_word(t) for t in words(text)) if w)
-
-
-def known_word_share(text: str, vocabulary: frozenset[str] | set[str]) -> float:
-    """The share of the words of ``text`` found in ``vocabulary`` (e.g. :func:`word_set` of the training text).
-
-    Real held-out text scores close to 1 (a few rare words are new); a
-    character model's invented words pull it down: a cheap, automatic check of
-    spelling.
-    """
-    if not isinstance(vocabulary, (set, frozenset)) or not vocabulary:
-        raise ValueError("vocabulary must be a non-empty set of words (word_set(training_text))")
-    found = [w for w in (normalise_word(t) for t in words(text)) if w]
-    if not found:
-        raise ValueError("the text has no words to check")
-    return sum(w in vocabulary for w in found) / len(found)

@@ -22,19 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils import evaluation
-from course_utils.checkpoints import (
-    finish_run,
-    load_checkpoint,
-    make_config,
-    num_parameters,
-    register_model,
-    require_positive,
-)
+from course_utils import evaluation, reference_stats
+from course_utils.checkpoints import finish_run, load_checkpoint, num_parameters, register_model
 from course_utils.classifier import CLASSIFIER_NAME
-from course_utils.data import image_tensors, tensor_batches
+from course_utils.configs import make_config, require_positive
+from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import get_device, seed_everything, training_time
+from course_utils.training import evaluating
 
 IMAGE_SIZE = 28
 GENERATOR_NAME = "cgan_generator"
@@ -246,7 +241,6 @@ def gan_step(
             "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
 
 
-@torch.no_grad()
 def generate(
     generator: Generator, n: int, labels: torch.Tensor | None = None, rng: torch.Generator | None = None,
     batch_size: int = 1000,
@@ -260,17 +254,13 @@ def generate(
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels has {len(labels)} entries for {n} images")
     device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
     out = []
-    try:
+    with evaluating(generator):
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             z = torch.randn(m, generator.config.z_dim, generator=rng).to(device)
             y = None if labels is None else labels[start:start + m].to(device)
             out.append(generator(z, y).float().cpu())
-    finally:
-        generator.train(was_training)
     return torch.cat(out)
 
 
@@ -312,7 +302,7 @@ def train_gan(
     x_train, y_train = image_tensors("fashion-mnist", train=True)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    reference = evaluation.reference_stats(classifier, x_train if limit else None, cache_dir=classifier_dir)
+    reference = reference_stats.load_or_compute(classifier, x_train if limit else None, cache_dir=classifier_dir)
     x_train = x_train * 2 - 1  # tanh range
     rng = seed_everything(seed)
     G = Generator(z_dim=z_dim, channels=channels, num_classes=num_classes).to(device)

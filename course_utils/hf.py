@@ -1,64 +1,53 @@
-"""The Hugging Face workflow: a BPE tokenizer, a small GPT-2, training, saving, loading, generating (notebook 05).
+"""A small GPT-2 with Hugging Face ``transformers``: config, training, saving, loading, generating (notebook 05).
 
-Taught in notebook 05:
+Taught in notebook 05 (the tokenizer it reads is :mod:`course_utils.bpe`; the
+Hub and the GPT-3 snippet are :mod:`course_utils.hub`):
 
-- section 1, tokenisation: :func:`train_bpe` (byte-level BPE with
-  ``tokenizers``, wrapped as a ``transformers`` tokenizer), :func:`encode`,
-  :func:`chars_per_token` and :func:`nats_per_char`, the conversion that puts
-  a loss per BPE token beside notebook 04's loss per character;
+- section 1: :func:`split_text`, the training and validation text (the
+  tokenizer is trained on the first only);
 - section 2, a GPT-2 of our own: :class:`LMRecipe` and :data:`RECIPES` (sizes
   and schedule), :func:`gpt2_config` (bos/eos/pad set inside the small
-  vocabulary), :func:`make_gpt2`, :func:`train_lm` (AdamW, warm-up and cosine
-  decay, a progress bar, train/val curves), :func:`evaluate_lm` (nats per
-  token and per character on a whole split), :func:`save_hf` and
-  :func:`load_hf` (``save_pretrained`` / ``from_pretrained``, safetensors only,
-  checksums in a course card), :func:`quiet_hf` (no progress-bar or warning
-  floods);
-- section 3, the GPT-3 snippet corrected: :func:`hub_reachable` (fast, and
-  ``False`` at once under ``HF_HUB_OFFLINE=1``), :func:`resolve_model` and
-  :func:`run_snippet`;
-- section 4: :func:`summarise`, a chat model through the same
-  ``pipeline("text-generation")``;
+  vocabulary), :func:`make_gpt2`, :func:`train_lm` (AdamW, the course's
+  warm-up and cosine decay, a progress bar, train/val curves),
+  :func:`evaluate_lm` (nats per token and per character on a whole split),
+  :func:`save_hf` and :func:`load_hf` (``save_pretrained`` /
+  ``from_pretrained``, safetensors only, checksums in a course card),
+  :func:`quiet_hf` (no progress-bar or warning floods), and
+  :func:`generate_filters` (``generate``'s sampling filters, to compare with 04's);
 - section 6: :func:`train_hf_gpt`, what ``python -m course_utils.train hf-gpt`` runs.
+
+``transformers`` is imported inside the functions that use it: importing it
+takes seconds, and ``python -m course_utils.train`` imports this module for
+every command.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
-import shutil
-import socket
-import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import tokenizers
 import torch
 
-from course_utils.checkpoints import (
-    CARD_FORMAT,
-    SHIPPED_DIR,
-    CheckpointError,
-    require_multiple,
-    require_positive,
-    require_rate,
-)
-from course_utils.data import sha256_of
+from course_utils import bpe, training
+from course_utils.bpe import encode, nats_per_char, train_bpe
+from course_utils.checkpoints import CARD_FORMAT, SHIPPED_DIR, CheckpointError, num_parameters
+from course_utils.configs import require_multiple, require_positive, require_rate
+from course_utils.datasets import load_text
+from course_utils.files import atomic_folder, sha256_of
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import describe_hardware, get_device, seed_everything
 
 HF_GPT_NAME = "hf_gpt"  # the shipped model's folder in data/checkpoints
 CARD_NAME = "course_card.json"  # the course's card beside Hugging Face's own files
-SPECIAL = "<|endoftext|>"  # GPT-2's one special token: start, end and padding
 VAL_FRACTION = 0.1  # the last 10% of Tiny Shakespeare is the validation text (as in notebook 04)
 TARGET_NATS_PER_CHAR = 1.55  # what the shipped model must reach on the validation text (04's character GPT too)
 CHECKED_FILES = ("model.safetensors", "tokenizer.json", "config.json")  # what load_hf verifies by sha256
-HUB = ("huggingface.co", 443)
 
 
 # --- quiet, clean output ---------------------------------------------------------------------------
@@ -71,7 +60,7 @@ def quiet_hf() -> Iterator[None]:
     The previous settings come back afterwards. Warnings that matter stay: only
     the verbosity below ``WARNING`` and the bars are switched off.
     """
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: importing transformers takes seconds
 
     bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
@@ -96,75 +85,7 @@ def fix_loss_type(model: Any) -> Any:
     return model
 
 
-# --- tokenisation (section 1) --------------------------------------------------------------------------
-
-
-def train_bpe(texts: str | Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> Any:
-    """A byte-level BPE tokenizer trained on ``texts``, as a ``transformers`` fast tokenizer.
-
-    The special token ``<|endoftext|>`` (GPT-2's start, end and padding token)
-    is id 0, the 256 byte symbols come next, then one token per merge, most
-    frequent pair first, until ``vocab_size``. Deterministic: the same texts
-    give the same vocabulary.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    if not isinstance(vocab_size, int) or vocab_size < 258:
-        raise ValueError(f"vocab_size must be an int of at least 258 (256 bytes, the special token, one merge), "
-                         f"got {vocab_size!r}")
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not any(texts):
-        raise ValueError("train_bpe needs some text")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[SPECIAL],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    return wrap_tokenizer(tok)
-
-
-def wrap_tokenizer(tok: Any, max_length: int | None = None) -> Any:
-    """A ``tokenizers.Tokenizer`` as a ``transformers`` fast tokenizer with bos = eos = pad = ``<|endoftext|>``."""
-    from transformers import PreTrainedTokenizerFast
-
-    if tok.token_to_id(SPECIAL) is None:
-        raise ValueError(f"the tokenizer has no {SPECIAL!r} token")
-    kwargs = {"model_max_length": max_length} if max_length else {}
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=SPECIAL, eos_token=SPECIAL, pad_token=SPECIAL,
-                                   unk_token=SPECIAL, **kwargs)
-
-
-def encode(tokenizer: Any, text: str) -> torch.Tensor:
-    """``text`` as a 1-D tensor of token ids (the whole text at once, with no length warning)."""
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    return torch.tensor(backend.encode(text, add_special_tokens=False).ids, dtype=torch.long)
-
-
-def merges(tokenizer: Any) -> list[tuple[str, str]]:
-    """The BPE merges in the order they were learnt (a pair of symbols each, in byte-level characters)."""
-    model = json.loads(getattr(tokenizer, "backend_tokenizer", tokenizer).to_str())["model"]
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-
-
-def chars_per_token(tokenizer: Any, text: str) -> float:
-    """How many characters one token covers on average in ``text``."""
-    n = len(encode(tokenizer, text))
-    if n == 0:
-        raise ValueError("chars_per_token needs a non-empty text")
-    return len(text) / n
-
-
-def nats_per_char(loss_per_token: float, num_tokens: int, num_chars: int) -> float:
-    """A mean loss per token as a mean loss per character: the same total, over characters.
-
-    nats/char = nats/token x (number of tokens) / (number of characters)
-
-    so a BPE model and a character model of notebook 04 can be compared on the same text.
-    """
-    if num_tokens <= 0 or num_chars <= 0:
-        raise ValueError(f"num_tokens and num_chars must be positive, got {num_tokens} and {num_chars}")
-    return loss_per_token * num_tokens / num_chars
+# --- the text (section 1) -----------------------------------------------------------------------------------
 
 
 def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
@@ -181,7 +102,7 @@ def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]
 
 @dataclass(frozen=True)
 class LMRecipe:
-    """A GPT-2's sizes and its training schedule (AdamW, linear warm-up, cosine decay to ``lr / 10``)."""
+    """A GPT-2's sizes and its training schedule (AdamW, linear warm-up, cosine decay to ``lr / 10``: :meth:`lr_at`)."""
 
     n_layer: int = 4  # GPT2Config.n_layer: transformer blocks
     n_embd: int = 128  # GPT2Config.n_embd: the width
@@ -200,6 +121,10 @@ class LMRecipe:
         require_rate(self, "dropout")
         if self.lr <= 0 or self.warmup < 0 or self.weight_decay < 0:
             raise ValueError("lr must be positive, warmup and weight_decay non-negative")
+
+    def lr_at(self, step: int, done: float | None = None) -> float:
+        """The learning rate of ``step``: :func:`course_utils.training.lr_at` with this recipe's fields."""
+        return training.lr_at(step, lr=self.lr, min_lr=self.lr / 10, warmup=self.warmup, steps=self.steps, done=done)
 
     def describe(self) -> str:
         return (f"{self.n_layer} layers, {self.n_embd} wide, {self.n_head} heads, {self.block_size} positions, "
@@ -233,7 +158,7 @@ def gpt2_config(tokenizer: Any, recipe: LMRecipe, pad_in_config: bool = True) ->
     ``transformers`` would otherwise warn that the inputs "may be padded"
     whenever a batch of generations holds a finished sequence.
     """
-    from transformers import GPT2Config
+    from transformers import GPT2Config  # lazy: importing transformers takes seconds
 
     special = tokenizer.eos_token_id
     if special is None or not 0 <= special < len(tokenizer):
@@ -247,7 +172,7 @@ def gpt2_config(tokenizer: Any, recipe: LMRecipe, pad_in_config: bool = True) ->
 
 def make_gpt2(config: Any, seed: int | None = None) -> Any:
     """A fresh ``GPT2LMHeadModel`` (GPT-2's N(0, 0.02) initialisation), seeded if ``seed`` is given."""
-    from transformers import GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel  # lazy: importing transformers takes seconds
 
     if seed is not None:
         torch.manual_seed(seed)
@@ -263,11 +188,6 @@ def _generation_ids(model: Any) -> None:
     gen.pad_token_id = model.config.eos_token_id if model.config.pad_token_id is None else model.config.pad_token_id
 
 
-def num_parameters(model: Any) -> int:
-    """Distinct parameters (a tied input/output embedding counts once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def lm_batch(
     ids: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -278,7 +198,6 @@ def lm_batch(
     return ids[starts[:, None] + torch.arange(block_size)]
 
 
-@torch.no_grad()
 def token_nll(model: Any, ids: torch.Tensor, block_size: int | None = None, batch_size: int = 32) -> torch.Tensor:
     """``-log p(ids[t] | context)`` for every ``t >= 1``: ``[len(ids) - 1]`` nats.
 
@@ -290,11 +209,9 @@ def token_nll(model: Any, ids: torch.Tensor, block_size: int | None = None, batc
         raise ValueError(f"need a 1-D tensor of at least two tokens, got shape {tuple(ids.shape)}")
     block = block_size or model.config.n_positions
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     starts = list(range(0, len(ids) - 1, block - 1))
     out = []
-    try:
+    with training.evaluating(model):
         for i in range(0, len(starts), batch_size):
             group = [ids[s:s + block] for s in starts[i:i + batch_size]]
             full = [w for w in group if len(w) == block]
@@ -304,8 +221,6 @@ def token_nll(model: Any, ids: torch.Tensor, block_size: int | None = None, batc
                 logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[:, :-1].float()
                 nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
                 out.extend(nll.cpu())
-    finally:
-        model.train(was_training)
     return torch.cat([row.reshape(-1) for row in out])
 
 
@@ -324,21 +239,6 @@ def evaluate_lm(model: Any, tokenizer: Any, text: str, block_size: int | None = 
             "tokens": len(nll), "chars": chars, "chars_per_token": chars / len(nll)}
 
 
-def lr_at(step: int, recipe: LMRecipe, done: float | None = None) -> float:
-    """The learning rate at ``step``: linear warm-up, then cosine decay to a tenth of ``recipe.lr``.
-
-    The decay follows the share of the steps done, or ``done`` (a fraction of
-    the run, e.g. of a time budget) when it is given and larger, so a run cut
-    short by its time budget still ends at the small learning rate.
-    """
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    t = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-    if done is not None:
-        t = max(t, done)
-    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-
 def make_optimizer(model: Any, recipe: LMRecipe) -> torch.optim.Optimizer:
     """AdamW, with weight decay on the matrices only (not on biases, layer norms or embeddings' positions)."""
     params = {id(p): (n, p) for n, p in model.named_parameters() if p.requires_grad}.values()
@@ -346,6 +246,17 @@ def make_optimizer(model: Any, recipe: LMRecipe) -> torch.optim.Optimizer:
     rest = [p for n, p in params if not (p.ndim >= 2 and "wpe" not in n)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.99))
+
+
+def train_step(model: Any, opt: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One AdamW step on a batch of windows ``[B, T]`` (labels = inputs: the model shifts them); returns the loss."""
+    # no padding anywhere: the explicit mask says so (a text may hold the pad id, e.g. <end> between melodies)
+    loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # gradients clipped at norm 1
+    opt.step()
+    return loss.item()
 
 
 def train_lm(
@@ -359,7 +270,7 @@ def train_lm(
     ``eval_tokens`` validation tokens is recorded beside the mean training
     loss since the last point. ``max_minutes`` stops early (the history says
     how many steps were done), and the cosine decay then follows whichever of
-    the steps or the minutes runs out first (:func:`lr_at`).
+    the steps or the minutes runs out first (:meth:`LMRecipe.lr_at`).
     ``verbose`` prints each point of the curves.
     """
     rng = seed_everything(seed)
@@ -373,18 +284,12 @@ def train_lm(
     for step in range(1, recipe.steps + 1):
         start = time.perf_counter()
         for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, recipe, budget.elapsed() / budget.seconds if budget.seconds else None)
-        x = lm_batch(train_ids, recipe.batch_size, recipe.block_size, rng).to(device)
-        # no padding anywhere: the explicit mask says so (a text may hold the pad id, e.g. <end> between melodies)
-        loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+            group["lr"] = recipe.lr_at(step - 1, budget.elapsed() / budget.seconds if budget.seconds else None)
+        loss = train_step(model, opt, lm_batch(train_ids, recipe.batch_size, recipe.block_size, rng).to(device))
         seconds += time.perf_counter() - start
-        running, count = running + loss.item(), count + 1
+        running, count = running + loss, count + 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss:.3f}")
         last = step == recipe.steps or budget.spent()
         if (eval_every and step % eval_every == 0) or last:
             history["step"].append(step)
@@ -406,11 +311,6 @@ def train_lm(
 # --- saving and loading in Hugging Face format, with the course's checksums --------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file (the course's one checksum helper, :func:`course_utils.data.sha256_of`)."""
-    return sha256_of(path)[0]
-
-
 def _portable_tokenizer_config(folder: Path) -> None:
     """Name the tokenizer class that transformers 4.x and 5.x both know.
 
@@ -418,10 +318,12 @@ def _portable_tokenizer_config(folder: Path) -> None:
     4.x (still common on Colab and GPU images) does not have, so ``AutoTokenizer``
     there fails with "Tokenizer class TokenizersBackend does not exist".
     ``PreTrainedTokenizerFast`` loads the same ``tokenizer.json`` on both lines.
+    It also names the model's inputs (:data:`bpe.MODEL_INPUTS`: no ``token_type_ids``).
     """
     path = folder / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config["model_input_names"] = list(bpe.MODEL_INPUTS)
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
@@ -429,41 +331,29 @@ def save_hf(model: Any, tokenizer: Any, folder: str | Path, card: dict[str, Any]
     """``save_pretrained`` of the model (safetensors) and the tokenizer into ``folder``, plus the course card.
 
     Everything is written to a temporary folder beside ``folder`` and moved into
-    place at the end, so a crash never leaves half a model. The card holds the
-    card format, the sha256 of the weights, tokenizer and config files, and ``card``.
-    Returns the card's path.
+    place at the end (:func:`course_utils.files.atomic_folder`), so a crash never
+    leaves half a model. The card holds the card format, the sha256 of the
+    weights, tokenizer and config files, and ``card``. Returns the card's path.
     """
+    import transformers  # lazy: importing transformers takes seconds (here: its version for the card)
+
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_folder(folder) as tmp:
         with quiet_hf():
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         _portable_tokenizer_config(tmp)
-        import tokenizers
-        import transformers
-
         info = {"format_version": CARD_FORMAT, **(card or {})}
         info.update({
             "weights_file": "model.safetensors",
-            "weights_sha256": sha256_file(tmp / "model.safetensors"),
+            "weights_sha256": sha256_of(tmp / "model.safetensors")[0],
             "weights_bytes": (tmp / "model.safetensors").stat().st_size,
-            "sha256": {name: sha256_file(tmp / name) for name in CHECKED_FILES},
+            "sha256": {name: sha256_of(tmp / name)[0] for name in CHECKED_FILES},
             "num_parameters": num_parameters(model),
             "versions": {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
                          "tokenizers": tokenizers.__version__},
         })
         (tmp / CARD_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        for path in tmp.iterdir():  # mkdtemp makes a private folder; a shipped model is readable by all
-            path.chmod(0o644)
-        tmp.chmod(0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return folder / CARD_NAME
 
 
@@ -494,7 +384,7 @@ def verify_hf(folder: str | Path) -> dict[str, Any]:
         path = folder / name
         if not path.exists():
             raise CheckpointError(f"{path} is missing (a partial copy of {folder.name}?)")
-        actual = sha256_file(path)
+        actual = sha256_of(path)[0]
         if actual != expected:
             raise CheckpointError(f"{name}: sha256 {actual[:12]}… does not match {expected[:12]}… in {CARD_NAME}: "
                                   "the file is corrupt or was replaced (e.g. a Git LFS pointer)")
@@ -510,13 +400,14 @@ def load_hf(
     ``use_safetensors=True`` (nothing is unpickled), the tokenizer from
     ``AutoTokenizer``; both from the local folder only, with no Hub call.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: importing transformers takes seconds
 
     folder = Path(folder)
     card = verify_hf(folder)
     with quiet_hf():
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    tokenizer.model_input_names = list(bpe.MODEL_INPUTS)  # folders saved before save_hf wrote it (the shipped one)
     fix_loss_type(model)
     return model.to(device).eval(), tokenizer, card
 
@@ -540,8 +431,6 @@ def train_hf_gpt(
     the card is measured on the whole validation text, per token and per
     character. ``limit`` keeps the first ``limit`` training characters (quick tests).
     """
-    from course_utils.data import load_text
-
     if steps is not None:
         recipe = replace(recipe, steps=steps)
     device = get_device()
@@ -578,159 +467,6 @@ def train_hf_gpt(
           f"({val['chars_per_token']:.2f} chars/token) after {run['steps']} steps, {run['seconds']:.0f} s "
           f"-> {Path(out) / name}")
     return card
-
-
-# --- the Hub, online or not (section 3) -----------------------------------------------------------------
-
-
-def offline_mode() -> bool:
-    """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is 1/true/yes/on."""
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def hub_reachable(timeout: float = 2.0, address: tuple[str, int] = HUB) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` seconds.
-
-    ``False`` at once in offline mode. The name lookup and the connection run in
-    a background thread that is abandoned after ``timeout``, so a machine with
-    no network (or a DNS server that never answers) costs at most ``timeout``.
-    """
-    if offline_mode():
-        return False
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
-#: The code the learner's notes hold (``../COURSE_OUTLINE.md``): GPT-3 classes that ``transformers`` never had.
-GPT3_SNIPPET = '''\
-from transformers import GPT3Tokenizer, GPT3LMHeadModel
-
-tokenizer = GPT3Tokenizer.from_pretrained("gpt3")
-model = GPT3LMHeadModel.from_pretrained("gpt3")
-
-input_ids = tokenizer.encode("Once upon a time", return_tensors="pt")
-output = model.generate(input_ids, max_length=50)
-print(tokenizer.decode(output[0]))
-'''
-
-OPEN_MODEL = "openai-community/gpt2"  # GPT-2 small (124M parameters): the open model closest to the snippet's intent
-
-
-def _why_local(online: bool) -> str:
-    """Why a Hub name is not used: the caller said no, offline mode, or no connection."""
-    if not online:
-        return "the Hub is not used (online=False)"
-    return "offline mode (HF_HUB_OFFLINE=1)" if offline_mode() else "the Hugging Face Hub is not reachable"
-
-
-def resolve_model(
-    name: str, fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, verbose: bool = True, online: bool = True,
-) -> str:
-    """``name`` if it is a local folder or the Hub is used and reachable; else the course's model, with one line.
-
-    ``online=False`` makes no connection at all (05's ``USE_HUB`` opt-in). A
-    local fallback is checked against its card's checksums before anything loads it.
-    """
-    if Path(name).is_dir() or (online and hub_reachable()):
-        return name
-    fallback = Path(fallback)
-    verify_hf(fallback)
-    if verbose:
-        why = _why_local(online)
-        print(f"{why}: running the same code on the course's model in {_short(fallback)} instead of {name!r}")
-    return str(fallback)
-
-
-def _short(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(SHIPPED_DIR.parent.parent.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def run_snippet(
-    name: str = OPEN_MODEL, prompt: str = "Once upon a time", max_new_tokens: int = 40, seed: int = 0,
-    fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, online: bool = True, **sampling: Any,
-) -> dict[str, Any]:
-    """The learner's snippet, corrected: ``Auto*`` classes, an open model, sampling, a pad token.
-
-    ``name`` (GPT-2 by default) comes from the Hub when ``online`` and it is
-    reachable; otherwise, or if the download fails, one line says so and the
-    identical code runs on the course's shipped model. ``sampling`` overrides
-    ``do_sample=True, top_k=50, top_p=0.95``. Returns the model used, whether
-    it came from the Hub, and the text.
-    """
-    source = resolve_model(name, fallback, online=online)
-    try:
-        text = corrected_snippet(source, prompt, max_new_tokens, seed, sampling)
-    except OSError as err:  # reachable but the download failed (poor Wi-Fi, a wrong name, a gated model)
-        if source == str(fallback):
-            raise
-        print(f"loading {name!r} failed ({type(err).__name__}): running the same code on the course's model")
-        source = resolve_model(str(fallback), fallback, verbose=False)
-        text = corrected_snippet(source, prompt, max_new_tokens, seed, sampling)
-    return {"model": source, "from_hub": source == name and not Path(name).is_dir(), "text": text}
-
-
-def corrected_snippet(source: str, prompt: str, max_new_tokens: int, seed: int, sampling: dict[str, Any]) -> str:
-    """The learner's snippet, corrected: the same lines for a Hub name or a local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    with quiet_hf():
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = fix_loss_type(AutoModelForCausalLM.from_pretrained(source, use_safetensors=True))
-    inputs = tokenizer(prompt, return_tensors="pt")  # input_ids and the attention mask
-    torch.manual_seed(seed)
-    settings = {"do_sample": True, "top_k": 50, "top_p": 0.95, **sampling}
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id, **settings)
-    return tokenizer.decode(output[0], skip_special_tokens=True)
-
-
-# --- summarisation through the same pipeline (section 4) ----------------------------------------------------
-
-SUMMARISER = "HuggingFaceTB/SmolLM2-360M-Instruct"  # a small open chat model (0.7 GB), Apache-2.0
-
-
-def summarise(
-    text: str, model: str | Any = SUMMARISER, max_new_tokens: int = 60, verbose: bool = True, online: bool = True,
-) -> str | None:
-    """A one-sentence summary of ``text`` by a chat model through ``pipeline("text-generation")``.
-
-    ``model`` is a Hub name, a local folder, or a ready pipeline. A Hub name
-    with ``online=False`` (no connection is tried) or when the Hub is not
-    reachable prints one line and returns ``None`` (there
-    is no offline summariser to fall back on). ``transformers`` 5 removed the
-    ``"summarization"`` pipeline task; a chat model with an instruction is its
-    replacement, and works on ``transformers`` 4 too.
-    """
-    from transformers import pipeline
-
-    if not text.strip():
-        raise ValueError("nothing to summarise: the text is empty")
-    pipe = model
-    if isinstance(model, (str, Path)):
-        if not Path(model).is_dir() and not (online and hub_reachable()):
-            if verbose:
-                print(f"skipped: summarising needs {model!r} from the Hugging Face Hub; {_why_local(online)}")
-            return None
-        with quiet_hf():
-            pipe = pipeline("text-generation", model=str(model))
-    messages = [{"role": "user", "content": f"Summarise the following text in one sentence.\n\n{text.strip()}"}]
-    out = pipe(messages, max_new_tokens=max_new_tokens, do_sample=False)
-    reply = out[0]["generated_text"]
-    return (reply[-1]["content"] if isinstance(reply, list) else str(reply)).strip()
 
 
 # --- generate's sampling filters against the course's own (section 2) -----------------------------------------

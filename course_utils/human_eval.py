@@ -7,8 +7,12 @@
 - :func:`load_ratings` merges the files of a room.
 - :func:`wilson_interval`, :func:`win_rates`, :func:`bradley_terry`: who wins a
   blind pairwise comparison, with intervals; :func:`quiz_accuracy` for the
-  real-or-generated quiz against chance; :func:`cohen_kappa` and
-  :func:`fleiss_kappa` for agreement between raters.
+  real-or-generated quiz against chance; :func:`agreement` between raters
+  (scikit-learn's Cohen's kappa for two, :func:`fleiss_kappa` for more).
+
+The Wilson interval and Bradley-Terry are taught in notebook 06 (section 4.3, exercise 4; section 4.4), so they
+are written out here; ``tests/test_against_libraries.py`` checks them against SciPy and choix. Cohen's kappa is
+only named there, so scikit-learn's ``cohen_kappa_score`` computes it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 from filelock import FileLock
+
+from course_utils.data import data_dir
 
 FIELDS = ("rater", "time", "task", "item_a", "item_b", "shown_left", "choice", "model_a", "model_b")
 CHOICES = {"pairwise": ("left", "right", "tie"), "quiz": ("real", "generated")}
@@ -31,8 +38,6 @@ CHOICES = {"pairwise": ("left", "right", "tie"), "quiz": ("real", "generated")}
 
 def ratings_dir() -> Path:
     """``COURSE_RATINGS_DIR`` if set, else ``data/ratings/`` in the data cache (git-ignored)."""
-    from course_utils.data import data_dir
-
     env = os.environ.get("COURSE_RATINGS_DIR", "").strip()
     return Path(env).expanduser().resolve() if env else data_dir() / "ratings"
 
@@ -132,16 +137,19 @@ def load_ratings(folder: str | Path | None = None) -> list[Rating]:
 
 
 def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval for a proportion (good at small ``n`` and near 0 or 1, unlike p ± 1.96 se)."""
+    """The Wilson score interval for a proportion (good at small ``n`` and near 0 or 1, unlike p ± 1.96 se).
+
+    Notebook 06 (section 4.3) teaches the formula. ``successes`` may be fractional (a tie is half a win);
+    for whole counts it equals SciPy's ``binomtest(k, n).proportion_ci(level, method="wilson")``.
+    """
     if n <= 0:
         raise ValueError("an interval needs at least one observation")
-    from scipy.stats import norm
-
-    z = norm.ppf(1 - (1 - level) / 2)
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exactly 0 and 1 at the ends, not 1e-17 off
+    return low, 1.0 if successes == n else min(1.0, centre + half)
 
 
 def win_rates(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, dict[str, float]]:
@@ -170,6 +178,8 @@ def bradley_terry(ratings: Iterable[Rating], iterations: int = 500, tol: float =
 
     ``P(i beats j) = s_i / (s_i + s_j)``. Needs every model to win and lose at
     least once (half a win from a tie counts), or its strength runs to 0 or 1.
+    The same maximum-likelihood fit as choix's ``ilsr_pairwise`` or ``opt_pairwise`` (which return log-strengths
+    centred on 0, and count a tie only if it is entered as one win each way).
     """
     wins: dict[str, float] = defaultdict(float)
     games: dict[tuple[str, str], float] = defaultdict(float)
@@ -205,7 +215,7 @@ def bradley_terry(ratings: Iterable[Rating], iterations: int = 500, tol: float =
 
 def quiz_accuracy(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, float]:
     """The real-or-generated quiz: how often a rater was right, its interval, and the p-value against guessing."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # lazy: scipy.stats takes about a second to import, and only the quiz needs it
 
     answers = [r for r in ratings if r.task == "quiz"]
     if not answers:
@@ -217,21 +227,11 @@ def quiz_accuracy(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, f
             "p_value": p_value}
 
 
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
-    """Agreement of two raters on the same items beyond chance: 1 perfect, 0 chance, < 0 worse than chance."""
-    if len(a) != len(b) or not a:
-        raise ValueError("two raters' labels for the same, non-empty, list of items are needed")
-    labels = sorted(set(a) | set(b))
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    expected = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in labels)
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
-
-
 def fleiss_kappa(counts: Sequence[Mapping[str, int]]) -> float:
     """Agreement of many raters: ``counts[i][label]`` is how many raters gave item ``i`` that label.
 
-    Every item must have the same number of raters (at least 2).
+    Every item must have the same number of raters (at least 2). Notebook 06 only names it; it is written out
+    because none of the course's libraries has it (statsmodels' ``inter_rater.fleiss_kappa`` does).
     """
     if not counts:
         raise ValueError("no items")
@@ -279,9 +279,10 @@ def rater_labels(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str,
 def agreement(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, float | int | str]:
     """Agreement between the raters of a merged room, on the items every one of them rated.
 
-    Two raters: Cohen's kappa; three or more: Fleiss' kappa. Returns
+    Two raters: Cohen's kappa (scikit-learn's ``cohen_kappa_score``); three or more: Fleiss' kappa. Returns
     ``raters``, ``items`` (rated by all), ``kappa`` and ``method``. Raises
-    ``ValueError`` with fewer than two raters or no item that all of them rated.
+    ``ValueError`` with fewer than two raters or no item that all of them rated. When every rating of the
+    common items is one and the same label, chance agreement is total and kappa undefined: it is given as 1.
     """
     labels = rater_labels(ratings, task)
     if len(labels) < 2:
@@ -291,8 +292,11 @@ def agreement(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, fl
     if not common:
         raise ValueError(f"no {task} item was rated by all {len(raters)} raters: give everyone the same items")
     if len(raters) == 2:
+        from sklearn.metrics import cohen_kappa_score  # lazy: scikit-learn takes about a second to import
+
         a, b = ([labels[r][item] for item in common] for r in raters)
-        return {"raters": 2, "items": len(common), "kappa": cohen_kappa(a, b), "method": "Cohen"}
+        kappa = 1.0 if len(set(a) | set(b)) == 1 else float(cohen_kappa_score(a, b))
+        return {"raters": 2, "items": len(common), "kappa": kappa, "method": "Cohen"}
     counts = [{k: sum(labels[r][item] == k for r in raters) for k in {labels[r][item] for r in raters}}
               for item in common]
     return {"raters": len(raters), "items": len(common), "kappa": fleiss_kappa(counts), "method": "Fleiss"}

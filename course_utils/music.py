@@ -20,10 +20,10 @@ Taught in notebook 05, section 5:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_utils.data import data_dir, write_bytes_atomic
+from course_utils.data import data_dir
+from course_utils.files import sha256_of, write_bytes_atomic, write_text_atomic
 from course_utils.progress import progress
 
 CACHE_FORMAT = 1  # bump when the tokenisation changes: the cache file name carries it
@@ -127,6 +128,7 @@ def chorale_paths() -> list[Path]:
     The corpus also holds three Humdrum copies of chorales that are there in
     MusicXML too and 20 Roman-numeral analyses: those are left out.
     """
+    # imported here: music21 is optional (pip install music21) and slow to import; only the corpus needs it
     from music21 import corpus
 
     return sorted((Path(p) for p in corpus.getComposer("bach") if Path(p).suffix in (".mxl", ".xml")),
@@ -151,6 +153,7 @@ def _melody_part(score: Any) -> Any:
 
 def _key_signature(score: Any, part: Any) -> tuple[int, str]:
     """(sharps, mode) of the melody's first key signature; the mode from music21's key analysis if not written."""
+    # imported here: music21 is optional (pip install music21) and slow to import; only the corpus needs it
     from music21 import key
 
     found = list(part.recurse().getElementsByClass(key.KeySignature))
@@ -204,6 +207,7 @@ def melody_tokens(score: Any) -> dict[str, Any]:
 
 def tokenise_files(paths: Sequence[Path], desc: str = "chorales") -> list[dict[str, Any]]:
     """:func:`melody_tokens` of each file (music21 parses each one), with its name."""
+    # imported here: music21 is optional (pip install music21) and slow to import; only the corpus needs it
     from music21 import converter
 
     out = []
@@ -218,18 +222,15 @@ def cache_path() -> Path:
     return data_dir() / "bach_chorales" / f"melodies-v{CACHE_FORMAT}.json"
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_cache(chorales: list[dict[str, Any]], path: Path) -> Path:
-    """Write the tokens and, beside them, their sha256 (``.sha256``); both atomically (temporary file, rename)."""
+    """Write the tokens and, beside them, their sha256 (``.sha256``); each whole or not at all."""
+    # imported here: music21 is optional (pip install music21) and slow to import; only the corpus needs it
     import music21
 
     payload = json.dumps({"format": CACHE_FORMAT, "music21": music21.__version__, "count": len(chorales),
                           "chorales": chorales}, separators=(",", ":")).encode("utf-8")
     write_bytes_atomic(path, payload)
-    write_bytes_atomic(path.with_suffix(".sha256"), _digest(payload).encode("ascii"))
+    write_text_atomic(path.with_suffix(".sha256"), sha256_of(path)[0])
     return path
 
 
@@ -238,11 +239,10 @@ def read_cache(path: Path) -> list[dict[str, Any]] | None:
     sums = path.with_suffix(".sha256")
     if not path.exists() or not sums.exists():
         return None
-    data = path.read_bytes()
-    if _digest(data) != sums.read_text(encoding="ascii").strip():
+    if sha256_of(path)[0] != sums.read_text(encoding="ascii").strip():
         print(f"{path.name}: checksum mismatch, the cache is rebuilt")
         return None
-    content = json.loads(data)
+    content = json.loads(path.read_bytes())
     if content.get("format") != CACHE_FORMAT:
         return None
     return content["chorales"]
@@ -261,6 +261,23 @@ def load_chorales(refresh: bool = False, path: Path | None = None) -> list[dict[
     chorales = tokenise_files(chorale_paths(), desc="parsing the chorales once")
     write_cache(chorales, path)
     return chorales
+
+
+def prepare_chorales() -> int:
+    """Parse the chorales once into the token cache: what ``python -m course_utils.data fetch`` runs for them.
+
+    The data registry names this function for ``bach-chorales`` (its ``prepare``),
+    so ``fetch`` (and ``make data``) does the slow parse once instead of the
+    notebook's first run. No download: the chorales ship inside ``music21``.
+    Returns the number of failures (0 or 1).
+    """
+    try:
+        chorales = load_chorales()
+    except ImportError as exc:
+        print(f"error: bach-chorales needs music21 ({exc}); pip install music21", file=sys.stderr)
+        return 1
+    print(f"  {'bach-chorales':<26} ok  {cache_path()} ({len(chorales)} melodies)")
+    return 0
 
 
 def group_of(name: str) -> str:
@@ -333,6 +350,7 @@ def word_tokenizer(vocab: Sequence[str]) -> Any:
     ``<end>`` (id 0) is its end and padding token, so the GPT-2 helpers of
     :mod:`course_utils.hf` work on melodies unchanged.
     """
+    # imported here: transformers adds seconds to start-up, and only this function needs it
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -505,7 +523,7 @@ def roll(notes: Sequence[Note], steps_per_quarter: int = 4) -> tuple[np.ndarray,
 
 def piano_roll(melodies: dict[str, Sequence[Note]], ax_height: float = 1.8) -> Any:
     """One piano-roll panel per melody (time in quarter notes across, pitch up), as a matplotlib figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported here: only the figure needs it, and it is slow to import
 
     fig, axes = plt.subplots(len(melodies), 1, figsize=(10, ax_height * len(melodies)), squeeze=False)
     for ax, (title, notes) in zip(axes[:, 0], melodies.items(), strict=True):

@@ -1,4 +1,4 @@
-"""Progress bars for any loop that takes more than a few seconds, and time budgets for training commands.
+"""Progress bars for any loop that takes more than a few seconds, and time budgets for training commands (shared).
 
 The bars use ``tqdm.auto`` (a widget in Jupyter, text in a terminal) and go
 quiet when ``COURSE_QUIET=1`` is set (as ``make test`` does) or, with

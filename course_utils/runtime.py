@@ -1,4 +1,4 @@
-"""Device, seeding and the ``COURSE_PROFILE`` switch (taught in notebook 00).
+"""Device, seeding, the ``COURSE_PROFILE`` switch and the notebooks' test environment (taught in notebook 00).
 
 One switch picks sizes and epochs for every notebook:
 
@@ -9,26 +9,38 @@ One switch picks sizes and epochs for every notebook:
 ``COURSE_PROFILE`` sets it; by default it is ``gpu`` on a CUDA device, ``ci`` on
 Binder (about 2 GB of memory, below the ``cpu`` profile's peaks) and ``cpu``
 otherwise. Notebooks choose their hyperparameters with :func:`by_profile`.
+
+:data:`PROFILES` and :data:`NOTEBOOK_ENV` (the environment the notebooks run
+in under the tests) are defined here only: ``make test`` reads the environment
+with ``python -m course_utils.runtime notebook-env``, and the authoring tools
+and the tests import it.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import os
 import platform
 import random
+import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from course_utils import data
+from course_utils.cli import OneLineParser
+
+#: The three profiles, smallest first.
 PROFILES = ("ci", "cpu", "gpu")
+#: What every test run of a notebook sets (make test, make timings, the site, the workshop and cloud checks):
+#: no progress bars, every exercise checker must meet its unfinished stub, the Hub stays offline.
+NOTEBOOK_ENV = {"COURSE_QUIET": "1", "COURSE_EXPECT_STUBS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 DEVICES = ("cpu", "cuda", "mps")
 T = TypeVar("T")
 
@@ -76,9 +88,7 @@ def profile() -> str:
     if not value:
         return "gpu" if torch.cuda.is_available() else "ci" if on_binder() else "cpu"
     if value not in PROFILES:
-        raise ProfileError(
-            f"COURSE_PROFILE={value!r} is not a known profile; use one of: ci, cpu, gpu"
-        )
+        raise ProfileError(f"COURSE_PROFILE={value!r} is not a known profile; use one of: {', '.join(PROFILES)}")
     return value
 
 
@@ -86,7 +96,7 @@ def by_profile(*, ci: T, cpu: T, gpu: T, active: str | None = None) -> T:
     """Pick a value for the active profile, e.g. ``EPOCHS = by_profile(ci=1, cpu=5, gpu=20)``."""
     name = profile() if active is None else active
     if name not in PROFILES:
-        raise ProfileError(f"profile {name!r} is not a known profile; use one of: ci, cpu, gpu")
+        raise ProfileError(f"profile {name!r} is not a known profile; use one of: {', '.join(PROFILES)}")
     return {"ci": ci, "cpu": cpu, "gpu": gpu}[name]
 
 
@@ -158,8 +168,6 @@ def environment_report(check_data: bool = True) -> dict[str, Any]:
         "on_colab": on_colab(),
     }
     if check_data:
-        from course_utils import data
-
         report["data"] = {row.name: row.state for row in data.status()}
     return report
 
@@ -194,20 +202,6 @@ def training_time(seconds: float, epochs: int, device: torch.device | None = Non
     """A card's ``seconds``, ``seconds_per_epoch`` and ``hardware``: how long a training run took, and on what."""
     return {"seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
             "hardware": describe_hardware(device)}
-
-
-def errors_exit(*errors: type[Exception], code: int = 1) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorate a command: one of ``errors`` prints ``error: <message>``, returns ``code`` (no traceback)."""
-    def decorate(command: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(command)
-        def run(*args: Any, **kwargs: Any) -> int:
-            try:
-                return command(*args, **kwargs)
-            except errors as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return code
-        return run
-    return decorate
 
 
 def on_colab() -> bool:
@@ -269,12 +263,26 @@ def known_traps(report: dict[str, Any], gpu_present: bool | None = None) -> list
     return warnings
 
 
+def notebook_env(profile_name: str = "ci") -> dict[str, str]:
+    """:data:`NOTEBOOK_ENV` with ``COURSE_PROFILE``: the variables a test run of a notebook adds to the environment."""
+    if profile_name not in PROFILES:
+        raise ProfileError(f"profile {profile_name!r} is not a known profile; use one of: {', '.join(PROFILES)}")
+    return {**NOTEBOOK_ENV, "COURSE_PROFILE": profile_name}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.runtime",
-                                     description="the environment report a bug report asks for")
-    parser.add_argument("command", choices=["report"])
-    parser.add_argument("--no-data", action="store_true", help="skip checking the data files")
+    parser = OneLineParser(prog="python -m course_utils.runtime",
+                           description="the environment report a bug report asks for; the notebooks' "
+                                       "test environment (notebook-env, for the Makefile)")
+    parser.add_argument("command", choices=["report", "notebook-env"])
+    parser.add_argument("--no-data", action="store_true", help="report: skip checking the data files")
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="notebook-env: add COURSE_PROFILE (default: leave it to the caller)")
     args = parser.parse_args(argv)
+    if args.command == "notebook-env":  # shell words: make test puts them before the nbval command
+        env = NOTEBOOK_ENV if args.profile is None else notebook_env(args.profile)
+        print(" ".join(f"{name}={shlex.quote(value)}" for name, value in env.items()))
+        return 0
     report = environment_report(check_data=not args.no_data)
     print(format_report(report))
     traps = known_traps(report)

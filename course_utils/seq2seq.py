@@ -16,17 +16,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from course_utils.checkpoints import require_multiple, require_positive
+from course_utils.configs import require_multiple, require_positive
 from course_utils.progress import progress
 from course_utils.runtime import seed_everything
+from course_utils.training import evaluating, lr_at
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
@@ -112,8 +113,7 @@ def char_tokenizer(extra: str = "") -> Any:
     the formats follows. Encoding appends ``</s>``; decoding glues the
     characters back together.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # lazy: importing transformers takes seconds
 
     words = [ordinal_words(d) for d in range(1, 32)] + list(WEEKDAYS) + list(MONTHS) + [m.lower() for m in MONTHS]
     sample = "".join(render(d, f) for d in (dt.date(2000, m, 28) for m in range(1, 13)) for f in FORMATS)
@@ -144,7 +144,7 @@ class TranslatorSize:
 
 def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize()) -> Any:
     """A small ``BartConfig`` for ``tokenizer``: its special ids, no dropout, eager attention (so it can be drawn)."""
-    from transformers import BartConfig
+    from transformers import BartConfig  # lazy: importing transformers takes seconds
 
     config = BartConfig(
         vocab_size=len(tokenizer), d_model=size.d_model, encoder_layers=size.layers, decoder_layers=size.layers,
@@ -160,7 +160,7 @@ def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize()) -> Any:
 
 def make_translator(config: Any, seed: int | None = None) -> Any:
     """A fresh ``BartForConditionalGeneration`` from ``config``, seeded if ``seed`` is given."""
-    from transformers import BartForConditionalGeneration
+    from transformers import BartForConditionalGeneration  # lazy: importing transformers takes seconds
 
     if seed is not None:
         torch.manual_seed(seed)
@@ -211,7 +211,7 @@ def train_translator(
 ) -> dict[str, Any]:
     """Train on fresh random pairs of training days at every step (unlimited data); return the loss curve and seconds.
 
-    AdamW with a short warm-up and a cosine decay to a tenth of ``lr``.
+    AdamW with a short warm-up and a cosine decay to a tenth of ``lr`` (:func:`course_utils.training.lr_at`).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
@@ -222,10 +222,8 @@ def train_translator(
     model.train()
     bar = progress(range(steps), desc=desc)
     for step in bar:
-        t = (step - warmup) / max(1, steps - warmup)
-        scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * t))
         for group in opt.param_groups:
-            group["lr"] = lr * scale
+            group["lr"] = lr_at(step, lr=lr, min_lr=lr / 10, warmup=warmup, steps=steps)
         batch = _to(encode_pairs(tokenizer, make_pairs(batch_size, rng, formats, split="train")), model)
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
@@ -238,16 +236,15 @@ def train_translator(
     return {"loss": losses, "seconds": round(time.perf_counter() - start, 1)}
 
 
-@torch.no_grad()
 def translate(model: Any, tokenizer: Any, sources: Sequence[str], batch_size: int = 256,
               max_new_tokens: int = 12) -> list[str]:
-    """Greedy ``generate`` for each source text; the decoded outputs without special tokens."""
-    model.eval()
+    """Greedy ``generate`` for each source text (in eval mode); the decoded outputs without special tokens."""
     out: list[str] = []
-    for i in range(0, len(sources), batch_size):
-        batch = _to(encode_sources(tokenizer, sources[i:i + batch_size]), model)
-        ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        out.extend(tokenizer.batch_decode(ids, skip_special_tokens=True))
+    with evaluating(model):
+        for i in range(0, len(sources), batch_size):
+            batch = _to(encode_sources(tokenizer, sources[i:i + batch_size]), model)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            out.extend(tokenizer.batch_decode(ids, skip_special_tokens=True))
     return out
 
 

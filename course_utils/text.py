@@ -1,4 +1,4 @@
-"""Text as characters: a vocabulary, bigram counts, and sampling from logits.
+"""Text as characters: a vocabulary, bigram counts, sampling from logits, and measuring generated text.
 
 - :class:`Vocab` and :func:`build_vocab`: characters and their indices, with an
   optional **boundary token** at index 0 that starts and ends every word
@@ -12,6 +12,12 @@
 - Sampling from **logits** with a temperature, top-k and top-p
   (:func:`filter_logits`, :func:`sample_logits`): one implementation, used by
   the bigram of 01 and the transformers of 04 and 05.
+- Measuring generated text (04, sections 3.1 and 4.3; 06, section 3): :func:`distinct_n`
+  and :func:`repetition_rate` on :func:`words` or any token sequence
+  (:func:`ngrams`), :func:`token_log_probs` and :func:`mean_log_prob`, the
+  memorisation checks :func:`ngram_overlap` (with :func:`ngram_set`) and
+  :func:`longest_copied_span`, and :func:`known_word_share` (with :func:`word_set`),
+  a cheap check of spelling.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -269,3 +276,161 @@ def sample_names(
             ids.append(current)
         words.append(vocab.decode(ids))
     return words
+
+
+# --- measuring generated text (notebooks 04 and 06) ---------------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    """``text`` split on whitespace: the tokens of the word-level text metrics."""
+    if not isinstance(text, str):
+        raise ValueError(f"words() takes a string, got {type(text).__name__}")
+    return text.split()
+
+
+def _as_tokens(tokens: str | Sequence[Any]) -> list[Any]:
+    """A string becomes its words; any other sequence (characters, indices) is used as it is."""
+    if isinstance(tokens, str):
+        return words(tokens)
+    if isinstance(tokens, torch.Tensor):
+        return tokens.flatten().tolist()
+    return list(tokens)
+
+
+def ngrams(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
+    """The ``n``-grams of ``tokens`` (a string: of its words), in order, overlapping."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    t = _as_tokens(tokens)
+    return [tuple(t[i:i + n]) for i in range(len(t) - n + 1)]
+
+
+def _ngrams_or_raise(tokens: str | Sequence[Any], n: int) -> list[tuple[Any, ...]]:
+    grams = ngrams(tokens, n)
+    if not grams:
+        raise ValueError(f"the text has fewer than {n} tokens: no {n}-grams to measure")
+    return grams
+
+
+def distinct_n(tokens: str | Sequence[Any], n: int) -> float:
+    """Distinct-n (Li et al., 2016): distinct ``n``-grams / all ``n``-grams, from 1 (no repeat) down towards 0.
+
+    A string is measured on its words. Compare texts of similar length only:
+    longer texts repeat more by chance, so distinct-n falls with length.
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    return len(set(grams)) / len(grams)
+
+
+def repetition_rate(tokens: str | Sequence[Any], n: int = 4) -> float:
+    """The share of ``n``-grams that already occurred earlier in the same text (seq-rep-n; Welleck et al., 2020).
+
+    It equals ``1 - distinct_n(tokens, n)``; at ``n = 4`` (four words) natural
+    prose is close to 0, and a text caught in a loop close to 1.
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    seen: set[tuple[Any, ...]] = set()
+    repeats = 0
+    for g in grams:
+        repeats += g in seen
+        seen.add(g)
+    return repeats / len(grams)
+
+
+def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[..., target]``: the log-probability, in nats, of each target token.
+
+    ``logits`` ``[..., V]`` are a model's predictions for the positions of ``targets`` ``[...]``.
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a vocabulary "
+                         "dimension")
+    if targets.is_floating_point():
+        raise ValueError("targets must be token indices (an integer tensor)")
+    return logits.float().log_softmax(dim=-1).gather(-1, targets.long()[..., None])[..., 0]
+
+
+def mean_log_prob(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The mean log-probability per token of ``targets`` under ``logits`` (nats; minus the cross-entropy)."""
+    return token_log_probs(logits, targets).mean().item()
+
+
+# --- memorisation and vocabulary in text (notebook 06) ------------------------------------------------------
+
+
+def ngram_set(tokens: str | Sequence[Any], n: int) -> frozenset[tuple[Any, ...]]:
+    """Every distinct ``n``-gram of ``tokens`` (a string: of its words): the index :func:`ngram_overlap` looks in.
+
+    Build it once for a training text and pass it to :func:`ngram_overlap` for each sample.
+    """
+    return frozenset(ngrams(tokens, n))
+
+
+def ngram_overlap(
+    tokens: str | Sequence[Any], training: str | Sequence[Any] | frozenset[tuple[Any, ...]], n: int,
+) -> float:
+    """The share of the ``n``-grams of ``tokens`` that also occur in ``training``: the memorisation check for text.
+
+    ``training`` is the training text (a string, measured on its words), a
+    token sequence, or a set from :func:`ngram_set` (much faster when many
+    samples are checked against one training text). Held-out real text sets the
+    baseline: it shares common phrases with the training text too, so a model
+    that copies shows as an overlap well *above* real text's, and as long
+    copied spans (:func:`longest_copied_span`).
+    """
+    grams = _ngrams_or_raise(tokens, n)
+    if isinstance(training, (set, frozenset)):
+        index = training
+        probe = next(iter(index), None)
+        if probe is not None and (not isinstance(probe, tuple) or len(probe) != n):
+            raise ValueError(f"the training index holds no {n}-grams: build it with ngram_set(training, {n})")
+    else:
+        index = ngram_set(training, n)
+    return sum(g in index for g in grams) / len(grams)
+
+
+def longest_copied_span(text: str, training: str) -> str:
+    """The longest piece of ``text`` (characters) that occurs verbatim somewhere in ``training``.
+
+    Scanning ``text`` once, it only ever tries to beat the best span so far, so
+    it needs about ``len(text)`` substring searches of ``training``.
+    """
+    if not isinstance(text, str) or not isinstance(training, str):
+        raise ValueError("longest_copied_span compares two strings")
+    best = ""
+    for start in range(len(text)):
+        end = start + len(best) + 1
+        while end <= len(text) and text[start:end] in training:
+            best = text[start:end]
+            end += 1
+        if len(text) - start <= len(best):
+            break
+    return best
+
+
+_PUNCTUATION = "\"'.,;:!?()[]-_&`"
+
+
+def normalise_word(word: str) -> str:
+    """Lower case, punctuation stripped from both ends: ``"Thee,"`` -> ``"thee"``."""
+    return word.strip(_PUNCTUATION).lower()
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The distinct :func:`normalise_word` words of ``text``: e.g. the vocabulary of a training text."""
+    return frozenset(w for w in (normalise_word(t) for t in words(text)) if w)
+
+
+def known_word_share(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+    """The share of the words of ``text`` found in ``vocabulary`` (e.g. :func:`word_set` of the training text).
+
+    Real held-out text scores close to 1 (a few rare words are new); a
+    character model's invented words pull it down: a cheap, automatic check of
+    spelling.
+    """
+    if not isinstance(vocabulary, (set, frozenset)) or not vocabulary:
+        raise ValueError("vocabulary must be a non-empty set of words (word_set(training_text))")
+    found = [w for w in (normalise_word(t) for t in words(text)) if w]
+    if not found:
+        raise ValueError("the text has no words to check")
+    return sum(w in vocabulary for w in found) / len(found)

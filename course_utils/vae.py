@@ -6,13 +6,14 @@ Taught in notebook 03:
   :func:`gaussian_kl` (the closed form), :func:`bernoulli_nll` and :func:`vae_loss` (summed over
   pixels, averaged over the batch), :func:`vae_step`;
 - section 2, a convolutional VAE: :class:`ConvVAE`, :func:`fit_vae` (the training loop, with
-  test evaluations), :func:`evaluate` (test -ELBO), :func:`sample`, :func:`reconstruct`, :func:`interpolate`;
+  test evaluations; :data:`CPU_RECIPE` is section 1's recipe), :func:`evaluate` (test -ELBO),
+  :func:`sample`, :func:`reconstruct`, :func:`interpolate`;
 - section 3, the latent space: :func:`encode_means`, :func:`kl_per_dim` and :func:`active_units`
   (posterior collapse), KL warm-up and free bits (arguments of :func:`vae_loss` and :func:`fit_vae`);
-- section 4, the applications: :func:`neg_elbo_per_image` (the anomaly score), :func:`png_bits`
-  (the complexity correction of Serrà et al. 2020), :func:`auroc`;
-- section 6: :func:`train_vae`, what ``python -m course_utils.train vae`` runs, and :func:`benchmark`
-  (``--bench``), the course's ``cpu`` recipe against the classic PyTorch example (:class:`ReferenceVAE`).
+- section 4, the applications: synthesis and compression with the functions above; the
+  anomaly scores are in :mod:`course_utils.anomaly`;
+- section 6: :func:`train_vae`, what ``python -m course_utils.train vae`` runs (its speed
+  benchmark, ``--bench``, is in :mod:`course_utils.benchmarks`).
 
 Images are ``[N, 1, 28, 28]`` grey levels in [0, 1]; decoders return **logits** of a Bernoulli
 per pixel, so the reconstruction term is ``binary_cross_entropy_with_logits`` (exact for any logit).
@@ -21,10 +22,7 @@ All quantities are in nats per image unless a name says bits.
 
 from __future__ import annotations
 
-import io
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checkpoints import finish_run, make_config, register_model, require_positive
-from course_utils.data import image_tensors, tensor_batches
+from course_utils.checkpoints import finish_run, register_model
+from course_utils.configs import make_config, require_positive
+from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
-from course_utils.runtime import describe_hardware, get_device, seed_everything, training_time
+from course_utils.runtime import get_device, seed_everything, training_time
+from course_utils.training import evaluating, lr_at
 
 IMAGE_SHAPE = (1, 28, 28)
 PIXELS = 28 * 28
@@ -78,7 +78,8 @@ class ConvConfig:
             raise ValueError(f"ConvConfig.channels must be two ints >= 1, got {self.channels!r}")
 
 
-def _check_images(x: torch.Tensor) -> None:
+def check_images(x: torch.Tensor) -> None:
+    """Refuse anything but a batch of the course's images, ``[N, 1, 28, 28]``, with one clear line."""
     if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"images must be [N, 1, 28, 28], got shape {tuple(x.shape)}")
 
@@ -104,7 +105,7 @@ class LatentModel(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)``, each ``[N, latent_dim]``: the Gaussian q(z|x) (section 1)."""
-        _check_images(x)
+        check_images(x)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
@@ -176,7 +177,7 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction logits ``[N, 1, 28, 28]``."""
-        _check_images(x)
+        check_images(x)
         return self.decoder(self.encoder(x)).view(-1, *IMAGE_SHAPE)
 
 
@@ -187,7 +188,7 @@ def init_pixel_bias(model: LatentModel, images: torch.Tensor, eps: float = 1e-3)
     An untrained decoder otherwise outputs about 0.5 everywhere (543 nats per image); from the mean
     image the first updates go into shapes instead of into learning that the background is black.
     """
-    _check_images(images)
+    check_images(images)
     mean = images.float().mean(0).clamp(eps, 1 - eps).to(model.pixel_bias.device)
     model.pixel_bias.copy_(torch.log(mean) - torch.log1p(-mean))
 
@@ -274,7 +275,6 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
 def elbo_parts(
     model: LatentModel, images: torch.Tensor, seed: int = ELBO_SEED, batch_size: int = 1000,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,27 +283,18 @@ def elbo_parts(
     The noise is drawn on the CPU from ``seed`` for all images at once, so the numbers are the
     same on every device and for every ``batch_size`` (up to float rounding).
     """
-    _check_images(images)
-    device, was_training = _device(model), model.training
-    model.eval()
+    check_images(images)
+    device = _device(model)
     eps = torch.randn(len(images), model.latent_dim, generator=torch.Generator().manual_seed(seed))
     recon, kl = [], []
-    try:
+    with evaluating(model):
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device)
             mu, logvar = model.encode(x)
             z = mu + torch.exp(0.5 * logvar) * eps[start:start + batch_size].to(device)
             recon.append(bernoulli_nll(model.decode(z), x).float().cpu())
             kl.append(gaussian_kl(mu, logvar).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(recon), torch.cat(kl)
-
-
-def neg_elbo_per_image(model: LatentModel, images: torch.Tensor, seed: int = ELBO_SEED) -> torch.Tensor:
-    """``[N]``: -ELBO of each image (nats), one z each: the anomaly score of section 4."""
-    recon, kl = elbo_parts(model, images, seed)
-    return recon + kl.sum(1)
 
 
 def evaluate(model: LatentModel, images: torch.Tensor, seed: int = ELBO_SEED) -> dict[str, float]:
@@ -313,29 +304,21 @@ def evaluate(model: LatentModel, images: torch.Tensor, seed: int = ELBO_SEED) ->
     return {"neg_elbo": (recon + kl).mean().item(), "recon": recon.mean().item(), "kl": kl.mean().item()}
 
 
-@torch.no_grad()
 def encode_means(model: LatentModel, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``[N, d]``: the posterior means mu(x) (the codes scattered and compared in sections 3 and 4)."""
-    _check_images(images)
-    device, was_training = _device(model), model.training
-    model.eval()
-    try:
+    check_images(images)
+    device = _device(model)
+    with evaluating(model):
         return torch.cat([model.encode(images[s:s + batch_size].to(device))[0].float().cpu()
                           for s in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
 
 
-@torch.no_grad()
 def decode_probs(model: LatentModel, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``[N, 1, 28, 28]`` on the CPU: sigmoid of the decoder's logits, the mean image of p(x|z)."""
-    device, was_training = _device(model), model.training
-    model.eval()
-    try:
+    device = _device(model)
+    with evaluating(model):
         return torch.cat([torch.sigmoid(model.decode(z[s:s + batch_size].to(device))).float().cpu()
                           for s in range(0, len(z), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def sample(model: LatentModel, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -377,13 +360,18 @@ def active_units(model: LatentModel, images: torch.Tensor, threshold: float = 0.
 # --- training (sections 1-3) ------------------------------------------------------------------------------
 
 
-def lr_factor(fraction: float, schedule: str) -> float:
-    """The learning-rate multiplier at ``fraction`` of training: ``constant``, or ``cosine_tail``
-    (constant for the first half, then a cosine down to 0)."""
+def scheduled_lr(step: int, total: int, lr: float, schedule: str) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: ``constant``, or ``cosine_tail``.
+
+    ``cosine_tail`` holds ``lr`` for the first half of training, then follows a
+    cosine down to 0: the shared :func:`course_utils.training.lr_at` with no
+    warm-up and the last half of the steps as its decay, counted in half steps
+    so that the decay starts at the exact middle of an odd number of steps.
+    """
     if schedule == "constant":
-        return 1.0
+        return lr
     if schedule == "cosine_tail":
-        return 1.0 if fraction < 0.5 else 0.5 * (1 + math.cos(math.pi * (fraction - 0.5) / 0.5))
+        return lr_at(2 * step, lr=lr, min_lr=0.0, warmup=0, steps=2 * total, decay_steps=total)
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine_tail'")
 
 
@@ -409,7 +397,7 @@ def fit_vae(
         raise ValueError("need epochs > 0, batch_size >= 1, lr > 0, warmup_steps >= 0 and evals_per_epoch >= 0")
     if target is not None and test_images is None:
         raise ValueError("a target needs test_images to be evaluated on")
-    _check_images(images)
+    check_images(images)
     device = _device(model)
     rng = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -440,7 +428,7 @@ def fit_vae(
     while not stop:
         for (x,) in tensor_batches(images, batch_size=batch_size, generator=rng):
             for group in opt.param_groups:
-                group["lr"] = lr * lr_factor(step / total, schedule)
+                group["lr"] = scheduled_lr(step, total, lr, schedule)
             warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
             stats = vae_step(model, opt, x.to(device), beta * warm, free_bits)
             history["recon"].append(stats["recon"])
@@ -462,43 +450,22 @@ def fit_vae(
     return history
 
 
-# --- anomaly detection (section 4) ---------------------------------------------------------------------------
+#: The course's ``cpu`` recipe of notebook 03, section 1 (what ``train vae --bench`` times against the example).
+CPU_RECIPE = {"hidden": 256, "latent_dim": 20, "batch_size": 128, "lr": 5e-3}
 
 
-def png_bits(images: torch.Tensor) -> torch.Tensor:
-    """``[N]``: the size in bits of each image saved as an 8-bit grey PNG (lossless).
-
-    A generic compressor's code length L(x) measures how *complex* an image is; Serrà et al.
-    (2020) subtract it from a model's code length, -log2 p(x), to correct the likelihood's
-    preference for simple images.
-    """
-    from PIL import Image
-
-    _check_images(images)
-    pixels = (images[:, 0].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    sizes = []
-    for image in pixels:
-        buffer = io.BytesIO()
-        Image.fromarray(image, mode="L").save(buffer, format="PNG", optimize=True)
-        sizes.append(8 * buffer.tell())
-    return torch.tensor(sizes, dtype=torch.float64)
-
-
-def auroc(normal: torch.Tensor, anomalous: torch.Tensor) -> float:
-    """Area under the ROC curve of a score meant to be **higher** for ``anomalous`` (scikit-learn's).
-
-    1: every anomaly scores above every normal item; 0.5: no better than chance; below 0.5: the
-    score ranks the wrong way round.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    normal, anomalous = (torch.as_tensor(s, dtype=torch.float64).flatten() for s in (normal, anomalous))
-    if len(normal) == 0 or len(anomalous) == 0:
-        raise ValueError("auroc needs at least one normal and one anomalous score")
-    if not (torch.isfinite(normal).all() and torch.isfinite(anomalous).all()):
-        raise ValueError("scores must be finite")
-    labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
-    return float(roc_auc_score(labels, torch.cat([normal, anomalous]).numpy()))
+def fit_cpu_recipe(
+    images: torch.Tensor, epochs: float, test_images: torch.Tensor | None = None, seed: int = 0,
+    evals_per_epoch: int = 1, target: float | None = None, desc: str = "VAE (cpu recipe)",
+    device: torch.device | str | None = None,
+) -> tuple[MLPVAE, dict[str, Any]]:
+    """The course's fast recipe: an MLP VAE 784-256-20, output bias at the data's log-odds, Adam 5e-3, batch 128."""
+    seed_everything(seed)
+    model = MLPVAE(latent_dim=CPU_RECIPE["latent_dim"], hidden=CPU_RECIPE["hidden"]).to(device or get_device())
+    init_pixel_bias(model, images)
+    history = fit_vae(model, images, epochs, batch_size=CPU_RECIPE["batch_size"], lr=CPU_RECIPE["lr"], seed=seed,
+                      test_images=test_images, evals_per_epoch=evals_per_epoch, target=target, desc=desc)
+    return model, history
 
 
 # --- the shipped VAE (section 6) -------------------------------------------------------------------------------
@@ -560,130 +527,3 @@ def train_vae(
     summary = (f"conv VAE: test -ELBO {final['neg_elbo']:.2f} nats (recon {final['recon']:.2f}, KL {final['kl']:.2f}) "
                f"after {epochs_done} epochs, {history['seconds']:.0f} s")
     return finish_run(model, out / VAE_NAME, card, summary)
-
-
-# --- the speed benchmark (--bench) -------------------------------------------------------------------------------
-
-
-class ReferenceVAE(nn.Module):
-    """The classic PyTorch example's VAE (examples/vae/main.py), layer names and all: 784-400-20."""
-
-    latent_dim = 20
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h1 = F.relu(self.fc1(x.view(-1, 784)))
-        return self.fc21(h1), self.fc22(h1)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits (the example applies the sigmoid here; :func:`train_reference` applies it in the loss)."""
-        return self.fc4(F.relu(self.fc3(z))).view(-1, *IMAGE_SHAPE)
-
-
-def train_reference(
-    images: torch.Tensor, test_images: torch.Tensor, target: float, max_epochs: int, seed: int = 0,
-    evals_per_epoch: int = 4,
-) -> dict[str, Any]:
-    """The example's recipe: Adam 1e-3, batch 128, sigmoid + ``binary_cross_entropy(reduction='sum')`` + KL.
-
-    The example sums the loss over the batch as well; with Adam that only rescales the gradient,
-    which Adam's normalisation undoes. Batches come from in-memory tensors (as for the course's
-    recipe), so the two runs differ in their recipes only. Evaluated like :func:`fit_vae`.
-    """
-    rng = seed_everything(seed)
-    model = ReferenceVAE()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    per_epoch = -(-len(images) // 128)
-    every, step, start = max(1, per_epoch // evals_per_epoch), 0, time.perf_counter()
-    history: dict[str, Any] = {"eval": {"epoch": [], "neg_elbo": [], "seconds": []}, "reached": None}
-    bar = progress(total=max_epochs * per_epoch, desc="reference")
-    while step < max_epochs * per_epoch and history["reached"] is None:
-        for (x,) in tensor_batches(images, batch_size=128, generator=rng):
-            mu, logvar = model.encode(x)
-            recon_x = torch.sigmoid(model.decode(reparameterize(mu, logvar)))
-            bce = F.binary_cross_entropy(recon_x.view(-1, 784), x.view(-1, 784), reduction="sum")
-            loss = bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            bar.update(1)
-            if step % every == 0:
-                value = evaluate(model, test_images)["neg_elbo"]  # type: ignore[arg-type]
-                history["eval"]["epoch"].append(round(step / per_epoch, 3))
-                history["eval"]["neg_elbo"].append(round(value, 3))
-                history["eval"]["seconds"].append(round(time.perf_counter() - start, 2))
-                if value <= target:
-                    history["reached"] = {"seconds": history["eval"]["seconds"][-1], "epoch": step / per_epoch}
-                    break
-    bar.close()
-    history.update(seconds=round(time.perf_counter() - start, 2), steps=step)
-    return history
-
-
-#: The course's ``cpu`` recipe of notebook 03, section 1 (what ``--bench`` times against the example).
-CPU_RECIPE = {"hidden": 256, "latent_dim": 20, "batch_size": 128, "lr": 5e-3}
-
-
-def fit_cpu_recipe(
-    images: torch.Tensor, epochs: float, test_images: torch.Tensor | None = None, seed: int = 0,
-    evals_per_epoch: int = 1, target: float | None = None, desc: str = "VAE (cpu recipe)",
-    device: torch.device | str | None = None,
-) -> tuple[MLPVAE, dict[str, Any]]:
-    """The course's fast recipe: an MLP VAE 784-256-20, output bias at the data's log-odds, Adam 5e-3, batch 128."""
-    seed_everything(seed)
-    model = MLPVAE(latent_dim=CPU_RECIPE["latent_dim"], hidden=CPU_RECIPE["hidden"]).to(device or get_device())
-    init_pixel_bias(model, images)
-    history = fit_vae(model, images, epochs, batch_size=CPU_RECIPE["batch_size"], lr=CPU_RECIPE["lr"], seed=seed,
-                      test_images=test_images, evals_per_epoch=evals_per_epoch, target=target, desc=desc)
-    return model, history
-
-
-def benchmark(
-    target: float = 250.0, max_epochs: int = 6, seed: int = 0, evals_per_epoch: int = 4,
-    threads: int | None = None, log: Callable[[str], None] = print,
-    data: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, Any]:
-    """Wall and CPU seconds, and epochs, for the example's recipe and the course's to reach test -ELBO <= ``target``.
-
-    Both run in this process, one after the other, on the CPU, evaluated on all 10,000 test images
-    ``evals_per_epoch`` times per epoch (the evaluations count in the time). Returns both rows and
-    the ratio course / reference of the wall seconds (the issue's target: at most 0.7). ``data``
-    replaces the Fashion-MNIST ``(train, test)`` images (for tests).
-    """
-    if threads:
-        torch.set_num_threads(threads)
-    if data is None:
-        data = image_tensors("fashion-mnist", train=True)[0], image_tensors("fashion-mnist", train=False)[0]
-    x_train, x_test = data
-    seed_everything(seed)  # its first call imports torch's compiler stack: kept out of either recipe's CPU time
-    rows: dict[str, dict[str, Any]] = {}
-    cpu_seconds: dict[str, float] = {}
-    for name in ("reference", "course cpu recipe"):
-        cpu0 = time.process_time()
-        if name == "reference":
-            history = train_reference(x_train, x_test, target, max_epochs, seed, evals_per_epoch)
-        else:
-            _, history = fit_cpu_recipe(x_train, max_epochs, x_test, seed, evals_per_epoch, target, device="cpu")
-        reached, cpu_seconds[name] = history["reached"], time.process_time() - cpu0
-        rows[name] = {"reached": reached is not None, "seconds": reached["seconds"] if reached else None,
-                      "epochs": reached["epoch"] if reached else None,
-                      "cpu_seconds": round(cpu_seconds[name], 1), "curve": history["eval"]}
-        log(f"{name:<18} " + (f"reached {target:g} after {reached['epoch']:.2f} epochs in {reached['seconds']:.1f} s "
-                              f"wall ({rows[name]['cpu_seconds']:.1f} s CPU)" if reached
-                              else f"did not reach {target:g} in {max_epochs} epochs"))
-    ref, course = rows["reference"], rows["course cpu recipe"]
-    # a tiny run can finish within one tick of a timer: no ratio of a zero time
-    both = ref["reached"] and course["reached"] and ref["seconds"] > 0
-    ratio = course["seconds"] / ref["seconds"] if both else None
-    ref_cpu = cpu_seconds["reference"]
-    cpu_ratio = cpu_seconds["course cpu recipe"] / ref_cpu if both and ref_cpu > 0 else None
-    if ratio is not None:
-        cpu_text = f" ({cpu_ratio:.2f} of the CPU time)" if cpu_ratio is not None else ""
-        log(f"ratio course / reference: {ratio:.2f} of the wall time{cpu_text}; target <= 0.7")
-    return {"target": target, "rows": rows, "ratio": ratio, "cpu_ratio": cpu_ratio,
-            "hardware": describe_hardware(torch.device("cpu")), "evals_per_epoch": evals_per_epoch}

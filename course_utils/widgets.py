@@ -8,17 +8,34 @@ workshop kit drives a live kernel.
 
 Sections: the latent explorer of notebook 03 (VAE), the text playground of
 notebook 04 (transformers), the rating widgets of notebook 06 (evaluation).
+A consumer of the topic modules: the notebooks import it, nothing in
+``course_utils`` does.
 """
 
 from __future__ import annotations
 
-# --- notebook 03: the latent explorer -----------------------------------------------------------
+import base64
+import html
 import io
+import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+
+from course_utils.density import PCA
+from course_utils.gpt import generate
+from course_utils.human_eval import Rating, RatingsLog, quiz_accuracy, win_rates
+
+# ipywidgets is imported inside each ``widget()`` method: it is optional (the ``lab`` extra), and everything
+# else here (the logic every widget draws from) works, and is tested, without it.
+
+
+# --- notebook 03: the latent explorer -----------------------------------------------------------
 
 
 class LatentExplorer:
@@ -49,8 +66,6 @@ class LatentExplorer:
         cls, decode: Callable[[torch.Tensor], torch.Tensor], codes: torch.Tensor, k: int = 3, **kwargs: Any,
     ) -> LatentExplorer:
         """Sliders along the ``k`` main directions of ``codes`` ``[N, d]``, one standard deviation per unit."""
-        from course_utils.density import PCA
-
         codes = torch.as_tensor(codes, dtype=torch.float32)
         if codes.ndim != 2 or not 1 <= k <= codes.shape[1]:
             raise ValueError(f"codes must be [N, d] and k between 1 and d; got {tuple(codes.shape)} and k={k}")
@@ -80,8 +95,6 @@ class LatentExplorer:
 
     def png(self, *values: float) -> bytes:
         """:meth:`render` as a PNG, each pixel enlarged to ``scale`` x ``scale`` (sharp, not blurred)."""
-        from PIL import Image
-
         pixels = (self.render(*values) * 255).round().astype(np.uint8)
         big = np.kron(pixels, np.ones((self.scale, self.scale), dtype=np.uint8))
         buffer = io.BytesIO()
@@ -90,7 +103,7 @@ class LatentExplorer:
 
     def widget(self, names: Sequence[str] | None = None) -> Any:
         """The ipywidgets box: one slider per direction and the image, redrawn whenever a slider moves."""
-        import ipywidgets as w
+        import ipywidgets as w  # optional (see the imports above)
 
         names = list(names) if names is not None else [f"z{i + 1}" for i in range(self.k)]
         if len(names) != self.k:
@@ -137,10 +150,6 @@ class TextPlayground:
         ``top_k = 0`` and ``top_p = 1`` switch those filters off (what the
         sliders show at their ends); an empty prompt starts from a newline.
         """
-        import torch
-
-        from course_utils.gpt import generate
-
         if model not in self.models:
             return f"unknown model {model!r}; choose one of {', '.join(self.models)}"
         net, vocab = self.models[model]
@@ -156,7 +165,7 @@ class TextPlayground:
 
     def widget(self) -> object:
         """The controls and the text, as an ipywidgets box (its text fallback shows in a saved notebook)."""
-        import ipywidgets as w
+        import ipywidgets as w  # optional (see the imports above)
 
         d = self.defaults
         controls = {
@@ -191,12 +200,6 @@ class TextPlayground:
 # (:class:`course_utils.human_eval.RatingsLog`: whole rows, under a lock); the
 # sessions below hold the logic (what comes next, what a click records, the reveal)
 # and ``widget()`` only wires buttons to it.
-
-import base64
-import html
-import random
-from dataclasses import dataclass
-from pathlib import Path
 
 QUIZ_BUTTONS = {"real": "real", "generated": "generated"}  # button text -> choice
 PAIR_BUTTONS = {"left is better": "left", "tie": "tie", "right is better": "right"}  # in the order shown
@@ -235,8 +238,6 @@ class EvalItem:
 
 def image_png(image: torch.Tensor, scale: int = 4) -> bytes:
     """An image in [0, 1] as a PNG, each pixel enlarged to ``scale`` x ``scale`` (sharp, not blurred)."""
-    from PIL import Image
-
     pixels = (image.detach().float().cpu().reshape(image.shape[-2:]).clamp(0, 1).numpy() * 255).round()
     big = np.kron(pixels.astype(np.uint8), np.ones((scale, scale), dtype=np.uint8))
     buffer = io.BytesIO()
@@ -278,8 +279,6 @@ class _Session:
     buttons: dict[str, str] = {}
 
     def __init__(self, rater: str, log: Any, seed: int) -> None:
-        from course_utils.human_eval import RatingsLog
-
         self.rater = _check_rater(rater)
         self.log = log if isinstance(log, RatingsLog) else RatingsLog(Path(log))
         self.rng = random.Random(f"{self.task}/{seed}/{self.rater}")  # the same rater always gets the same order
@@ -322,7 +321,7 @@ class _Session:
 
     def widget(self) -> Any:
         """Buttons that call :meth:`answer`, the current item(s), the progress, and the reveal at the end."""
-        import ipywidgets as w
+        import ipywidgets as w  # optional (see the imports above)
 
         progress, reveal = w.HTML(), w.HTML()
         shown = self._views(w)
@@ -375,16 +374,12 @@ class RealOrGeneratedQuiz(_Session):
 
     def answer(self, choice: str) -> Any:
         """Record the rater's guess for the current item (one row in the ratings file) and move on."""
-        from course_utils.human_eval import Rating
-
         self._check_open(choice, tuple(QUIZ_BUTTONS.values()))
         item = self._queue[self._position]
         return self._record(Rating(rater=self.rater, task="quiz", item_a=item.id, choice=choice, model_a=item.model))
 
     def reveal(self) -> str:
         """The score and the answers, once the quiz is over (before that: how many items are left)."""
-        from course_utils.human_eval import quiz_accuracy
-
         if not self.done:
             return f"{len(self._queue) - self._position} items left: the answers come at the end"
         if not self.ratings:
@@ -451,8 +446,6 @@ class PairwiseComparison(_Session):
 
     def answer(self, choice: str) -> Any:
         """Record ``left``, ``right`` or ``tie`` for the current pair (one row in the ratings file) and move on."""
-        from course_utils.human_eval import Rating
-
         self._check_open(choice, tuple(PAIR_BUTTONS.values()))
         left, right = self._queue[self._position]
         a, b = self._original[frozenset((left.id, right.id))]
@@ -461,8 +454,6 @@ class PairwiseComparison(_Session):
 
     def reveal(self) -> str:
         """Each model's win rate with its Wilson interval and the identity of every pair, once all are rated."""
-        from course_utils.human_eval import win_rates
-
         if not self.done:
             return f"{len(self._queue) - self._position} pairs left: which model made what is shown at the end"
         if not self.ratings:

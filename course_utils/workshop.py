@@ -1,4 +1,4 @@
-"""The workshop kit: links that put the course into every learner's home on a JupyterHub.
+"""The workshop kit: links that put the course into every learner's home on a JupyterHub (shared; for instructors).
 
 A link made here goes to the hub, which starts the learner's server (after the
 log-in) and hands the rest to nbgitpuller: the first click clones the course
@@ -23,8 +23,8 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
+from course_utils.cli import OneLineParser, errors_exit
 from course_utils.colab import notebooks, repository
-from course_utils.runtime import errors_exit
 
 GIT_SCHEMES = ("https", "http", "file", "ssh", "git")
 
@@ -105,7 +105,7 @@ def hub_link(hub: str, repo: str, branch: str, notebook: str = "00_setup.ipynb",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.workshop", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m course_utils.workshop", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     link = sub.add_parser("link", help="print the nbgitpuller link of each notebook (default: 00)")
     link.add_argument("notebooks", nargs="*", default=["00"], help="notebooks to open, e.g. 00 03_vae (default: 00)")

@@ -47,25 +47,6 @@ def test_finish_run_saves_prints_and_returns_the_card(tmp_path, capsys):
     assert read_metadata(tmp_path / "gen")["task"] == "test"
 
 
-def test_config_validators_name_the_field_and_the_value():
-    from dataclasses import dataclass
-
-    @dataclass
-    class Config:
-        width: int = 12
-        heads: int = 4
-        dropout: float = 0.1
-
-    checkpoints.require_multiple(Config(), "width", of="heads")
-    checkpoints.require_rate(Config(), "dropout")
-    checkpoints.require_rate(Config(dropout=0), "dropout")
-    with pytest.raises(ValueError, match=r"Config.width=10 must be a multiple of heads=4"):
-        checkpoints.require_multiple(Config(width=10), "width", of="heads")
-    for bad in (1.0, -0.1, True, "0.1"):
-        with pytest.raises(ValueError, match=r"Config.dropout must be in \[0, 1\)"):
-            checkpoints.require_rate(Config(dropout=bad), "dropout")
-
-
 def test_loading_into_a_given_model_or_factory(tmp_path):
     torch.manual_seed(0)
     clf = FashionClassifier(channels=(4, 8, 8), hidden=16)

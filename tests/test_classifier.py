@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from course_utils.classifier import FashionClassifier, accuracy, fit_classifier
-from course_utils.data import image_tensors
+from course_utils.datasets import image_tensors
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
 
 
 def test_classifier_features_and_logits():
@@ -56,6 +58,7 @@ def small_split():
     return x[:512], y[:512], x[512:1024], y[512:1024]
 
 
+@pytest.mark.slow  # trains a CNN
 def test_fit_classifier_learns_a_small_subset(small_split):
     x, y, x_val, y_val = small_split
     model = fit_classifier(x, y, epochs=4, seed=0, device=torch.device("cpu"))
@@ -66,6 +69,7 @@ def test_fit_classifier_learns_a_small_subset(small_split):
     assert torch.equal(model.head.weight, again.head.weight)  # seeded: the same weights
 
 
+@pytest.mark.slow  # trains a CNN
 def test_fit_classifier_steps_and_time_budget(small_split):
     x, y, _, _ = small_split
     model = fit_classifier(x, y, steps=5, seed=0, device=torch.device("cpu"))

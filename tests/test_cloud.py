@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from course_utils import REPO_ROOT
+from course_utils.runtime import notebook_env
 
 if os.environ.get("COURSE_CLOUD_TESTS") != "1":
     pytest.skip("the cloud tests build their own environments: make cloud-test (COURSE_CLOUD_TESTS=1)",
@@ -78,8 +79,8 @@ def _platform(base: Path, root: Path, name: str) -> tuple[Path, dict[str, str]]:
     venv = root / f"{name}-runtime"
     _run(["cp", "-al", str(base), str(venv)])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update({"COURSE_PROFILE": "ci", "COURSE_QUIET": "1", "COURSE_EXPECT_STUBS": "1", "HF_HUB_OFFLINE": "1",
-                "COURSE_DATA_DIR": str(REPO_ROOT / "data"), "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"})
+    env.update({**notebook_env("ci"), "COURSE_DATA_DIR": str(REPO_ROOT / "data"),
+                "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"})
     if name == "colab":  # Colab's kernel has imported google.colab before the first cell runs
         stub = root / "colab-stub"
         (stub / "google" / "colab").mkdir(parents=True)

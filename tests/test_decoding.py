@@ -1,5 +1,6 @@
 """course_utils.decoding (greedy, beam search, sampling, repetition penalty, log-probabilities) on models whose
-answers are known, checked against Hugging Face's logits processor; and the text metrics of course_utils.evaluation."""
+answers are known, checked against Hugging Face's logits processor (beam search against Hugging Face's
+``generate``: tests/test_against_libraries.py; on an accelerator: tests/test_devices.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import decoding, evaluation, gpt
+from course_utils import decoding, gpt, text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +118,7 @@ def test_repetition_penalty_breaks_the_greedy_loop():
     assert plain.tolist() == [0, 1] * 6 + [0]
     penalised = decoding.greedy(model, torch.tensor([0]), 12, repetition_penalty=2.0)
     assert penalised[:4].tolist() == [0, 1, 3, 4]  # log 0.5 * 2 < log 0.3: the unseen token wins
-    assert evaluation.repetition_rate(plain.tolist(), 2) > evaluation.repetition_rate(penalised.tolist(), 2)
+    assert text.repetition_rate(plain.tolist(), 2) > text.repetition_rate(penalised.tolist(), 2)
     with pytest.raises(ValueError, match="positive"):
         decoding.apply_repetition_penalty(torch.zeros(3), torch.tensor([0]), 0.0)
 
@@ -162,39 +163,3 @@ def test_decoding_restores_training_mode():
     model = TableModel(TRAP).train()
     decoding.greedy(model, torch.tensor([0]), 2)
     assert model.training
-
-
-# --- text metrics (course_utils.evaluation) ----------------------------------------------------------------
-
-
-def test_distinct_n_and_repetition_rate_known_answers():
-    text = "the cat sat on the cat sat"
-    assert evaluation.words(text) == ["the", "cat", "sat", "on", "the", "cat", "sat"]
-    assert evaluation.distinct_n(text, 1) == pytest.approx(4 / 7)
-    assert evaluation.distinct_n(text, 2) == pytest.approx(4 / 6)  # the cat, cat sat, sat on, on the
-    assert evaluation.repetition_rate(text, 2) == pytest.approx(2 / 6)
-    assert evaluation.repetition_rate(text, 4) == 0.0
-    loop = "to be or " * 10
-    assert evaluation.repetition_rate(loop, 4) == pytest.approx(24 / 27)  # 27 4-grams, 3 of them distinct
-    assert evaluation.distinct_n(list("abab"), 2) == pytest.approx(2 / 3)  # any sequence: characters here
-    assert evaluation.distinct_n(torch.tensor([1, 2, 1, 2]), 2) == pytest.approx(2 / 3)
-
-
-def test_text_metrics_refuse_texts_too_short_to_measure():
-    with pytest.raises(ValueError, match="fewer than 3 tokens"):
-        evaluation.distinct_n("two words", 3)
-    with pytest.raises(ValueError, match="positive int"):
-        evaluation.ngrams("a b c", 0)
-    with pytest.raises(ValueError, match="string"):
-        evaluation.words(["a", "b"])
-
-
-def test_token_log_probs_are_minus_the_cross_entropy():
-    g = torch.Generator().manual_seed(0)
-    logits, targets = torch.randn(2, 5, 9, generator=g), torch.randint(9, (2, 5), generator=g)
-    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-    assert evaluation.mean_log_prob(logits, targets) == pytest.approx(-ce.item(), abs=1e-6)
-    assert evaluation.token_log_probs(torch.zeros(3, 4), torch.tensor([0, 1, 2])).tolist() == \
-        pytest.approx([-math.log(4)] * 3)
-    with pytest.raises(ValueError, match="vocabulary dimension"):
-        evaluation.token_log_probs(logits, targets[:, :3])

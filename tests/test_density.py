@@ -10,6 +10,8 @@ import torch
 from course_utils import density
 from course_utils.toy import two_moons
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
+
 # --- Gaussian mixture -------------------------------------------------------------------
 
 

@@ -1,14 +1,16 @@
-"""course_utils.evaluation: the Fréchet distance, FID-FMNIST and its reference statistics, nearest neighbours."""
+"""course_utils.evaluation: the Fréchet distance, FID-FMNIST, KID, precision/recall, intervals, nearest neighbours.
+
+The cache of FID's reference statistics is tested in ``test_reference_stats.py``, the text metrics in ``test_text.py``.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
 
-from course_utils import checkpoints, evaluation
+from course_utils import evaluation
 from course_utils.classifier import FashionClassifier
 
 
@@ -112,6 +114,17 @@ def test_classifier_outputs_do_not_depend_on_the_batch(tiny_classifier):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_classifier_outputs_run_in_eval_mode_and_restore_the_mode(tiny_classifier):
+    model = FashionClassifier(channels=(4, 8, 8), hidden=16)
+    model.load_state_dict(tiny_classifier.state_dict())
+    model.train()  # batch norm on batch statistics, which training-mode outputs would use and update
+    feats, probs = evaluation.classifier_outputs(model, _images(20, 3))
+    assert model.training and not feats.requires_grad and not probs.requires_grad
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), tiny_classifier.state_dict().values(),
+                                                 strict=True))  # the running statistics untouched
+    assert torch.equal(feats, evaluation.classifier_outputs(tiny_classifier, _images(20, 3))[0])
+
+
 def test_fid_fmnist_is_the_frechet_distance_of_the_features(tiny_classifier):
     images = _images(300, 0) * 0.5
     other = 1 - images  # white garments on black become black on white
@@ -133,89 +146,6 @@ def test_fid_fmnist_rejects_tanh_images_without_value_range(tiny_classifier):
     assert evaluation.fid_fmnist(images, tiny_classifier, ref, value_range=(-1, 1)) == pytest.approx(mapped)
     with pytest.raises(ValueError, match=r"\[N, 1, 28, 28\]"):
         evaluation.fid_fmnist(torch.zeros(10, 28, 28), tiny_classifier, ref)
-
-
-# --- the reference statistics: keys, lookup order, staleness -------------------------------------
-
-
-@pytest.fixture
-def folders(tmp_path, monkeypatch):
-    """An empty shipped folder and data cache."""
-    shipped, cache = tmp_path / "shipped", tmp_path / "data"
-    shipped.mkdir()
-    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", shipped)
-    monkeypatch.setenv("COURSE_DATA_DIR", str(cache))
-    return shipped, cache
-
-
-def test_reference_for_given_images_is_cached_under_their_content(tiny_classifier, folders):
-    _, cache = folders
-    subset, other = _images(50, 3), _images(80, 4)
-    mu, sigma = evaluation.reference_stats(tiny_classifier, subset)
-    files = sorted(p.name for p in (cache / "cache").iterdir())
-    assert len(files) == 2 and files[1].endswith("_50.safetensors")
-    again = evaluation.reference_stats(tiny_classifier, subset)
-    assert torch.equal(mu, again[0]) and torch.equal(sigma, again[1])
-    # other images: other statistics, never the subset's
-    mu_other, _ = evaluation.reference_stats(tiny_classifier, other)
-    assert not torch.allclose(mu_other, mu)
-    assert torch.allclose(mu_other, evaluation.feature_stats(evaluation.classifier_outputs(tiny_classifier,
-                                                                                           other)[0])[0])
-
-
-def test_a_subset_never_poisons_the_default_reference(tiny_classifier, folders, monkeypatch):
-    subset = _images(50, 5)
-    evaluation.reference_stats(tiny_classifier, subset)
-    calls = []
-    full = _images(120, 6)
-
-    def fake_training_images(dataset, train):
-        calls.append((dataset, train))
-        return full, torch.zeros(len(full), dtype=torch.long)
-
-    monkeypatch.setattr("course_utils.data.image_tensors", fake_training_images)
-    mu, _ = evaluation.reference_stats(tiny_classifier)  # the default: the training images
-    assert calls == [("fashion-mnist", True)]
-    assert torch.allclose(mu, evaluation.feature_stats(evaluation.classifier_outputs(tiny_classifier, full)[0])[0])
-    evaluation.reference_stats(tiny_classifier)  # now cached: no second load
-    assert len(calls) == 1
-
-
-def _write_reference(folder, classifier, key, mu_value: float):
-    mu, sigma = torch.full((16,), mu_value, dtype=torch.float64), torch.eye(16, dtype=torch.float64)
-    evaluation.save_reference(mu, sigma, folder / evaluation.REFERENCE_NAME, classifier, key)
-
-
-def test_lookup_order_shipped_first_then_cache(tiny_classifier, folders):
-    shipped, cache = folders
-    key = evaluation.training_images_key()
-    _write_reference(cache / "cache", tiny_classifier, key, 2.0)
-    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 2.0
-    _write_reference(shipped, tiny_classifier, key, 1.0)
-    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 1.0  # shipped wins
-    assert evaluation.reference_stats(tiny_classifier, cache_dir=cache / "cache")[0][0].item() == 2.0
-
-
-def test_stale_references_are_ignored(tiny_classifier, folders, monkeypatch):
-    shipped, _ = folders
-    other = FashionClassifier(channels=(4, 8, 8), hidden=16)
-    _write_reference(shipped, other, evaluation.training_images_key(), 1.0)  # another classifier's
-    wrong_count = {**evaluation.training_images_key(), "images": 59_000}
-    _write_reference(shipped / "b", tiny_classifier, wrong_count, 3.0)
-    full = _images(40, 7)
-    monkeypatch.setattr("course_utils.data.image_tensors", lambda dataset, train: (full, None))
-    mu, _ = evaluation.reference_stats(tiny_classifier)
-    assert mu[0].item() not in (1.0, 3.0)
-    assert evaluation.reference_stats(tiny_classifier, cache_dir=shipped / "b")[0][0].item() != 3.0
-    # a card edited by hand (the checksum no longer matches) is not trusted either
-    card = shipped / f"{evaluation.REFERENCE_NAME}.json"
-    meta = json.loads(card.read_text())
-    meta["classifier_fingerprint"] = evaluation.model_fingerprint(tiny_classifier)
-    card.write_text(json.dumps(meta))
-    assert evaluation.reference_stats(tiny_classifier)[0][0].item() == 1.0  # fingerprint now matches, sha too
-    meta["weights_sha256"] = "0" * 64
-    card.write_text(json.dumps(meta))
-    assert evaluation.reference_stats(tiny_classifier)[0][0].item() != 1.0
 
 
 # --- the classifier's predictions -------------------------------------------------------------------
@@ -280,12 +210,12 @@ def test_nearest_neighbours_known_answer():
     assert d.tolist() == [[0.0, 5.0, 5.0], [1.0, pytest.approx(math.sqrt(18)), pytest.approx(math.sqrt(85))]]
 
 
-def test_summarise_mean_and_std():
-    mean, std = evaluation.summarise([0.8, 0.9, 1.0])
+def test_mean_and_std():
+    mean, std = evaluation.mean_and_std([0.8, 0.9, 1.0])
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
-    assert evaluation.summarise([0.5]) == (0.5, 0.0)
-    with pytest.raises(ValueError):
-        evaluation.summarise([])
+    assert evaluation.mean_and_std([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        evaluation.mean_and_std([])
 
 
 # --- KID, precision and recall, bootstrap ---------------------------------------------------------------
@@ -366,46 +296,3 @@ def test_kid_interval_leaves_out_duplicate_pairs():
     assert naive_low > 0
     shifted = evaluation.kid_interval(a, b + 0.5, resamples=100, generator=torch.Generator().manual_seed(1))
     assert shifted[1] > high
-
-
-# --- memorisation and vocabulary in text (notebook 06) ---------------------------------------------------------
-
-
-def test_ngram_overlap_counts_the_shared_ngrams():
-    training = "the cat sat on the mat"
-    assert evaluation.ngram_overlap("the cat sat on a hat", training, 2) == pytest.approx(3 / 5)  # 3 of 5 pairs
-    index = evaluation.ngram_set(training, 2)
-    assert index == {("the", "cat"), ("cat", "sat"), ("sat", "on"), ("on", "the"), ("the", "mat")}
-    assert evaluation.ngram_overlap("the cat sat on a hat", index, 2) == pytest.approx(3 / 5)
-    assert evaluation.ngram_overlap(list("abcab"), list("xabx"), 2) == pytest.approx(2 / 4)  # ab, ab of ab bc ca ab
-    with pytest.raises(ValueError, match="ngram_set"):
-        evaluation.ngram_overlap("the cat sat", index, 3)  # an index of 2-grams for 3-grams
-    with pytest.raises(ValueError, match="fewer than 4"):
-        evaluation.ngram_overlap("too short", training, 4)
-
-
-def test_longest_copied_span_finds_the_longest_verbatim_piece():
-    training = "To be, or not to be, that is the question"
-    assert evaluation.longest_copied_span("Oh, not to be, that is it", training) == " not to be, that is "
-    assert evaluation.longest_copied_span("xyz", training) == ""
-    assert evaluation.longest_copied_span(training, training) == training
-    g = torch.Generator().manual_seed(0)
-    letters = "abc"
-    for _ in range(20):  # against a brute force on random strings
-        text = "".join(letters[i] for i in torch.randint(3, (12,), generator=g).tolist())
-        ref = "".join(letters[i] for i in torch.randint(3, (15,), generator=g).tolist())
-        best = max((text[i:j] for i in range(len(text)) for j in range(i, len(text) + 1) if text[i:j] in ref), key=len)
-        assert len(evaluation.longest_copied_span(text, ref)) == len(best)
-    with pytest.raises(ValueError, match="two strings"):
-        evaluation.longest_copied_span(["a"], "a")
-
-
-def test_known_word_share_ignores_case_and_punctuation():
-    vocab = evaluation.word_set("Thee, sir! What say'st thou?")
-    assert vocab == {"thee", "sir", "what", "say'st", "thou"}
-    assert evaluation.known_word_share("THEE sir: blorp. What?", vocab) == pytest.approx(3 / 4)
-    assert evaluation.normalise_word("'Tis,") == "tis"
-    with pytest.raises(ValueError, match="non-empty set"):
-        evaluation.known_word_share("thee", set())
-    with pytest.raises(ValueError, match="no words"):
-        evaluation.known_word_share(" ... ", vocab)

@@ -19,6 +19,8 @@ from course_utils.solutions.basics import (
 )
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
+
 # --- exercise 1: sampling a name, with a temperature ------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -9,6 +10,8 @@ from course_utils import evaluation
 from course_utils.exercises import gan as ex
 from course_utils.solutions.gan import diagonal_fd, gan_value, minimax_g_step
 from tests.checks import assert_not_done, assert_right, assert_wrong
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
 
 # --- V(D*, G) ----------------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from course_utils.exercises import vae as ex
 from course_utils.solutions import vae as ref
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
+
 # --- exercise 1: the reparameterised sampler ----------------------------------------------------------------
 
 

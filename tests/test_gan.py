@@ -12,6 +12,8 @@ from course_utils import gan
 from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.gan import Discriminator, Generator, ToyDiscriminator, ToyGenerator, dcgan_init, generate
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
+
 
 def test_generator_makes_28x28_images_in_tanh_range():
     torch.manual_seed(0)

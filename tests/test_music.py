@@ -215,3 +215,18 @@ def test_roll_and_piano_roll():
     assert len(fig.axes) == 2 and fig.axes[0].get_title() == "a"
     with pytest.raises(ValueError, match="pitched"):
         music.roll([music.Note(None, 1.0)])
+
+
+def test_prepare_chorales_fills_the_cache_or_names_the_missing_package(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(music, "load_chorales", lambda: calls.append(1) or [{"name": "bwv1.6"}] * 3)
+    assert music.prepare_chorales() == 0 and calls == [1]
+    out = capsys.readouterr().out
+    assert "bach-chorales" in out and "(3 melodies)" in out
+
+    def missing():
+        raise ImportError("No module named 'music21'")
+
+    monkeypatch.setattr(music, "load_chorales", missing)
+    assert music.prepare_chorales() == 1
+    assert "pip install music21" in capsys.readouterr().err

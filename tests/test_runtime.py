@@ -143,21 +143,6 @@ def test_training_time_gives_seconds_per_epoch_and_hardware():
     assert runtime.training_time(7.0, 0, cpu)["seconds_per_epoch"] == 7.0  # no epoch finished: all of it
 
 
-def test_errors_exit_turns_the_named_errors_into_an_exit_code(capsys):
-    @runtime.errors_exit(KeyError, LookupError, code=2)
-    def command(fail: type[Exception] | None) -> int:
-        """A command."""
-        if fail:
-            raise fail("no such thing")
-        return 0
-
-    assert command(None) == 0 and command.__doc__ == "A command."
-    assert command(IndexError) == 2
-    assert capsys.readouterr().err == "error: no such thing\n"
-    with pytest.raises(ValueError):  # other errors are not swallowed
-        command(ValueError)
-
-
 def _report(**overrides):
     base = {"python": "3.11.7", "device": "cpu", "profile": "cpu", "cuda_available": False, "torch_cuda": None,
             "packages": {"torch": "2.14.1", "transformers": "5.24.0"}}
@@ -184,3 +169,28 @@ def test_report_command_prints_the_report_and_the_traps(capsys, monkeypatch):
     assert runtime.main(["report", "--no-data"]) == 0
     out = capsys.readouterr().out
     assert "profile       ci" in out and "warning: an NVIDIA GPU is present" in out
+
+
+def test_the_notebook_environment_is_defined_once_and_printed_for_make(capsys):
+    from course_utils import authoring
+
+    env = runtime.notebook_env("gpu")
+    assert env == {**runtime.NOTEBOOK_ENV, "COURSE_PROFILE": "gpu"}
+    assert env["COURSE_EXPECT_STUBS"] == "1" and env["HF_HUB_OFFLINE"] == "1" and env["COURSE_QUIET"] == "1"
+    with pytest.raises(runtime.ProfileError, match="'tpu'"):
+        runtime.notebook_env("tpu")
+    assert authoring.PROFILES is runtime.PROFILES
+    assert runtime.main(["notebook-env", "--profile", "ci"]) == 0
+    words = capsys.readouterr().out.split()
+    assert dict(w.split("=", 1) for w in words) == runtime.notebook_env("ci")
+    assert runtime.main(["notebook-env"]) == 0
+    assert "COURSE_PROFILE" not in capsys.readouterr().out
+
+
+def test_the_makefile_reads_the_notebook_environment_from_runtime():
+    from course_utils import REPO_ROOT
+
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "-m course_utils.runtime notebook-env" in makefile
+    code = [line for line in makefile.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in code if any(f"{name}=" in line for name in runtime.NOTEBOOK_ENV)]

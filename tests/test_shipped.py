@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 
-from course_utils import evaluation
+from course_utils import gpt_training, reference_stats, vae
 from course_utils.checkpoints import SHIPPED_DIR, load_checkpoint, load_tensors, read_metadata
 from course_utils.classifier import accuracy
-from course_utils.data import image_tensors
+from course_utils.datasets import image_tensors
 from course_utils.gan import generate, generator_fid
 
 SHIPPED = {  # name: largest size in bytes
@@ -45,8 +45,8 @@ def test_shipped_classifier_accuracy_matches_its_card_on_all_test_images():
 def test_shipped_reference_belongs_to_the_shipped_classifier():
     clf, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
     ref = read_metadata(SHIPPED_DIR / "fmnist_fid_reference")
-    assert ref["classifier_fingerprint"] == evaluation.model_fingerprint(clf)
-    assert {k: ref[k] for k in ("source", "images_sha256", "images")} == evaluation.training_images_key()
+    assert ref["classifier_fingerprint"] == reference_stats.model_fingerprint(clf)
+    assert {k: ref[k] for k in ("source", "images_sha256", "images")} == reference_stats.training_images_key()
 
 
 def test_shipped_generator_card_and_samples():
@@ -58,13 +58,11 @@ def test_shipped_generator_card_and_samples():
     assert images.shape == (20, 1, 28, 28)
     clf, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
     # 2,000 samples: a cheap check that the generator is the card's (the notebook recomputes the card's 10,000)
-    fid = generator_fid(G, clf, evaluation.reference_stats(clf), 2000)
+    fid = generator_fid(G, clf, reference_stats.load_or_compute(clf), 2000)
     assert fid < 2 * meta["fid_fmnist"]["value"]
 
 
 def test_shipped_vae_reaches_its_card_on_all_test_images():
-    from course_utils import vae
-
     model, meta = load_checkpoint(SHIPPED_DIR / vae.VAE_NAME)
     assert isinstance(model, vae.ConvVAE)
     claim = meta["test_neg_elbo"]
@@ -77,25 +75,23 @@ def test_shipped_vae_reaches_its_card_on_all_test_images():
 
 
 def test_shipped_char_gpt_card_and_quick_check():
-    from course_utils import gpt
-
-    model, meta = load_checkpoint(SHIPPED_DIR / gpt.CHECKPOINT_NAME)
-    data = gpt.char_data()
+    model, meta = load_checkpoint(SHIPPED_DIR / gpt_training.CHECKPOINT_NAME)
+    data = gpt_training.char_data()
     assert meta["vocab"] == "".join(data.vocab.itos)
     # 30 minutes of a 2-core CPU (no GPU was lent): the bound of a CPU ship, not the course's 1.55 target
-    assert meta["val_loss"] <= gpt.SHIPPED_MAX_NATS_PER_CHAR
+    assert meta["val_loss"] <= gpt_training.SHIPPED_MAX_NATS_PER_CHAR
     assert len(meta["curve"]["val"]) == len(meta["curve"]["eval_step"]) >= 10
     # the curve starts at the first evaluation (after the warm-up, near the bigram's 2.5) and falls by over a nat
     assert meta["curve"]["val"][-1] < meta["curve"]["val"][0] - 0.8
     check = meta["val_check"]
     # 200 evenly spaced validation windows (the notebook recomputes all of them): float32 sums in another order
     # differ by about 1e-6; another model differs by more than 0.01
-    assert abs(gpt.evaluate(model, data.val, max_windows=check["windows"]) - check["value"]) < 1e-3
+    assert abs(gpt_training.evaluate(model, data.val, max_windows=check["windows"]) - check["value"]) < 1e-3
 
 
 def test_shipped_hf_gpt_verifies_is_small_and_reaches_its_card():
     from course_utils import hf
-    from course_utils.data import load_text
+    from course_utils.datasets import load_text
 
     folder = SHIPPED_DIR / hf.HF_GPT_NAME
     assert folder.is_dir(), f"{folder} is missing: notebook 05 loads it (python -m course_utils.train hf-gpt --ship)"

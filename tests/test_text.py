@@ -1,4 +1,4 @@
-"""course_utils.text: vocabularies, bigram counts, and sampling from logits."""
+"""course_utils.text: vocabularies, bigram counts, sampling from logits, and measuring generated text."""
 
 from __future__ import annotations
 
@@ -179,3 +179,84 @@ def test_sample_logits_frequencies_and_seeding():
     nucleus = text.sample_logits(logits, top_p=0.7, generator=torch.Generator().manual_seed(0))
     assert set(nucleus.tolist()) == {0, 1}
     assert text.sample_logits(torch.tensor([0.0, 5.0, 1.0])).shape == ()
+
+# --- measuring generated text (notebooks 04 and 06) ------------------------------------------------------------
+
+
+def test_distinct_n_and_repetition_rate_known_answers():
+    sample = "the cat sat on the cat sat"
+    assert text.words(sample) == ["the", "cat", "sat", "on", "the", "cat", "sat"]
+    assert text.distinct_n(sample, 1) == pytest.approx(4 / 7)
+    assert text.distinct_n(sample, 2) == pytest.approx(4 / 6)  # the cat, cat sat, sat on, on the
+    assert text.repetition_rate(sample, 2) == pytest.approx(2 / 6)
+    assert text.repetition_rate(sample, 4) == 0.0
+    loop = "to be or " * 10
+    assert text.repetition_rate(loop, 4) == pytest.approx(24 / 27)  # 27 4-grams, 3 of them distinct
+    assert text.distinct_n(list("abab"), 2) == pytest.approx(2 / 3)  # any sequence: characters here
+    assert text.distinct_n(torch.tensor([1, 2, 1, 2]), 2) == pytest.approx(2 / 3)
+
+
+def test_text_metrics_refuse_texts_too_short_to_measure():
+    with pytest.raises(ValueError, match="fewer than 3 tokens"):
+        text.distinct_n("two words", 3)
+    with pytest.raises(ValueError, match="positive int"):
+        text.ngrams("a b c", 0)
+    with pytest.raises(ValueError, match="string"):
+        text.words(["a", "b"])
+
+
+def test_token_log_probs_are_minus_the_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(2, 5, 9, generator=g), torch.randint(9, (2, 5), generator=g)
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    assert text.mean_log_prob(logits, targets) == pytest.approx(-ce.item(), abs=1e-6)
+    assert text.token_log_probs(torch.zeros(3, 4), torch.tensor([0, 1, 2])).tolist() == \
+        pytest.approx([-math.log(4)] * 3)
+    with pytest.raises(ValueError, match="vocabulary dimension"):
+        text.token_log_probs(logits, targets[:, :3])
+    with pytest.raises(ValueError, match="indices"):
+        text.token_log_probs(logits, targets.float())
+
+
+# --- memorisation and vocabulary in text (notebook 06) ---------------------------------------------------------
+
+
+def test_ngram_overlap_counts_the_shared_ngrams():
+    training = "the cat sat on the mat"
+    assert text.ngram_overlap("the cat sat on a hat", training, 2) == pytest.approx(3 / 5)  # 3 of 5 pairs
+    index = text.ngram_set(training, 2)
+    assert index == {("the", "cat"), ("cat", "sat"), ("sat", "on"), ("on", "the"), ("the", "mat")}
+    assert text.ngram_overlap("the cat sat on a hat", index, 2) == pytest.approx(3 / 5)
+    assert text.ngram_overlap(list("abcab"), list("xabx"), 2) == pytest.approx(2 / 4)  # ab, ab of ab bc ca ab
+    with pytest.raises(ValueError, match="ngram_set"):
+        text.ngram_overlap("the cat sat", index, 3)  # an index of 2-grams for 3-grams
+    with pytest.raises(ValueError, match="fewer than 4"):
+        text.ngram_overlap("too short", training, 4)
+
+
+def test_longest_copied_span_finds_the_longest_verbatim_piece():
+    training = "To be, or not to be, that is the question"
+    assert text.longest_copied_span("Oh, not to be, that is it", training) == " not to be, that is "
+    assert text.longest_copied_span("xyz", training) == ""
+    assert text.longest_copied_span(training, training) == training
+    g = torch.Generator().manual_seed(0)
+    letters = "abc"
+    for _ in range(20):  # against a brute force on random strings
+        query = "".join(letters[i] for i in torch.randint(3, (12,), generator=g).tolist())
+        ref = "".join(letters[i] for i in torch.randint(3, (15,), generator=g).tolist())
+        best = max((query[i:j] for i in range(len(query)) for j in range(i, len(query) + 1) if query[i:j] in ref),
+                   key=len)
+        assert len(text.longest_copied_span(query, ref)) == len(best)
+    with pytest.raises(ValueError, match="two strings"):
+        text.longest_copied_span(["a"], "a")
+
+
+def test_known_word_share_ignores_case_and_punctuation():
+    vocab = text.word_set("Thee, sir! What say'st thou?")
+    assert vocab == {"thee", "sir", "what", "say'st", "thou"}
+    assert text.known_word_share("THEE sir: blorp. What?", vocab) == pytest.approx(3 / 4)
+    assert text.normalise_word("'Tis,") == "tis"
+    with pytest.raises(ValueError, match="non-empty set"):
+        text.known_word_share("thee", set())
+    with pytest.raises(ValueError, match="no words"):
+        text.known_word_share(" ... ", vocab)

@@ -6,7 +6,8 @@ import pytest
 
 from course_utils import checkpoints, train
 from course_utils.checkpoints import load_checkpoint, read_metadata
-from course_utils.data import sha256_of
+from course_utils.data import DataUnavailableError
+from course_utils.files import sha256_of
 from course_utils.gan import Generator
 
 
@@ -22,6 +23,7 @@ def tiny_run(tmp_path_factory):
     return out, first
 
 
+@pytest.mark.slow
 def test_training_commands_write_weights_and_cards(tiny_run):
     out, _ = tiny_run
     for name in ("fmnist_classifier", "cgan_generator", "fmnist_fid_reference"):
@@ -42,6 +44,7 @@ def test_training_commands_write_weights_and_cards(tiny_run):
     assert ref["images"] == 256 and ref["source"] == "tensor"  # a subset is keyed as one, never as the full set
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(tiny_run):
     out, first = tiny_run
     assert sha256_of(out / "cgan_generator.safetensors")[0] == first
@@ -52,6 +55,7 @@ def _shipped_digests() -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_of(p)[0] for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_default_output_is_a_run_folder_never_the_shipped_one(tmp_path, monkeypatch):
     shipped = _shipped_digests()
     assert "fmnist_classifier.safetensors" in shipped
@@ -63,6 +67,7 @@ def test_default_output_is_a_run_folder_never_the_shipped_one(tmp_path, monkeypa
     assert _shipped_digests() == shipped
 
 
+@pytest.mark.slow
 def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_path, monkeypatch, capsys):
     out, _ = tiny_run
     fake_shipped = tmp_path / "shipped"
@@ -77,6 +82,7 @@ def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_
     assert read_metadata(fake_shipped / "fmnist_classifier")["test_images"] == 128
 
 
+@pytest.mark.slow
 def test_max_minutes_stops_at_the_first_epoch_boundary(tiny_run, tmp_path):
     out, _ = tiny_run
     run = tmp_path / "capped"
@@ -96,8 +102,15 @@ BAD_INPUT = [
     (["gan", "--max-minutes", "0"], "argument --max-minutes: 0 is not allowed: give a number of minutes above 0"),
     (["gan", "--max-minutes", "-1"], "argument --max-minutes: -1 is not allowed"),
     (["classifier", "--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
-    (["gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge'"),
+    (["gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (gpt: ci, cpu, gpu, ship, test)"),
+    (["hf-gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (hf-gpt: "),
     (["diffusion"], "argument what: invalid choice: 'diffusion'"),
+    (["classifier", "--steps", "5"], "argument --steps: classifier does not take it (only gpt, hf-gpt)"),
+    (["gan", "--recipe", "ci"], "argument --recipe: gan does not take it (only gpt, hf-gpt)"),
+    (["hf-gpt", "--epochs", "2"], "argument --epochs: hf-gpt does not take it (only classifier, gan, vae)"),
+    (["classifier", "--bench"], "argument --bench: classifier does not take it (only vae, gpt)"),
+    (["vae", "--fid-samples", "10"], "argument --fid-samples: vae does not take it (only gan)"),
+    (["vae", "--out", "a", "--ship"], "argument --ship: not allowed with argument --out"),
 ]
 
 
@@ -120,10 +133,10 @@ def test_an_output_folder_inside_the_shipped_one_is_refused(capsys):
 
 
 def test_a_missing_data_file_is_one_line_with_status_2(capsys, tmp_path, monkeypatch):
-    from course_utils import classifier, data
+    from course_utils import classifier
 
     def unavailable(*args, **kwargs):
-        raise data.DataUnavailableError("fashion-mnist is not in the cache and cannot be downloaded offline")
+        raise DataUnavailableError("fashion-mnist is not in the cache and cannot be downloaded offline")
 
     monkeypatch.setattr(classifier, "image_tensors", unavailable)
     monkeypatch.setattr(checkpoints, "runs_dir", lambda: tmp_path / "runs")
@@ -132,6 +145,7 @@ def test_a_missing_data_file_is_one_line_with_status_2(capsys, tmp_path, monkeyp
     assert err == "error: fashion-mnist is not in the cache and cannot be downloaded offline\n"
 
 
+@pytest.mark.slow
 def test_the_command_refuses_zero_epochs_as_a_learner_types_it(tmp_path):
     import subprocess
     import sys
@@ -143,3 +157,26 @@ def test_the_command_refuses_zero_epochs_as_a_learner_types_it(tmp_path):
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
     assert "--epochs: 0 is not allowed" in proc.stderr and not out.exists()
+
+
+def test_the_registry_names_each_command_and_what_it_writes():
+    assert list(train.COMMANDS) == ["classifier", "gan", "vae", "gpt", "hf-gpt"]
+    for what, command in train.COMMANDS.items():
+        assert command.help and command.writes and set(command.options) <= set(train.SPECIFIC), what
+        assert bool(command.recipes) == ("recipe" in command.options), what
+    assert train.COMMANDS["gpt"].recipes == ("ci", "cpu", "gpu", "ship", "test")
+
+
+def test_a_run_announces_what_it_replaces_file_or_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "vae_fmnist.json").write_text("{}")
+    (tmp_path / "hf_gpt").mkdir()
+    calls = []
+    for what in ("vae", "hf-gpt"):
+        command = train.COMMANDS[what]
+        monkeypatch.setitem(train.COMMANDS, what, train.Command(command.help, lambda a, o: calls.append(o) or {},
+                                                                command.writes, command.options, command.recipes))
+        assert train.main([what, "--out", str(tmp_path)]) == 0
+    assert calls == [tmp_path, tmp_path]
+    out = capsys.readouterr().out
+    assert f"replacing {tmp_path / 'vae_fmnist.json'} (2 bytes)" in out and f"replacing {tmp_path / 'hf_gpt'}/" in out
+

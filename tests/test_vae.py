@@ -1,5 +1,5 @@
 """course_utils.vae: shapes, the ELBO's parts against known answers and torch.distributions, evaluation,
-posterior-collapse measures, training, anomaly scores, the shipped-VAE command and the benchmark."""
+posterior-collapse measures, training and the shipped-VAE command (notebook 03)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,11 @@ from torch.distributions import Normal, kl_divergence
 
 from course_utils import train, vae
 from course_utils.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from course_utils.datasets import image_tensors
 from course_utils.vae import MLPVAE, Autoencoder, ConvVAE
+from tests.vae_support import bar_images
 
-
-def images(n: int, seed: int = 0) -> torch.Tensor:
-    """Seeded grey-level images: a bright bar at a random height on a dark background (a 1-D latent to learn)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 28, 28, generator=g) * 0.1
-    rows = torch.randint(0, 22, (n,), generator=g)
-    for i, r in enumerate(rows.tolist()):
-        x[i, :, r:r + 6, 4:24] += 0.85
-    return x.clamp(0, 1)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
 
 # --- models --------------------------------------------------------------------------------------------------
 
@@ -32,7 +25,7 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
                                    ConvVAE(latent_dim=3, channels=(4, 8), hidden=16)], ids=["mlp", "conv", "conv+fc"])
 def test_vaes_encode_to_gaussians_and_decode_to_logits(model):
     torch.manual_seed(0)
-    x = images(5)
+    x = bar_images(5)
     mu, logvar = model.encode(x)
     assert mu.shape == logvar.shape == (5, 3)
     assert model.decode(mu).shape == (5, 1, 28, 28)
@@ -67,7 +60,7 @@ def test_models_round_trip_through_a_checkpoint(tmp_path):
 def test_autoencoder_reconstructs_through_its_bottleneck():
     torch.manual_seed(0)
     ae = Autoencoder(latent_dim=2, hidden=8)
-    x = images(3)
+    x = bar_images(3)
     assert ae(x).shape == x.shape
     assert ae.encoder(x).shape == (3, 2)
 
@@ -75,7 +68,7 @@ def test_autoencoder_reconstructs_through_its_bottleneck():
 def test_pixel_bias_starts_the_decoder_at_the_mean_image():
     torch.manual_seed(0)
     model = MLPVAE(latent_dim=2, hidden=8)
-    x = images(64)
+    x = bar_images(64)
     vae.init_pixel_bias(model, x)
     torch.nn.init.zeros_(model.decoder[-1].weight)  # the decoder's own output is then 0 for every z
     probs = torch.sigmoid(model.decode(torch.randn(4, 2)))
@@ -117,7 +110,7 @@ def test_gaussian_kl_agrees_with_a_monte_carlo_estimate():
 
 
 def test_bernoulli_nll_sums_binary_cross_entropy_over_pixels():
-    x = images(3)
+    x = bar_images(3)
     assert torch.allclose(vae.bernoulli_nll(torch.zeros_like(x), x), torch.full((3,), 784 * math.log(2)))
     logits = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     by_hand = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
@@ -128,7 +121,7 @@ def test_bernoulli_nll_sums_binary_cross_entropy_over_pixels():
 
 def test_vae_loss_is_recon_plus_beta_kl_averaged_over_the_batch():
     g = torch.Generator().manual_seed(0)
-    x = images(4)
+    x = bar_images(4)
     logits = torch.randn(x.shape, generator=g)
     mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
     recon = vae.bernoulli_nll(logits, x).mean()
@@ -143,7 +136,7 @@ def test_vae_loss_is_recon_plus_beta_kl_averaged_over_the_batch():
 
 
 def test_free_bits_floor_each_dimension_but_report_the_true_kl():
-    x = images(2)
+    x = bar_images(2)
     logits = torch.zeros_like(x)
     mu = torch.tensor([[0.1, 3.0], [-0.1, 3.0]], requires_grad=True)  # dim 0: KL 0.005 nats; dim 1: 4.5 nats
     logvar = torch.zeros(2, 2)
@@ -155,11 +148,15 @@ def test_free_bits_floor_each_dimension_but_report_the_true_kl():
 
 
 def test_lr_schedules():
-    assert vae.lr_factor(0.9, "constant") == 1.0
-    assert [vae.lr_factor(f, "cosine_tail") for f in (0.0, 0.49, 0.5)] == [1.0, 1.0, 1.0]
-    assert vae.lr_factor(0.75, "cosine_tail") == pytest.approx(0.5) and vae.lr_factor(1.0, "cosine_tail") < 1e-12
+    assert vae.scheduled_lr(90, 100, 0.1, "constant") == 0.1
+    # held for the first half (of an odd number of steps too), then a cosine down to 0
+    assert [vae.scheduled_lr(s, 100, 0.1, "cosine_tail") for s in (0, 49, 50)] == [0.1, 0.1, 0.1]
+    assert [vae.scheduled_lr(s, 25, 0.1, "cosine_tail") for s in (0, 12)] == [0.1, 0.1]
+    assert vae.scheduled_lr(13, 25, 0.1, "cosine_tail") == pytest.approx(0.05 * (1 + math.cos(math.pi / 25)))
+    assert vae.scheduled_lr(75, 100, 0.1, "cosine_tail") == pytest.approx(0.05)
+    assert vae.scheduled_lr(100, 100, 0.1, "cosine_tail") < 1e-12
     with pytest.raises(ValueError, match="unknown learning-rate schedule"):
-        vae.lr_factor(0.5, "linear")
+        vae.scheduled_lr(50, 100, 0.1, "linear")
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
@@ -168,7 +165,7 @@ def test_lr_schedules():
 def test_evaluate_is_seeded_and_independent_of_the_batch_size():
     torch.manual_seed(0)
     model = MLPVAE(latent_dim=4, hidden=16)
-    x = images(50)
+    x = bar_images(50)
     recon, kl = vae.elbo_parts(model, x, seed=5, batch_size=7)
     recon2, kl2 = vae.elbo_parts(model, x, seed=5, batch_size=50)
     # other batch sizes take other float32 matrix-multiply paths: rounding of order 1e-7 relative
@@ -176,7 +173,7 @@ def test_evaluate_is_seeded_and_independent_of_the_batch_size():
     mu, logvar = model.encode(x)
     eps = torch.randn(50, 4, generator=torch.Generator().manual_seed(5))
     by_hand = vae.bernoulli_nll(model.decode(mu + (0.5 * logvar).exp() * eps), x) + vae.gaussian_kl(mu, logvar).sum(1)
-    assert torch.allclose(vae.neg_elbo_per_image(model, x, seed=5), by_hand.detach(), atol=1e-4)
+    assert torch.allclose(recon + kl.sum(1), by_hand.detach(), atol=1e-4)
     stats = vae.evaluate(model, x, seed=5)
     assert stats["neg_elbo"] == pytest.approx(stats["recon"] + stats["kl"], rel=1e-6)
     assert vae.kl_per_dim(model, x).sum().item() == pytest.approx(vae.evaluate(model, x)["kl"], rel=1e-5)
@@ -191,7 +188,7 @@ def test_active_units_counts_dimensions_whose_mean_moves_with_the_input():
         last.weight[[1, 3]] = 0.0  # mu_1 and mu_3 no longer depend on x: collapsed dimensions
         last.bias[[1, 3]] = 0.0
         last.weight[:5] *= 20  # the live dimensions vary well above the 0.01 threshold
-    count, variances = vae.active_units(model, images(200))
+    count, variances = vae.active_units(model, bar_images(200))
     assert count == 3 and variances[[1, 3]].abs().max() == 0 and variances[[0, 2, 4]].min() > 0.01
 
 
@@ -201,7 +198,7 @@ def test_sampling_reconstruction_and_interpolation():
     a = vae.sample(model, 4, torch.Generator().manual_seed(1))
     b = vae.sample(model, 4, torch.Generator().manual_seed(1))
     assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
-    x = images(2)
+    x = bar_images(2)
     path = vae.interpolate(model, x[0], x[1], steps=5)
     rec = vae.reconstruct(model, x)
     assert path.shape == (5, 1, 28, 28)
@@ -214,7 +211,7 @@ def test_sampling_reconstruction_and_interpolation():
 
 
 def test_fit_vae_learns_is_reproducible_and_evaluates_on_schedule():
-    x, x_test = images(256), images(64, seed=1)
+    x, x_test = bar_images(256), bar_images(64, seed=1)
 
     def run(epochs=3, **kwargs):
         torch.manual_seed(0)
@@ -240,33 +237,15 @@ def test_fit_vae_learns_is_reproducible_and_evaluates_on_schedule():
 def test_fit_vae_refuses_bad_settings():
     model = MLPVAE(latent_dim=2, hidden=8)
     with pytest.raises(ValueError, match="target needs test_images"):
-        vae.fit_vae(model, images(8), 1, target=200)
+        vae.fit_vae(model, bar_images(8), 1, target=200)
     with pytest.raises(ValueError, match="epochs > 0"):
-        vae.fit_vae(model, images(8), 0)
+        vae.fit_vae(model, bar_images(8), 0)
 
 
-# --- anomaly scores -----------------------------------------------------------------------------------------------
+# --- the shipped VAE's command -------------------------------------------------------------------
 
 
-def test_png_bits_measures_complexity():
-    black = torch.zeros(1, 1, 28, 28)
-    noise = torch.randint(0, 256, (1, 1, 28, 28), generator=torch.Generator().manual_seed(0)) / 255
-    bits = vae.png_bits(torch.cat([black, noise]))
-    assert bits[1] >= 784 * 8  # random bytes cannot be compressed: at least the 6,272 raw bits
-    assert bits[0] < bits[1] / 5
-
-
-def test_auroc_known_answers():
-    assert vae.auroc(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 1.0
-    assert vae.auroc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 0.0
-    assert vae.auroc(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0])) == pytest.approx(0.625)  # (1 + 1 + 0.5) / 4
-    with pytest.raises(ValueError, match="at least one"):
-        vae.auroc(torch.tensor([]), torch.tensor([1.0]))
-
-
-# --- the shipped VAE's command and the benchmark -------------------------------------------------------------------
-
-
+@pytest.mark.slow  # the training command
 def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
     assert train.main(["vae", "--epochs", "1", "--limit", "256", "--out", str(tmp_path)]) == 0
     card = read_metadata(tmp_path / vae.VAE_NAME)
@@ -275,57 +254,5 @@ def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
     assert card["training"]["steps"] == 2 and card["curve"]["epoch"] == [1]
     model, _ = load_checkpoint(tmp_path / vae.VAE_NAME)
     assert isinstance(model, ConvVAE) and model.config.latent_dim == vae.SHIPPED_RECIPE["latent_dim"]
-    from course_utils.data import image_tensors
-
     x_test = image_tensors("fashion-mnist", train=False)[0][:256]
     assert vae.evaluate(model, x_test)["neg_elbo"] == pytest.approx(card["test_neg_elbo"]["value"], abs=0.01)
-
-
-def test_bench_flag_runs_the_benchmark_and_writes_nothing(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(vae, "benchmark", lambda **kw: calls.append(kw) or {})
-    assert train.main(["vae", "--bench", "--out", str(tmp_path)]) == 0
-    assert calls == [{"seed": 0, "max_epochs": 6}] and not list(tmp_path.iterdir())
-
-
-class TickingClock:
-    """Stands in for the ``time`` module inside course_utils.vae: every reading is one second after the last,
-    so a tiny run's seconds never depend on the resolution or the speed of the machine's timers."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        self.now += 1.0
-        return self.now
-
-    process_time = perf_counter
-
-
-def test_benchmark_times_both_recipes_to_the_target(monkeypatch):
-    monkeypatch.setattr(vae, "time", TickingClock())
-    lines = []
-    result = vae.benchmark(target=1e6, max_epochs=1, evals_per_epoch=2, log=lines.append,
-                           data=(images(256), images(64, seed=1)))
-    rows = result["rows"]
-    assert rows["reference"]["epochs"] == 0.5 and rows["course cpu recipe"]["epochs"] == 0.5
-    assert rows["reference"]["seconds"] > 0 and rows["course cpu recipe"]["seconds"] > 0
-    assert result["ratio"] == pytest.approx(rows["course cpu recipe"]["seconds"] / rows["reference"]["seconds"])
-    assert result["cpu_ratio"] is not None and result["cpu_ratio"] > 0
-    assert any(line.startswith("ratio course / reference") for line in lines)
-    never = vae.benchmark(target=-1.0, max_epochs=1, evals_per_epoch=1, log=lines.append,
-                          data=(images(128), images(32, seed=1)))
-    assert never["ratio"] is None and not never["rows"]["reference"]["reached"]
-    frozen = TickingClock()
-    frozen.perf_counter = frozen.process_time = lambda: 0.0  # a timer too coarse to see a tiny run
-    monkeypatch.setattr(vae, "time", frozen)
-    instant = vae.benchmark(target=1e6, max_epochs=1, evals_per_epoch=1, log=lines.append,
-                            data=(images(128), images(32, seed=1)))
-    assert instant["rows"]["reference"]["seconds"] == 0 and instant["ratio"] is None and instant["cpu_ratio"] is None
-
-
-def test_reference_model_is_the_classic_example():
-    model = vae.ReferenceVAE()
-    assert sum(p.numel() for p in model.parameters()) == 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 \
-        + 400 * 784 + 784
-    assert vae.evaluate(model, images(8))["neg_elbo"] > 0

@@ -29,11 +29,10 @@ from typing import Any
 import pytest
 
 from course_utils import REPO_ROOT
+from course_utils.runtime import notebook_env
 
 REQUIRE_ENV = "COURSE_REQUIRE_WORKSHOP_TESTS"
 LOCAL_PROXY = REPO_ROOT / "build" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
-NOTEBOOK_ENV = {"COURSE_PROFILE": "ci", "COURSE_QUIET": "1", "COURSE_EXPECT_STUBS": "1", "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
 def require(missing: Sequence[str], what: str) -> None:
@@ -165,7 +164,7 @@ class _ignore_gone:
 def course_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a server the tests start: the course importable, the ``ci`` profile, offline."""
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, **NOTEBOOK_ENV, "PYTHONPATH": path, **(extra or {})}
+    return {**os.environ, **notebook_env("ci"), "PYTHONPATH": path, **(extra or {})}
 
 
 # --- a kernel driven through a Jupyter server's websocket --------------------------------------------

@@ -79,12 +79,12 @@ def check_sample_name(sample_fn: Callable[..., Any]) -> str:
         raise Wrong("your names end with '.': the end token says the name is over, it is not part of the name")
     if any(len(name) > SAMPLE_MAX_LEN for name in names):
         raise Wrong(f"a name is longer than max_len = {SAMPLE_MAX_LEN}: stop when it has max_len characters")
-    if all(len(name) == SAMPLE_MAX_LEN for name in names):
-        raise Wrong(f"every name has max_len = {SAMPLE_MAX_LEN} letters: when '.' is drawn the name is over, so stop "
-                    "there")
     if len(set(names)) == 1 and names[0] != _greedy_name():
         raise Wrong(f"all {SAMPLE_NAMES} names are {names[0]!r}: each call repeats the same draws; draw with the "
                     "generator you are given (it moves on after every draw), not with one of your own")
+    if all(len(name) == SAMPLE_MAX_LEN for name in names):
+        raise Wrong(f"every name has max_len = {SAMPLE_MAX_LEN} letters: when '.' is drawn the name is over, so stop "
+                    "there")
     if len(set(names)) == 1:
         raise Wrong(f"all {SAMPLE_NAMES} names are {names[0]!r}: taking the most likely symbol at every step (argmax) "
                     "is greedy decoding, not sampling; draw each symbol at random from its row")

@@ -29,7 +29,7 @@ def _grid_densities() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
 
 def _jsd(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
     """The Jensen-Shannon divergence in nats, by scipy (an independent implementation)."""
-    from scipy.spatial.distance import jensenshannon
+    from scipy.spatial.distance import jensenshannon  # imported here: half a second, for this one checker only
 
     return float(jensenshannon((p * dx).numpy(), (q * dx).numpy())) ** 2  # scipy returns its square root
 

@@ -243,7 +243,11 @@ SAMPLE_VARIANTS: list[tuple[dict[str, Any], str]] = [
 ]
 
 # (prompt, steps, temperature, top_k, seed): the first stays within the block, the second grows past it
-SAMPLE_RUNS = (([3, 1], 6, 0.5, 4, 45), ([2, 7, 1, 8, 2], 12, 2.5, 4, 19))
+# (prompt, steps, temperature, top_k, seed): eight runs, 80 tokens, so that every mistake of SAMPLE_VARIANTS
+# differs from the answer and from every other mistake by 11 tokens or more, on torch 2.2 as on 2.14 (a few
+# hand-picked seeds did it on one version only: torch's sampling draws are not the same across versions)
+SAMPLE_RUNS = tuple(([3, 1] if s % 2 else [2, 7, 1, 8, 2], 10, t, k, 100 + s) for s, (t, k) in enumerate(
+    [(0.5, 4), (2.5, 4), (1.0, 3), (2.5, 5), (0.7, 4), (2.0, 3), (1.5, 4), (3.0, 4)]))
 
 
 def _tokens(value: Any, prompt: torch.Tensor, steps: int) -> torch.Tensor:
@@ -291,7 +295,7 @@ def check_sample_tokens(sample_fn: Callable[..., torch.Tensor]) -> str:
     block = model.config.block_size
     suspects = list(range(len(SAMPLE_VARIANTS)))  # the mistakes that explain every run so far
     first_wrong = None
-    for run, (prompt_list, steps, temperature, top_k, seed) in enumerate(SAMPLE_RUNS):
+    for prompt_list, steps, temperature, top_k, seed in SAMPLE_RUNS:
         prompt = torch.tensor([prompt_list])
         want = gpt.generate(model, prompt, steps, temperature, top_k, generator=torch.Generator().manual_seed(seed))
 
@@ -299,7 +303,7 @@ def check_sample_tokens(sample_fn: Callable[..., torch.Tensor]) -> str:
         try:
             got = _tokens(_run(sample_fn, *args), prompt, steps)
         except Wrong as wrong:
-            if run == 1 and "longer than block_size" in str(wrong):
+            if "longer than block_size" in str(wrong):
                 raise Wrong(f"your function crashed once the text grew past block_size ({block} here): the model "
                             "reads at most block_size tokens, so feed it only the last block_size of them "
                             f"(model.config.block_size). The error: {wrong}") from None

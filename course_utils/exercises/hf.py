@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from course_utils import hf, music, seq2seq
+from course_utils import bpe, music, seq2seq
 from course_utils.exercises import Wrong, as_number, call, checker, close, not_done
 
 # --- exercise 1: BPE merges by hand (section 1) ---------------------------------------------------------------
@@ -24,14 +25,12 @@ REPEATS = ("aaaa", "aaaa", "ab")  # a pair that occurs several times inside one 
 
 def _library_merges(words: Sequence[str], num_merges: int) -> list[tuple[str, str]]:
     """The merges that the ``tokenizers`` library's BPE trainer learns from ``words`` (each word its own piece)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
     alphabet = set("".join(words))
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator([" ".join(words)],
                             trainers.BpeTrainer(vocab_size=len(alphabet) + num_merges, show_progress=False))
-    return hf.merges(tok)
+    return bpe.merges(tok)
 
 
 def _mistaken_merges(words: Sequence[str], num_merges: int, weighted: bool = True,
@@ -114,8 +113,8 @@ ABC = ("abc", (("b", "c"), ("a", "b")), ["a", "bc"])  # ('b', 'c') was learnt fi
 @functools.lru_cache(maxsize=1)
 def _encode_cases() -> tuple[tuple[str, tuple[tuple[str, str], ...], list[str]], ...]:
     """(word, merges, the library's tokens): words drawn (seeded) from a short text and some new ones."""
-    tok = hf.train_bpe(ENCODE_TEXT, vocab_size=300)  # the course's byte-level BPE: 43 merges
-    merges = tuple(hf.merges(tok))
+    tok = bpe.train_bpe(ENCODE_TEXT, vocab_size=300)  # the course's byte-level BPE: 43 merges
+    merges = tuple(bpe.merges(tok))
     rng = random.Random(5)
     drawn = [" " * rng.randint(0, 1) + w for w in rng.sample(sorted(set(ENCODE_TEXT.split())), 8)]
     return tuple((w, merges, tok.tokenize(w)) for w in [*drawn, *ENCODE_WORDS])
@@ -305,7 +304,7 @@ def _config_mistake(config: Any, vocab_size: int, block_size: int, end_id: int) 
 @checker(solution="make_config")
 def check_make_config(make_fn: Callable[[int, int, int], Any]) -> str:
     """``make_fn(vocab_size, block_size, end_id)``: a small ``GPT2Config`` whose special ids are ``end_id``."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel  # lazy: importing transformers takes seconds
 
     for vocab_size, block_size, end_id in CONFIG_CASES:
         config = call(make_fn, "your function", vocab_size, block_size, end_id)

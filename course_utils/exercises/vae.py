@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from course_utils import anomaly
 from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
 
 # --- exercise 1: the reparameterised sampler ---------------------------------------------------------------
@@ -235,22 +236,14 @@ def _fail(kl_fn: Callable[..., torch.Tensor], kl: torch.Tensor, expected: torch.
 # --- exercise 4: AUROC by counting pairs ----------------------------------------------------------------------
 
 
-def _pairs_auroc(normal: torch.Tensor, anomalous: torch.Tensor) -> float:
-    diff = anomalous.double()[:, None] - normal.double()[None, :]
-    return ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
-
-
 @checker(solution="auroc_by_pairs")
 def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``auroc_fn(normal, anomalous)``: the share of (normal, anomalous) pairs the score ranks right, ties 1/2."""
-    from sklearn.metrics import roc_auc_score
-
     g = torch.Generator().manual_seed(0)
     normal = torch.randn(300, generator=g).round(decimals=1)  # rounded: many ties, as with integer scores
     anomalous = (torch.randn(200, generator=g) + 1.0).round(decimals=1)
     value = as_number(call(auroc_fn, "your function", normal.clone(), anomalous.clone()), "your AUROC")
-    labels = [0] * len(normal) + [1] * len(anomalous)
-    expected = float(roc_auc_score(labels, torch.cat([normal, anomalous]).numpy()))
+    expected = anomaly.auroc(normal, anomalous)  # scikit-learn's roc_auc_score
     if close(value, expected, 1e-6):
         perfect = as_number(call(auroc_fn, "your function", torch.zeros(5), torch.ones(4)), "AUROC of a perfect score")
         if not close(perfect, 1.0, 1e-9):
