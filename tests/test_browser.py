@@ -63,6 +63,8 @@ require(([] if importlib.util.find_spec("playwright") else ["playwright"])
 
 from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow  # they start Chromium and a JupyterLab (make browser-test runs them too)
+
 # Chromium in a closed network: no background connections, no first-run tasks, no GPU.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

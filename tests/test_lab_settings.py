@@ -15,6 +15,8 @@ import pytest
 
 from course_utils import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # it starts a JupyterLab
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
