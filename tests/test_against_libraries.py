@@ -9,11 +9,13 @@ Kynkäänniemi et al., 2019), SciPy, choix and Hugging Face's ``generate``.
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import numpy as np
 import pytest
 import torch
+from scipy.stats import bootstrap
 from torch import nn
 
 from course_utils import decoding, evaluation
@@ -89,6 +91,8 @@ def test_precision_recall_match_prdc(capsys):
 
 # --- the bootstrap (notebook 06, sections 2.5 and 3.3) --------------------------------------------------------
 
+# scipy.stats.bootstrap's seed argument: rng since SciPy 1.15, random_state before (the oldest SciPy claimed, 1.10)
+SEED = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
 RESAMPLES = 10_000
 
 
@@ -106,27 +110,23 @@ def _close_to_scipy(ours: tuple[float, float, float], res) -> None:
 
 
 def test_bootstrap_interval_matches_scipy():
-    from scipy.stats import bootstrap
-
     g = torch.Generator().manual_seed(7)
     skewed = torch.empty(200, dtype=torch.float64).exponential_(generator=g)  # a skewed sample: asymmetric interval
     ours = evaluation.bootstrap_interval(lambda s: s.mean(), skewed, resamples=RESAMPLES,
                                          generator=torch.Generator().manual_seed(0))
-    res = bootstrap((skewed.numpy(),), np.mean, n_resamples=RESAMPLES, method="percentile", rng=1)
+    res = bootstrap((skewed.numpy(),), np.mean, n_resamples=RESAMPLES, method="percentile", **{SEED: 1})
     _close_to_scipy(ours, res)
     # two samples, each resampled on its own (SciPy's paired=False)
     a, b = skewed[:120], 1.3 * torch.empty(80, dtype=torch.float64).exponential_(generator=g)
     ours = evaluation.bootstrap_interval(lambda x, y: x.mean() - y.mean(), a, b, resamples=RESAMPLES,
                                          generator=torch.Generator().manual_seed(0))
     res = bootstrap((a.numpy(), b.numpy()), lambda x, y: x.mean() - y.mean(), n_resamples=RESAMPLES,
-                    method="percentile", vectorized=False, rng=2)
+                    method="percentile", vectorized=False, **{SEED: 2})
     _close_to_scipy(ours, res)
 
 
 def test_paired_bootstrap_matches_scipy():
     """Two models' scores on the same items, stacked ``[n, 2]`` (notebook 06, section 3.3) = SciPy's ``paired=True``."""
-    from scipy.stats import bootstrap
-
     g = torch.Generator().manual_seed(8)
     difficulty = torch.empty(150, dtype=torch.float64).exponential_(generator=g) + 0.5
     a = difficulty * (1.05 + 0.05 * torch.randn(150, generator=g, dtype=torch.float64))
@@ -134,7 +134,7 @@ def test_paired_bootstrap_matches_scipy():
     ours = evaluation.bootstrap_interval(lambda s: s[:, 0].mean() / s[:, 1].mean(), torch.stack([a, b], 1),
                                          resamples=RESAMPLES, generator=torch.Generator().manual_seed(0))
     res = bootstrap((a.numpy(), b.numpy()), lambda x, y: x.mean() / y.mean(), paired=True, vectorized=False,
-                    n_resamples=RESAMPLES, method="percentile", rng=3)
+                    n_resamples=RESAMPLES, method="percentile", **{SEED: 3})
     _close_to_scipy(ours, res)
     assert ours[1] > 1.0  # paired, the 5% edge of model a is resolved; unpaired, difficulty would swamp it
 
