@@ -12,6 +12,7 @@ import torch
 
 from course_utils import evaluation
 from course_utils.classifier import FashionClassifier
+from tests import image_support
 
 
 def _random_cov(d: int, seed: int) -> torch.Tensor:
@@ -95,12 +96,10 @@ def test_feature_stats_match_torch_cov():
 
 @pytest.fixture(scope="module")
 def tiny_classifier():
-    torch.manual_seed(0)
-    return FashionClassifier(channels=(4, 8, 8), hidden=16).eval()
+    return image_support.tiny_classifier()
 
 
-def _images(n: int, seed: int) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+_images = image_support.random_images
 
 
 def test_classifier_outputs_do_not_depend_on_the_batch(tiny_classifier):

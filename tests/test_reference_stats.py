@@ -9,16 +9,15 @@ import torch
 
 from course_utils import checkpoints, evaluation, reference_stats
 from course_utils.classifier import FashionClassifier
+from tests import image_support
 
 
 @pytest.fixture(scope="module")
 def tiny_classifier():
-    torch.manual_seed(0)
-    return FashionClassifier(channels=(4, 8, 8), hidden=16).eval()
+    return image_support.tiny_classifier()
 
 
-def _images(n: int, seed: int) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+_images = image_support.random_images
 
 
 def _features_mean(classifier, images: torch.Tensor) -> torch.Tensor:
