@@ -240,12 +240,8 @@ def evaluate_lm(model: Any, tokenizer: Any, text: str, block_size: int | None = 
 
 
 def make_optimizer(model: Any, recipe: LMRecipe) -> torch.optim.Optimizer:
-    """AdamW, with weight decay on the matrices only (not on biases, layer norms or embeddings' positions)."""
-    params = {id(p): (n, p) for n, p in model.named_parameters() if p.requires_grad}.values()
-    decay = [p for n, p in params if p.ndim >= 2 and "wpe" not in n]
-    rest = [p for n, p in params if not (p.ndim >= 2 and "wpe" not in n)]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.99))
+    """:func:`training.adamw`: the matrices decayed, not biases, layer norms or the position table ``wpe``."""
+    return training.adamw(model, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99), no_decay=("wpe",))
 
 
 def train_step(model: Any, opt: torch.optim.Optimizer, x: torch.Tensor) -> float:

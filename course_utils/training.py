@@ -1,4 +1,4 @@
-"""What every training loop of the course shares: evaluation mode and the learning-rate schedule.
+"""What every training loop of the course shares: evaluation mode, AdamW's groups, the learning-rate schedule.
 
 :func:`evaluating` is the one way the course switches a model to evaluation
 mode (no dropout, no gradients) and back. :func:`lr_at` is the one schedule:
@@ -27,6 +27,31 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             yield model
     finally:
         model.train(was_training)
+
+
+def adamw(
+    model: nn.Module, *, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.99),
+    no_decay: tuple[str, ...] = (), fused: bool = False,
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on the weight matrices only, as in nanoGPT.
+
+    Biases and layer-norm gains (the parameters with fewer than two
+    dimensions), and any parameter whose name contains one of ``no_decay``
+    (GPT-2's position table ``"wpe"``), are not decayed. A tied weight counts
+    once. ``fused`` asks for the one-kernel update where the device and torch
+    have it (on a 2-core CPU it saved about 3 ms of an 85 ms step, and its
+    first use imports ``torch._dynamo``, which takes seconds), else the usual one.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decays = [p.dim() >= 2 and not any(s in n for s in no_decay) for n, p in named]
+    groups = [{"params": [p for (_, p), d in zip(named, decays, strict=True) if d], "weight_decay": weight_decay},
+              {"params": [p for (_, p), d in zip(named, decays, strict=True) if not d], "weight_decay": 0.0}]
+    if fused:
+        try:
+            return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+        except (RuntimeError, TypeError):  # a device or an older torch without the fused kernel
+            pass
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 def lr_at(
