@@ -32,7 +32,7 @@ Settings, all optional, as environment variables:
     COURSE_HUB_THREADS                torch threads per learner (1): forty learners share the cores
     COURSE_HUB_MEM_LIMIT              each learner's memory cap, e.g. 3G or 2560M; 0 for none. Default: 1.5 x
                                       the largest peak memory docs/timings.json records for the profile's
-                                      notebooks, rounded up to 256 MB (ci: 1,592 MB in 03 -> 2560M)
+                                      notebooks, rounded up to 256 MB (ci: 1,781 MB in 03 -> 2816M)
     COURSE_HUB_KERNEL_IDLE            seconds after which a kernel with nothing running and no browser tab
                                       connected is ended (5400: 90 minutes, so a lunch with laptops asleep
                                       keeps the morning's models); 0 never
