@@ -291,6 +291,8 @@ def test_a_plain_log_in_lands_on_the_pull_of_00_with_the_course_settings(hub, le
 # Run after 00 in the same kernel: who it is, its limits, and what it may not do. Prints one JSON line.
 PROBE = """
 import json as _json, os as _os, resource as _resource, torch as _torch
+
+pytestmark = pytest.mark.slow  # it starts a JupyterHub and two learners' servers (make hub-test runs it too)
 def _try(action):
     try:
         action()
