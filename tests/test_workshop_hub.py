@@ -60,6 +60,8 @@ from tests.workshop_support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # it starts a JupyterHub and two learners' servers (make hub-test runs it too)
+
 ACCOUNT_TOOLS = ("useradd", "userdel", "groupadd", "groupdel", "chpasswd")
 require([m for m in ("jupyterhub", "nbgitpuller", "websocket", "requests") if importlib.util.find_spec(m) is None]
         + ([] if proxy_command() else ["configurable-http-proxy (npm)"])
@@ -292,7 +294,6 @@ def test_a_plain_log_in_lands_on_the_pull_of_00_with_the_course_settings(hub, le
 PROBE = """
 import json as _json, os as _os, resource as _resource, torch as _torch
 
-pytestmark = pytest.mark.slow  # it starts a JupyterHub and two learners' servers (make hub-test runs it too)
 def _try(action):
     try:
         action()
