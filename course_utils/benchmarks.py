@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import training, vae
+from course_utils.configs import choose_recipe
 from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.gpt import GPT
 from course_utils.gpt_training import (
@@ -70,7 +71,7 @@ def gpt_benchmark(
     evaluations is reported too.
     """
     data = data or char_data()
-    ours = _GPTRunner(RECIPES[recipe] if isinstance(recipe, str) else recipe, data, seed, target)
+    ours = _GPTRunner(choose_recipe(RECIPES, recipe), data, seed, target)
     runners = [ours] + ([_GPTRunner(reference, data, seed, None, nanogpt=True)] if reference else [])
     while not all(r.done for r in runners):
         for r in runners:
@@ -262,7 +263,9 @@ def vae_benchmark(
         if name == "reference":
             history = train_reference_vae(x_train, x_test, target, max_epochs, seed, evals_per_epoch)
         else:
-            _, history = vae.fit_cpu_recipe(x_train, max_epochs, x_test, seed, evals_per_epoch, target, device="cpu")
+            _, history = vae.fit_recipe(vae.FAST_RECIPE, x_train, x_test, seed=seed, device="cpu", epochs=max_epochs,
+                                        evals_per_epoch=evals_per_epoch, fit={"target": target},
+                                        desc="VAE (course recipe)")
         reached, cpu_seconds[name] = history["reached"], time.process_time() - cpu0
         rows[name] = {"reached": reached is not None, "seconds": reached["seconds"] if reached else None,
                       "epochs": reached["epoch"] if reached else None,

@@ -6,6 +6,7 @@ Taught in notebook 02, section 4 (the FID-FMNIST classifier) and section 5
 - :class:`FashionClassifier`: a small CNN; ``features(x)`` is the 128-d
   penultimate activation behind FID-FMNIST (:mod:`course_utils.evaluation`; its reference
   statistics: :mod:`course_utils.reference_stats`).
+- :class:`ClassifierRecipe`, :data:`RECIPES`: the training settings (the FID classifier's, and section 5's per profile);
 - :func:`fit_classifier`, :func:`accuracy`: training and testing.
 - :func:`train_classifier`: what ``python -m course_utils.train classifier`` runs.
 """
@@ -13,7 +14,7 @@ Taught in notebook 02, section 4 (the FID-FMNIST classifier) and section 5
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from torch import nn
 
 from course_utils import evaluation, reference_stats
 from course_utils.checkpoints import register_model, save_checkpoint
-from course_utils.configs import make_config, require_positive, require_rate
+from course_utils.cli import repeat_command
+from course_utils.configs import choose_recipe, make_config, require_positive, require_rate
 from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import get_device, seed_everything, training_time
@@ -80,37 +82,72 @@ class FashionClassifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How a :class:`FashionClassifier` is trained: its size, batch, length and AdamW's peak rate (notebook 02)."""
+
+    channels: tuple[int, int, int] = (32, 64, 128)
+    hidden: int = 128
+    batch_size: int = 128
+    epochs: int | None = 10  # give epochs or steps, not both
+    steps: int | None = None  # a fixed number of updates whatever the data size (a fair budget across data sets)
+    lr: float = 2e-3  # one-cycle peak
+    flip: bool = True  # random horizontal flips
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("a ClassifierRecipe takes exactly one of epochs and steps")
+        require_positive(self, "hidden", "batch_size", *(("epochs",) if self.steps is None else ("steps",)))
+        if not self.lr > 0:
+            raise ValueError(f"ClassifierRecipe.lr must be > 0, got {self.lr!r}")
+
+    def describe(self) -> str:
+        """One line for a notebook's parameters cell."""
+        length = f"{self.epochs} epochs" if self.steps is None else f"{self.steps} steps"
+        return f"channels {self.channels}, hidden {self.hidden}, {length} of {self.batch_size} images, lr {self.lr:g}"
+
+
+#: ``ship``: the FID-FMNIST classifier (10 epochs). ``ci``/``cpu``/``gpu``: the narrower classifier that notebook 02's
+#: augmentation experiment (section 5) trains for each arm in each profile, a fixed number of steps.
+RECIPES: dict[str, ClassifierRecipe] = {
+    "ci": ClassifierRecipe(channels=(16, 32, 64), hidden=64, batch_size=64, epochs=None, steps=30),
+    "cpu": ClassifierRecipe(channels=(16, 32, 64), hidden=64, batch_size=64, epochs=None, steps=400),
+    "gpu": ClassifierRecipe(channels=(16, 32, 64), hidden=64, batch_size=64, epochs=None, steps=800),
+    "ship": ClassifierRecipe(),
+}
+
+
 def fit_classifier(
-    images: torch.Tensor, labels: torch.Tensor, epochs: int | None = None, seed: int = 0, batch_size: int = 128,
-    lr: float = 2e-3, flip: bool = True, device: torch.device | None = None, desc: str = "classifier",
-    steps: int | None = None, max_minutes: float | None = None, **config: Any,
+    images: torch.Tensor, labels: torch.Tensor, recipe: str | ClassifierRecipe = "ship", seed: int = 0,
+    device: torch.device | None = None, desc: str = "classifier", max_minutes: float | None = None,
+    **overrides: Any,
 ) -> FashionClassifier:
     """Train a :class:`FashionClassifier` on images in [0, 1] (AdamW, one-cycle learning rate, random flips).
 
-    Give ``epochs`` or ``steps`` (a fixed number of updates, whatever the data
-    size: the fair budget when comparing training sets of different sizes).
-    With ``max_minutes`` training stops at the end of the first epoch that
-    passes that time (``model.epochs_done`` says how many ran).
+    ``recipe`` is a name of :data:`RECIPES` or a :class:`ClassifierRecipe`;
+    ``overrides`` replace its fields (``steps=5`` replaces the recipe's epochs, and the reverse). With
+    ``max_minutes`` training stops at the end of the first epoch that passes
+    that time (``model.epochs_done`` says how many ran).
     """
-    if (epochs is None) == (steps is None):
-        raise ValueError("give exactly one of epochs and steps")
+    if ("steps" in overrides) != ("epochs" in overrides):  # a length given in one unit replaces the other
+        overrides = {"epochs": None, "steps": None, **overrides}
+    r = choose_recipe(RECIPES, recipe, **overrides)
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images (and at least one): {len(images)} and {len(labels)}")
     device = device or get_device()
     rng = seed_everything(seed)
-    model = FashionClassifier(**config).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    per_epoch = -(-len(images) // batch_size)
-    steps = steps or epochs * per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
+    model = FashionClassifier(channels=r.channels, hidden=r.hidden).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=1e-4)
+    steps = r.steps or r.epochs * -(-len(images) // r.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, pct_start=0.15)
     model.train()
     bar, done, budget, epochs_done = progress(total=steps, desc=desc), 0, TimeBudget(max_minutes), 0
     while done < steps and not (epochs_done and budget.spent()):
-        for x, y in tensor_batches(images, labels, batch_size=batch_size, shuffle=True, generator=rng):
+        for x, y in tensor_batches(images, labels, batch_size=r.batch_size, shuffle=True, generator=rng):
             if done == steps:
                 break
             done += 1
-            if flip:  # a mirrored shirt is still a shirt
+            if r.flip:  # a mirrored shirt is still a shirt
                 mask = torch.rand(len(x), generator=rng) < 0.5
                 x = torch.where(mask[:, None, None, None], x.flip(3), x)
             loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
@@ -141,19 +178,22 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 def train_classifier(
-    out: Path, epochs: int = 12, seed: int = 0, limit: int | None = None, batch_size: int = 128,
-    max_minutes: float | None = None,
+    out: Path, recipe: str | ClassifierRecipe = "ship", seed: int = 0, limit: int | None = None,
+    epochs: int | None = None, max_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Train and test the FID-FMNIST classifier; write it and its reference statistics to ``out``; return the card."""
+    """Train and test the FID-FMNIST classifier; write it and its reference statistics to ``out``; return the card.
+
+    ``recipe`` is a name of :data:`RECIPES` or a :class:`ClassifierRecipe`; ``epochs`` replaces its length.
+    """
     out = Path(out)
     device = get_device()
+    r = choose_recipe(RECIPES, recipe, **({"epochs": epochs, "steps": None} if epochs else {}))  # epochs replace steps
     x_train, y_train = image_tensors("fashion-mnist", train=True)
     x_test, y_test = image_tensors("fashion-mnist", train=False)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     start = time.perf_counter()
-    model = fit_classifier(x_train, y_train, epochs, seed=seed, batch_size=batch_size, device=device,
-                           max_minutes=max_minutes)
+    model = fit_classifier(x_train, y_train, r, seed=seed, device=device, max_minutes=max_minutes)
     seconds = time.perf_counter() - start
     test_acc = accuracy(model, x_test, y_test)
     # FID-FMNIST reference statistics (train features) and the floor: test images against them.
@@ -162,13 +202,13 @@ def train_classifier(
     card = {
         "task": "Fashion-MNIST classifier; its penultimate features define FID-FMNIST (notebook 02)",
         "data": f"Fashion-MNIST train ({len(x_train):,} images), random horizontal flips",
-        "training": {"epochs": model.epochs_done, "batch_size": batch_size, "steps": model.steps_done,
-                     "optimizer": "AdamW, one-cycle learning rate to 2e-3", "seed": seed},
+        "training": {"epochs": model.epochs_done, "batch_size": r.batch_size, "steps": model.steps_done,
+                     "recipe": asdict(r), "optimizer": f"AdamW, one-cycle learning rate to {r.lr:g}", "seed": seed},
         **training_time(seconds, model.epochs_done, device),
         "test_accuracy": round(test_acc, 4),
         "test_images": len(x_test),
         "fid_fmnist_floor": {"value": round(floor, 3), "what": f"{len(x_test):,} test images vs the train statistics"},
-        "command": f"python -m course_utils.train classifier --epochs {model.epochs_done} --seed {seed}",
+        "command": repeat_command("classifier", recipe, model.epochs_done, seed),
     }
     save_checkpoint(model.cpu(), out / CLASSIFIER_NAME, card)
     key = reference_stats.training_images_key() if limit is None else {

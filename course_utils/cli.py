@@ -37,3 +37,14 @@ def errors_exit(*errors: type[Exception], code: int = 1) -> Callable[[Callable[.
                 return code
         return run
     return decorate
+
+
+def repeat_command(what: str, recipe: Any, epochs_done: float, seed: int) -> str:
+    """The ``python -m course_utils.train`` line a checkpoint card records to repeat its run.
+
+    ``recipe`` is the name the run was given (``ship`` is the default and is left out); a recipe
+    given as an object has no name, and the line then repeats only the epochs and the seed.
+    """
+    name = f" --recipe {recipe}" if isinstance(recipe, str) and recipe != "ship" else ""
+    epochs = f" --epochs {epochs_done:g}" if float(epochs_done).is_integer() else ""
+    return f"python -m course_utils.train {what}{name}{epochs} --seed {seed}"

@@ -12,7 +12,7 @@ use it. No topic module is imported here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 
@@ -55,3 +55,20 @@ def require_rate(config: Any, *names: str) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ValueError(f"{type(config).__name__}.{name} must be in [0, 1), got {value!r}")
+
+
+def choose_recipe(recipes: Mapping[str, Any], recipe: Any, **overrides: Any) -> Any:
+    """The recipe named ``recipe`` in ``recipes`` (or ``recipe`` itself, an instance), with ``overrides`` replaced.
+
+    The one way every topic picks its training settings: ``RECIPES[profile()]`` in a notebook,
+    ``--recipe NAME`` on the command line. An unknown name or field is refused in one line.
+    """
+    if isinstance(recipe, str):
+        if recipe not in recipes:
+            raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(recipes)}")
+        recipe = recipes[recipe]
+    unknown = sorted(set(overrides) - {f.name for f in fields(recipe)})
+    if unknown:
+        raise ValueError(f"{type(recipe).__name__} has no setting {', '.join(unknown)}; "
+                         f"known: {', '.join(f.name for f in fields(recipe))}")
+    return replace(recipe, **overrides)

@@ -9,13 +9,14 @@ Taught in notebook 02:
   :func:`gan_step`, one update of both players with the non-saturating loss;
 - section 4: :func:`generate` (seeded samples, the same on every device) and
   :func:`generator_fid`;
+- section 3: :class:`GANRecipe` and :data:`RECIPES`, the training settings of each profile;
 - section 6: :func:`train_gan`, what ``python -m course_utils.train gan`` runs.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from torch import nn
 from course_utils import evaluation, reference_stats
 from course_utils.checkpoints import finish_run, load_checkpoint, num_parameters, register_model
 from course_utils.classifier import CLASSIFIER_NAME
-from course_utils.configs import make_config, require_positive
+from course_utils.cli import repeat_command
+from course_utils.configs import choose_recipe, make_config, require_positive
 from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import get_device, seed_everything, training_time
@@ -279,79 +281,124 @@ def generator_fid(
     return evaluation.fid_fmnist(images, classifier, reference, value_range=(-1, 1))
 
 
-# --- the shipped conditional DCGAN (section 6) ----------------------------------------------
+# --- the recipes, and the shipped conditional DCGAN (section 6) --------------------------
+
+
+@dataclass(frozen=True)
+class GANRecipe:
+    """How a conditional DCGAN is trained: width, data, batch, updates, Adam's rate (notebook 02, section 3)."""
+
+    channels: int = 64  # the width w of G and D
+    z_dim: int = 64
+    batch_size: int = 128
+    steps: int = 30 * 468  # updates of both players; 468 batches of 128 = one epoch of 60,000 images
+    lr: float = 2e-4  # Adam's rate for G and D, betas (0.5, 0.999) (Radford et al.)
+    real_label: float = 0.9  # one-sided label smoothing
+    images: int | None = None  # training images (None: all 60,000)
+
+    def __post_init__(self) -> None:
+        require_positive(self, "channels", "z_dim", "batch_size", "steps")
+        if not self.lr > 0 or not 0 < self.real_label <= 1:
+            raise ValueError(f"GANRecipe needs lr > 0 and real_label in (0, 1], got {self.lr!r} and "
+                             f"{self.real_label!r}")
+        if self.images is not None and self.images < self.batch_size:
+            raise ValueError(f"GANRecipe.images={self.images} is fewer than one batch of {self.batch_size}")
+
+    def describe(self) -> str:
+        """One line for a notebook's parameters cell."""
+        data = f"{self.images:,}" if self.images else "all 60,000"
+        return (f"width {self.channels}, {self.steps:,} steps of {self.batch_size} images from {data} "
+                f"(lr {self.lr:g}, real label {self.real_label:g})")
+
+
+#: ``ci``/``cpu``/``gpu``: what notebook 02 trains in each profile; ``ship``: the shipped generator (30 epochs).
+#: ``ci`` is a narrower model with small batches at a higher rate: 800 updates in well under a minute of CPU.
+RECIPES: dict[str, GANRecipe] = {
+    "ci": GANRecipe(channels=32, batch_size=16, steps=800, lr=1e-3, images=20_000),
+    "cpu": GANRecipe(steps=3 * 468),
+    "gpu": GANRecipe(steps=15 * 468),
+    "ship": GANRecipe(),
+    "test": GANRecipe(channels=8, z_dim=8, batch_size=16, steps=4),
+}
 
 
 def train_gan(
-    out: Path, classifier_dir: Path, epochs: int = 20, seed: int = 0, limit: int | None = None,
-    batch_size: int = 128, lr: float = 2e-4, real_label: float = 0.9, curve_samples: int = 2000,
-    fid_samples: int = 10_000, num_classes: int = 10, z_dim: int = 64, channels: int = 64,
+    out: Path, classifier_dir: Path, recipe: str | GANRecipe = "ship", seed: int = 0, limit: int | None = None,
+    epochs: int | None = None, curve_samples: int = 2000, fid_samples: int = 10_000,
     max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train the conditional DCGAN on Fashion-MNIST and write its generator to ``out``; return the card.
 
-    FID-FMNIST is measured with the classifier in ``classifier_dir``: on
-    ``curve_samples`` after every epoch (the curve in the card) and on
-    ``fid_samples`` at the end. With ``max_minutes`` training stops at the end
-    of the first epoch past that time (the card records the epochs done;
-    ``--epochs`` with that number reproduces the run).
+    ``recipe`` is a name of :data:`RECIPES` or a :class:`GANRecipe`; ``epochs``
+    replaces its steps by that many passes over the training images, and
+    ``limit`` keeps the first ``limit`` of them. FID-FMNIST is measured with
+    the classifier in ``classifier_dir``: on ``curve_samples`` after every
+    epoch (the curve in the card) and on ``fid_samples`` at the end. With
+    ``max_minutes`` training stops at the end of the first epoch past that time
+    (the card records the epochs done; ``--epochs`` with that number reproduces the run).
     """
     out = Path(out)
     device = get_device()
+    r = choose_recipe(RECIPES, recipe)
     classifier, clf_card = load_checkpoint(Path(classifier_dir) / CLASSIFIER_NAME, device=device)
     x_train, y_train = image_tensors("fashion-mnist", train=True)
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    reference = reference_stats.load_or_compute(classifier, x_train if limit else None, cache_dir=classifier_dir)
+    n = min(x for x in (r.images, limit, len(x_train)) if x)
+    subset = n < len(x_train)
+    x_train, y_train = x_train[:n], y_train[:n]
+    reference = reference_stats.load_or_compute(classifier, x_train if subset else None, cache_dir=classifier_dir)
     x_train = x_train * 2 - 1  # tanh range
+    steps_per_epoch = len(x_train) // r.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(x_train)} training images are fewer than one batch of {r.batch_size}")
+    steps = epochs * steps_per_epoch if epochs else r.steps
     rng = seed_everything(seed)
-    G = Generator(z_dim=z_dim, channels=channels, num_classes=num_classes).to(device)
-    D = Discriminator(z_dim=z_dim, channels=channels, num_classes=num_classes).to(device)
+    G = Generator(z_dim=r.z_dim, channels=r.channels, num_classes=10).to(device)
+    D = Discriminator(z_dim=r.z_dim, channels=r.channels, num_classes=10).to(device)
     G.apply(dcgan_init)
     D.apply(dcgan_init)
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
-    steps_per_epoch = len(x_train) // batch_size
-    curve = {"epoch": [0], "fid": [round(generator_fid(G, classifier, reference, curve_samples), 2)]}
+    opt_g = torch.optim.Adam(G.parameters(), lr=r.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=r.lr, betas=(0.5, 0.999))
+    curve = {"epoch": [0.0], "fid": [round(generator_fid(G, classifier, reference, curve_samples), 2)]}
     history: dict[str, list[float]] = {"loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
     train_seconds, step, budget = 0.0, 0, TimeBudget(max_minutes)
-    bar = progress(total=epochs * steps_per_epoch, desc="cGAN")
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        sums = dict.fromkeys(history, 0.0)
-        for real, labels in tensor_batches(x_train, y_train, batch_size=batch_size, generator=rng, drop_last=True):
-            stats = gan_step(G, D, opt_g, opt_d, real.to(device), labels.to(device) if num_classes else None,
-                             real_label)
+    bar = progress(total=steps, desc="cGAN")
+    while step < steps:
+        start, sums, done = time.perf_counter(), dict.fromkeys(history, 0.0), 0
+        for real, labels in tensor_batches(x_train, y_train, batch_size=r.batch_size, generator=rng, drop_last=True):
+            stats = gan_step(G, D, opt_g, opt_d, real.to(device), labels.to(device), r.real_label)
             for k in sums:
                 sums[k] += stats[k]
-            step += 1
+            step, done = step + 1, done + 1
             bar.update(1)
             bar.set_postfix(d=f"{stats['loss_d']:.2f}", g=f"{stats['loss_g']:.2f}")
+            if step == steps:
+                break
         train_seconds += time.perf_counter() - start
         for k in history:
-            history[k].append(round(sums[k] / steps_per_epoch, 4))
-        curve["epoch"].append(epoch)
+            history[k].append(round(sums[k] / done, 4))
+        curve["epoch"].append(round(step / steps_per_epoch, 3))
         curve["fid"].append(round(generator_fid(G, classifier, reference, curve_samples), 2))
-        bar.write(f"epoch {epoch}: loss D {history['loss_d'][-1]:.3f} G {history['loss_g'][-1]:.3f}, "
+        bar.write(f"epoch {curve['epoch'][-1]:g}: loss D {history['loss_d'][-1]:.3f} G {history['loss_g'][-1]:.3f}, "
                   f"D(x) {history['d_real'][-1]:.2f} D(G(z)) {history['d_fake'][-1]:.2f}, "
                   f"FID-FMNIST ({curve_samples}) {curve['fid'][-1]:.1f}")
-        if budget.spent() and epoch < epochs:
-            bar.write(f"time limit of {max_minutes} minutes reached after {epoch} epochs")
+        if budget.spent() and step < steps:
+            bar.write(f"time limit of {max_minutes} minutes reached after {curve['epoch'][-1]:g} epochs")
             break
     bar.close()
-    epochs = curve["epoch"][-1]
+    epochs_done = curve["epoch"][-1]
     fid = generator_fid(G, classifier, reference, fid_samples)
     card = {
         "task": "conditional DCGAN generator for Fashion-MNIST (notebook 02)",
         "data": f"Fashion-MNIST train ({len(x_train):,} images with labels), scaled to [-1, 1]",
         "training": {
-            "epochs": epochs, "steps": step, "batch_size": batch_size, "seed": seed,
-            "optimizer": f"Adam lr {lr}, betas (0.5, 0.999), for G and D",
+            "epochs": epochs_done, "steps": step, "batch_size": r.batch_size, "seed": seed,
+            "recipe": {**asdict(r), "steps": step},
+            "optimizer": f"Adam lr {r.lr}, betas (0.5, 0.999), for G and D",
             "loss": "BCEWithLogits, non-saturating G loss, one-sided label smoothing "
-                    f"(real label {real_label}), DCGAN N(0, 0.02) init",
+                    f"(real label {r.real_label}), DCGAN N(0, 0.02) init",
             "discriminator": {"num_parameters": num_parameters(D)},
         },
-        **training_time(train_seconds, epochs, device),
+        **training_time(train_seconds, epochs_done, device),
         "fid_fmnist": {
             "value": round(fid, 3), "samples": fid_samples, "noise_seed": FID_SEED, "labels": "balanced",
             "classifier": f"{CLASSIFIER_NAME}.safetensors (sha256 {clf_card['weights_sha256'][:12]}…)",
@@ -359,7 +406,8 @@ def train_gan(
         },
         "fid_curve": {**curve, "samples": curve_samples, "noise_seed": FID_SEED},
         "history": history,
-        "command": f"python -m course_utils.train gan --epochs {epochs} --seed {seed}",
+        "command": repeat_command("gan", recipe, epochs_done, seed),
     }
     return finish_run(G, out / GENERATOR_NAME, card, f"generator: FID-FMNIST ({fid_samples} samples) {fid:.2f} "
-                      f"after {epochs} epochs, {train_seconds:.0f} s of training")
+                      f"after {epochs_done:g} epochs, {train_seconds:.0f} s of training")
+

@@ -32,7 +32,7 @@ from torch import nn
 
 from course_utils import distributed, text, training
 from course_utils.checkpoints import save_checkpoint
-from course_utils.configs import require_positive
+from course_utils.configs import choose_recipe, require_positive
 from course_utils.datasets import load_text
 from course_utils.gpt import GPT, GPTConfig
 from course_utils.progress import TimeBudget, progress
@@ -381,7 +381,7 @@ def train_gpt(
     out = Path(out)
     rank, world, device = distributed.setup()
     name = recipe if isinstance(recipe, str) else "custom"
-    recipe = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    recipe = choose_recipe(RECIPES, recipe)
     data = char_data(limit=limit)
     recipe = replace(recipe, model=replace(recipe.model, vocab_size=len(data.vocab)))
     if steps is not None:

@@ -46,18 +46,21 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def _classifier(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    return classifier.train_classifier(out, seed=args.seed, **_given(args, "epochs", "limit", "max_minutes"))
+    return classifier.train_classifier(out, recipe=args.recipe or "ship", seed=args.seed,
+                                       **_given(args, "epochs", "limit", "max_minutes"))
 
 
 def _gan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    return gan.train_gan(out, classifier_dir=args.classifier or checkpoints.SHIPPED_DIR, seed=args.seed,
+    return gan.train_gan(out, classifier_dir=args.classifier or checkpoints.SHIPPED_DIR, recipe=args.recipe or "ship",
+                         seed=args.seed,
                          **_given(args, "epochs", "limit", "curve_samples", "fid_samples", "max_minutes"))
 
 
 def _vae(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if args.bench:  # times the classic example's recipe and the course's cpu recipe; writes nothing
         return benchmarks.vae_benchmark(seed=args.seed, **({"max_epochs": args.epochs} if args.epochs else {}))
-    return vae.train_vae(out, seed=args.seed, **_given(args, "epochs", "limit", "max_minutes"))
+    return vae.train_vae(out, recipe=args.recipe or "ship", seed=args.seed,
+                         **_given(args, "epochs", "limit", "max_minutes"))
 
 
 def _gpt(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -87,12 +90,14 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "classifier": Command("the FID-FMNIST classifier and its reference statistics (12 epochs)", _classifier,
-                          (classifier.CLASSIFIER_NAME, reference_stats.REFERENCE_NAME), ("epochs",)),
-    "gan": Command("the conditional DCGAN generator (20 epochs; needs the classifier)", _gan,
-                   (gan.GENERATOR_NAME,), ("epochs", "classifier", "curve_samples", "fid_samples")),
+    "classifier": Command("the FID-FMNIST classifier and its reference statistics (10 epochs)", _classifier,
+                          (classifier.CLASSIFIER_NAME, reference_stats.REFERENCE_NAME), ("epochs", "recipe"),
+                          tuple(classifier.RECIPES)),
+    "gan": Command("the conditional DCGAN generator (30 epochs; needs the classifier)", _gan,
+                   (gan.GENERATOR_NAME,), ("epochs", "recipe", "classifier", "curve_samples", "fid_samples"),
+                   tuple(gan.RECIPES)),
     "vae": Command("the convolutional VAE of notebook 03 (30 epochs); --bench: its speed benchmark", _vae,
-                   (vae.VAE_NAME,), ("epochs", "bench")),
+                   (vae.VAE_NAME,), ("epochs", "recipe", "bench"), tuple(vae.RECIPES)),
     "gpt": Command("the character GPT of notebook 04 (data-parallel under torchrun); --bench: its speed benchmark",
                    _gpt, (gpt_training.CHECKPOINT_NAME,), ("steps", "recipe", "bench"), tuple(gpt_training.RECIPES)),
     "hf-gpt": Command("the Hugging Face GPT-2 and BPE tokenizer of notebook 05 (data/checkpoints/hf_gpt/)", _hf_gpt,
@@ -124,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m course_utils.train", description=__doc__.split("\n")[0])
     p.add_argument("what", choices=list(COMMANDS), help="; ".join(f"{k}: {v.help}" for k, v in COMMANDS.items()))
     p.add_argument("--epochs", type=_at_least_one, default=None,
-                   help="classifier, gan, vae: epochs (each has its own default); vae --bench: at most this many")
+                   help="classifier, gan, vae: epochs (default: the recipe's); vae --bench: at most this many")
     p.add_argument("--seed", type=int, default=0)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="output folder (default: data/runs/WHAT)")
@@ -144,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", action="store_true", default=None,
                    help="vae, gpt: time a reference recipe and the course's cpu recipe side by side (writes nothing)")
     p.add_argument("--recipe", default=None,
-                   help="gpt, hf-gpt: model size and training recipe, one of the topic's ("
+                   help="model size and training settings, one of the topic's recipes ("
                         + "; ".join(f"{k}: {', '.join(c.recipes)}" for k, c in COMMANDS.items() if c.recipes)
                         + "; default: ship; with --bench: cpu)")
     p.add_argument("--steps", type=_at_least_one, default=None,

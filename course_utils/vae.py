@@ -6,7 +6,8 @@ Taught in notebook 03:
   :func:`gaussian_kl` (the closed form), :func:`bernoulli_nll` and :func:`vae_loss` (summed over
   pixels, averaged over the batch), :func:`vae_step`;
 - section 2, a convolutional VAE: :class:`ConvVAE`, :func:`fit_vae` (the training loop, with
-  test evaluations; :data:`CPU_RECIPE` is section 1's recipe), :func:`evaluate` (test -ELBO),
+  test evaluations); :class:`VAERecipe`, :data:`FAST_RECIPE` (section 1's) and
+  :data:`RECIPES` (the conv VAE per profile), :func:`fit_recipe`, :func:`evaluate` (test -ELBO),
   :func:`sample`, :func:`reconstruct`, :func:`interpolate`;
 - section 3, the latent space: :func:`encode_means`, :func:`kl_per_dim` and :func:`active_units`
   (posterior collapse), KL warm-up and free bits (arguments of :func:`vae_loss` and :func:`fit_vae`);
@@ -23,7 +24,7 @@ All quantities are in nats per image unless a name says bits.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.checkpoints import finish_run, register_model
-from course_utils.configs import make_config, require_positive
+from course_utils.cli import repeat_command
+from course_utils.configs import choose_recipe, make_config, require_positive
 from course_utils.datasets import image_tensors, tensor_batches
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import get_device, seed_everything, training_time
@@ -450,80 +452,132 @@ def fit_vae(
     return history
 
 
-#: The course's ``cpu`` recipe of notebook 03, section 1 (what ``train vae --bench`` times against the example).
-CPU_RECIPE = {"hidden": 256, "latent_dim": 20, "batch_size": 128, "lr": 5e-3}
+# --- the recipes (sections 1 and 2) and the shipped VAE (section 6) ------------------------------
 
 
-def fit_cpu_recipe(
-    images: torch.Tensor, epochs: float, test_images: torch.Tensor | None = None, seed: int = 0,
-    evals_per_epoch: int = 1, target: float | None = None, desc: str = "VAE (cpu recipe)",
-    device: torch.device | str | None = None,
-) -> tuple[MLPVAE, dict[str, Any]]:
-    """The course's fast recipe: an MLP VAE 784-256-20, output bias at the data's log-odds, Adam 5e-3, batch 128."""
+@dataclass(frozen=True)
+class VAERecipe:
+    """How a VAE is trained: which model and its sizes, the data, Adam's rate and schedule, the epochs."""
+
+    model: str = "conv"  # "mlp" (MLPVAE, section 1) or "conv" (ConvVAE, section 2 and the shipped VAE)
+    latent_dim: int = 32
+    hidden: int = 128
+    channels: tuple[int, int] = (32, 64)  # conv only
+    batch_size: int = 128
+    lr: float = 2e-3
+    schedule: str = "cosine_tail"  # see fit_vae
+    epochs: float = 30
+    images: int | None = None  # training images (None: all 60,000)
+    evals_per_epoch: int = 1  # test -ELBO measurements per epoch (the curve)
+    pixel_bias: bool = False  # start the decoder at the mean image (init_pixel_bias)
+
+    def __post_init__(self) -> None:
+        if self.model not in ("mlp", "conv"):
+            raise ValueError(f"VAERecipe.model must be 'mlp' or 'conv', got {self.model!r}")
+        require_positive(self, "latent_dim", "hidden", "batch_size", "evals_per_epoch")
+        if not self.epochs > 0 or not self.lr > 0:
+            raise ValueError(f"VAERecipe needs epochs > 0 and lr > 0, got {self.epochs!r} and {self.lr!r}")
+
+    def make_model(self, images: torch.Tensor | None = None) -> LatentModel:
+        """A fresh model of this recipe (seed first); with ``pixel_bias``, its pixel biases set from ``images``."""
+        if self.model == "mlp":
+            model: LatentModel = MLPVAE(latent_dim=self.latent_dim, hidden=self.hidden)
+        else:
+            model = ConvVAE(latent_dim=self.latent_dim, channels=tuple(self.channels), hidden=self.hidden)
+        if self.pixel_bias:
+            if images is None:
+                raise ValueError("this recipe starts the pixel biases at the mean image: pass the training images")
+            init_pixel_bias(model, images)
+        return model
+
+    def describe(self) -> str:
+        """One line for a notebook's parameters cell."""
+        data = f"{self.images:,}" if self.images else "all 60,000"
+        size = f"channels {self.channels}, " if self.model == "conv" else ""
+        return (f"{self.model} VAE ({size}hidden {self.hidden}, latent {self.latent_dim}), {self.epochs:g} epoch(s) "
+                f"on {data} images, batch {self.batch_size}, Adam {self.lr:g} ({self.schedule})")
+
+
+#: Section 1's MLP VAE, the course's fast recipe (``train vae --bench`` times it against the PyTorch example's):
+#: 784-256-20, pixel biases at the data's log-odds, Adam 5e-3 constant, batch 128. Its epochs vary by use.
+FAST_RECIPE = VAERecipe(model="mlp", latent_dim=20, hidden=256, lr=5e-3, schedule="constant", epochs=2,
+                        pixel_bias=True)
+#: The convolutional VAE: ``ci``/``cpu``/``gpu`` are what notebook 03 trains in section 2, ``ship`` the shipped one.
+#: Its pixel biases start at 0: started at the mean image this model's codes collapse in its first steps
+#: (KL 0 from step 20 on, measured), while the MLP VAEs of section 1 train faster with it.
+RECIPES: dict[str, VAERecipe] = {
+    "ci": VAERecipe(epochs=1, images=3_200, evals_per_epoch=3),
+    "cpu": VAERecipe(epochs=3, evals_per_epoch=2),
+    "gpu": VAERecipe(epochs=30),
+    "ship": VAERecipe(epochs=30),
+    "test": VAERecipe(latent_dim=4, hidden=16, channels=(4, 8), batch_size=32, epochs=1),
+}
+CPU_RECIPE = {"hidden": 256, "latent_dim": 20, "batch_size": 128, "lr": 5e-3}  # notebook 03 until it reads FAST_RECIPE
+
+
+def fit_recipe(
+    recipe: str | VAERecipe, images: torch.Tensor, test_images: torch.Tensor | None = None, seed: int = 0,
+    device: torch.device | str | None = None, desc: str | None = None, **overrides: Any,
+) -> tuple[LatentModel, dict[str, Any]]:
+    """A model of ``recipe`` (a name of :data:`RECIPES` or a :class:`VAERecipe`) trained by :func:`fit_vae`.
+
+    ``overrides`` replace the recipe's fields (``epochs=4``); keyword arguments of :func:`fit_vae`
+    that a recipe does not hold (``target``, ``max_minutes``, ``beta``...) go in ``fit``.
+    """
+    fit = overrides.pop("fit", {})
+    r = choose_recipe(RECIPES, recipe, **overrides)
+    images = images[:r.images] if r.images else images
     seed_everything(seed)
-    model = MLPVAE(latent_dim=CPU_RECIPE["latent_dim"], hidden=CPU_RECIPE["hidden"]).to(device or get_device())
-    init_pixel_bias(model, images)
-    history = fit_vae(model, images, epochs, batch_size=CPU_RECIPE["batch_size"], lr=CPU_RECIPE["lr"], seed=seed,
-                      test_images=test_images, evals_per_epoch=evals_per_epoch, target=target, desc=desc)
+    model = r.make_model(images).to(device or get_device())
+    history = fit_vae(model, images, r.epochs, batch_size=r.batch_size, lr=r.lr, seed=seed, schedule=r.schedule,
+                      test_images=test_images, evals_per_epoch=r.evals_per_epoch if test_images is not None else 0,
+                      desc=desc or f"{r.model} VAE", **fit)
     return model, history
 
 
-# --- the shipped VAE (section 6) -------------------------------------------------------------------------------
-
-#: The recipe of the shipped convolutional VAE.
-SHIPPED_RECIPE = {"latent_dim": 32, "channels": (32, 64), "hidden": 128, "batch_size": 128, "lr": 2e-3,
-                  "schedule": "cosine_tail", "epochs": 30}
-
-
 def train_vae(
-    out: Path, epochs: int = SHIPPED_RECIPE["epochs"], seed: int = 0, limit: int | None = None,
-    max_minutes: float | None = None, **recipe: Any,
+    out: Path, recipe: str | VAERecipe = "ship", epochs: int | None = None, seed: int = 0, limit: int | None = None,
+    max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train the shipped convolutional VAE on Fashion-MNIST and write it to ``out``; return the card.
 
+    ``recipe`` is a name of :data:`RECIPES` or a :class:`VAERecipe`; ``epochs`` replaces its epochs.
     The test -ELBO is measured on the 10,000 test images after every epoch (the card's curve) with
     the noise seed :data:`ELBO_SEED`. With ``max_minutes`` training stops at the end of the first
-    epoch past that time (the learning-rate schedule still assumes ``epochs``).
+    epoch past that time (the learning-rate schedule still assumes the recipe's epochs).
     """
-    r = {**SHIPPED_RECIPE, **recipe}
-    unknown = set(r) - set(SHIPPED_RECIPE)
-    if unknown:
-        raise ValueError(f"unknown recipe settings {sorted(unknown)}; known: {', '.join(SHIPPED_RECIPE)}")
     out = Path(out)
-    device = get_device()
+    r = choose_recipe(RECIPES, recipe, **({"epochs": epochs} if epochs else {}))
     x_train, _ = image_tensors("fashion-mnist", train=True)
     x_test, _ = image_tensors("fashion-mnist", train=False)
     if limit:
         x_train, x_test = x_train[:limit], x_test[:limit]
-    seed_everything(seed)
-    # Pixel biases start at 0: started at the mean image (init_pixel_bias) this model's codes collapse in its
-    # first steps (KL 0 from step 20 on, measured), while the MLP VAEs of section 1 train faster with it.
-    model = ConvVAE(latent_dim=r["latent_dim"], channels=tuple(r["channels"]), hidden=r["hidden"]).to(device)
-    history = fit_vae(model, x_train, epochs, batch_size=r["batch_size"], lr=r["lr"], seed=seed,
-                      schedule=r["schedule"], test_images=x_test, evals_per_epoch=1, max_minutes=max_minutes,
-                      desc="conv VAE", log=True)
+    model, history = fit_recipe(r, x_train, x_test, seed=seed, desc=f"{r.model} VAE",
+                                fit={"max_minutes": max_minutes, "log": True})
     final = evaluate(model, x_test)
-    epochs_done = round(history["epochs"])
-    per_epoch = -(-len(x_train) // r["batch_size"])
+    epochs_done = round(history["epochs"], 3)
+    per_epoch = -(-min(len(x_train), r.images or len(x_train)) // r.batch_size)
     train_curve = {k: [round(float(np.mean(history[k][i:i + per_epoch])), 3)
                        for i in range(0, len(history[k]), per_epoch)] for k in ("recon", "kl")}
     card = {
         "task": "convolutional VAE for Fashion-MNIST (notebook 03)",
-        "data": f"Fashion-MNIST train ({len(x_train):,} images), grey levels in [0, 1] as Bernoulli targets",
+        "data": f"Fashion-MNIST train ({min(len(x_train), r.images or len(x_train)):,} images), grey levels in "
+                "[0, 1] as Bernoulli targets",
         "training": {
-            "epochs": epochs_done, "steps": history["steps"], "batch_size": r["batch_size"], "seed": seed,
-            "optimizer": f"Adam lr {r['lr']}, {r['schedule']} schedule over {epochs} epochs",
+            "epochs": epochs_done, "steps": history["steps"], "batch_size": r.batch_size, "seed": seed,
+            "recipe": asdict(r),
+            "optimizer": f"Adam lr {r.lr}, {r.schedule} schedule over {r.epochs:g} epochs",
             "loss": "negative ELBO: binary cross-entropy summed over the 784 pixels + closed-form KL, "
                     "averaged over the batch; one z per image",
         },
-        **training_time(history["seconds"], epochs_done, device),
+        **training_time(history["seconds"], epochs_done, model.pixel_bias.device),
         "test_neg_elbo": {"value": round(final["neg_elbo"], 3), "recon": round(final["recon"], 3),
                           "kl": round(final["kl"], 3), "images": len(x_test), "noise_seed": ELBO_SEED,
                           "units": "nats per image"},
         "curve": {k: history["eval"][k] for k in ("epoch", "neg_elbo", "recon", "kl")},
         "train_curve": train_curve,
-        "command": f"python -m course_utils.train vae --epochs {epochs_done} --seed {seed}",
+        "command": repeat_command("vae", recipe, epochs_done, seed),
     }
     summary = (f"conv VAE: test -ELBO {final['neg_elbo']:.2f} nats (recon {final['recon']:.2f}, KL {final['kl']:.2f}) "
-               f"after {epochs_done} epochs, {history['seconds']:.0f} s")
+               f"after {epochs_done:g} epochs, {history['seconds']:.0f} s")
     return finish_run(model, out / VAE_NAME, card, summary)

@@ -72,7 +72,7 @@ def test_fit_classifier_learns_a_small_subset(small_split):
 @pytest.mark.slow  # trains a CNN
 def test_fit_classifier_steps_and_time_budget(small_split):
     x, y, _, _ = small_split
-    model = fit_classifier(x, y, steps=5, seed=0, device=torch.device("cpu"))
+    model = fit_classifier(x, y, steps=5, seed=0, device=torch.device("cpu"))  # steps replace the epochs
     assert model.steps_done == 5
     capped = fit_classifier(x, y, epochs=3, seed=0, device=torch.device("cpu"), max_minutes=0)
     assert capped.epochs_done == 1 and capped.steps_done == 4  # stops at the first epoch boundary

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from course_utils.configs import make_config, require_multiple, require_positive, require_rate
+from course_utils.configs import choose_recipe, make_config, require_multiple, require_positive, require_rate
 
 
 @dataclass
@@ -47,3 +47,26 @@ def test_validators_name_the_field_and_the_value():
         Config(extra=-1)
     with pytest.raises(ValueError, match=r"Config.width must be an int >= 1"):
         make_config(Config, {"width": 0}, {})  # a card's bad value is refused as it is read
+
+
+def test_choose_recipe_by_name_or_instance_with_overrides_and_one_line_refusals():
+    from course_utils import classifier, gan, vae
+
+    r = choose_recipe(gan.RECIPES, "ci", steps=10)
+    assert r.steps == 10 and r.channels == gan.RECIPES["ci"].channels and gan.RECIPES["ci"].steps == 800
+    assert choose_recipe(vae.RECIPES, vae.FAST_RECIPE, epochs=4).epochs == 4  # an instance, replaced
+    with pytest.raises(ValueError, match=r"^unknown recipe 'huge'; known: ci, cpu, gpu, ship, test$"):
+        choose_recipe(gan.RECIPES, "huge")
+    with pytest.raises(ValueError, match="GANRecipe has no setting width; known: channels, z_dim"):
+        choose_recipe(gan.RECIPES, "ci", width=3)
+    with pytest.raises(ValueError, match="exactly one of epochs and steps"):  # the recipe's own check still runs
+        choose_recipe(classifier.RECIPES, "ship", steps=5)
+
+
+def test_every_topic_has_a_recipe_per_profile_and_one_to_ship():
+    from course_utils import classifier, gan, gpt_training, hf, vae
+    from course_utils.runtime import PROFILES
+
+    for recipes in (classifier.RECIPES, gan.RECIPES, vae.RECIPES, gpt_training.RECIPES, hf.RECIPES):
+        assert {*PROFILES, "ship"} <= set(recipes)
+        assert all(callable(getattr(r, "describe", None)) for r in recipes.values())

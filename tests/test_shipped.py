@@ -110,3 +110,19 @@ def test_shipped_hf_gpt_verifies_is_small_and_reaches_its_card():
     # the target is a property of the weights, measured once on the training machine and stored in the card
     assert card["val"]["nats_per_char"] <= hf.TARGET_NATS_PER_CHAR, \
         f"{card['val']['nats_per_char']:.4f} nats/char: retrain with --ship"
+
+
+def test_the_ship_recipes_are_what_the_shipped_checkpoints_ran():
+    from course_utils import classifier, gan
+
+    cards = {name: read_metadata(SHIPPED_DIR / name) for name in ("cgan_generator", "fmnist_classifier", vae.VAE_NAME)}
+    g, c, v = gan.RECIPES["ship"], classifier.RECIPES["ship"], vae.RECIPES["ship"]
+    G, _ = load_checkpoint(SHIPPED_DIR / "cgan_generator")
+    assert cards["cgan_generator"]["training"]["steps"] == g.steps and G.config.channels == g.channels
+    assert cards["cgan_generator"]["training"]["batch_size"] == g.batch_size and f"lr {g.lr}" in \
+        cards["cgan_generator"]["training"]["optimizer"]
+    assert cards["fmnist_classifier"]["training"]["epochs"] == c.epochs
+    assert cards[vae.VAE_NAME]["training"]["epochs"] == v.epochs and f"lr {v.lr}, {v.schedule}" in \
+        cards[vae.VAE_NAME]["training"]["optimizer"]
+    model, _ = load_checkpoint(SHIPPED_DIR / vae.VAE_NAME)
+    assert model.config.latent_dim == v.latent_dim and tuple(model.config.channels) == v.channels

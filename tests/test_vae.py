@@ -253,6 +253,6 @@ def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
         assert key in card, key
     assert card["training"]["steps"] == 2 and card["curve"]["epoch"] == [1]
     model, _ = load_checkpoint(tmp_path / vae.VAE_NAME)
-    assert isinstance(model, ConvVAE) and model.config.latent_dim == vae.SHIPPED_RECIPE["latent_dim"]
+    assert isinstance(model, ConvVAE) and model.config.latent_dim == vae.RECIPES["ship"].latent_dim
     x_test = image_tensors("fashion-mnist", train=False)[0][:256]
     assert vae.evaluate(model, x_test)["neg_elbo"] == pytest.approx(card["test_neg_elbo"]["value"], abs=0.01)
