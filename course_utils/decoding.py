@@ -9,7 +9,7 @@ indices, and returns the prompt followed by the new tokens.
 - :func:`beam_search`: keeps the ``num_beams`` most likely sequences so far;
 - :func:`sample`: draws from the distribution, reshaped by a temperature,
   top-k and top-p with :func:`course_utils.text.sample_logits` (the course's
-  one sampler);
+  one sampling loop; it also takes a batch ``[B, T]``, and ``gpt.generate`` is it);
 - :func:`apply_repetition_penalty`: the repetition penalty (CTRL's, as Hugging Face applies it) on tokens
   already in the text;
 - :func:`generate`: one front door in the style of Hugging Face's
@@ -39,6 +39,18 @@ def _check_prompt(ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be non-negative, got {max_new_tokens}")
     return ids.long()
+
+
+def _check_prompts(ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+    """``ids`` as a ``[B, T]`` batch: one prompt ``[T]`` becomes a batch of one."""
+    if isinstance(ids, torch.Tensor) and ids.ndim == 2:
+        if ids.shape[1] < 1 or ids.shape[0] < 1 or ids.is_floating_point():
+            raise ValueError(f"prompts must be [B, T] token indices with T >= 1 (a prompt of at least one token), "
+                             f"got {tuple(ids.shape)}")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be non-negative, got {max_new_tokens}")
+        return ids.long()
+    return _check_prompt(ids, max_new_tokens)[None]
 
 
 def logits_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
@@ -91,20 +103,22 @@ def sample(
     model: nn.Module, ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
     top_p: float | None = None, repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Append ``max_new_tokens`` tokens drawn by :func:`course_utils.text.sample_logits`.
+    """Append ``max_new_tokens`` tokens drawn by :func:`course_utils.text.sample_logits` (the one sampling loop).
 
-    The repetition penalty is applied to the logits first, then the
-    temperature, top-k and top-p (the order of Hugging Face's processors).
+    ``ids`` is one prompt ``[T]`` or a batch of prompts of one length ``[B, T]`` (each row drawn on its own;
+    :func:`course_utils.gpt.generate` is this loop). Each step feeds the last ``block_size`` tokens; the
+    repetition penalty is applied to the logits first, then the temperature, top-k and top-p (the order of
+    Hugging Face's processors). A seeded CPU ``generator`` gives the same text on every device.
     """
-    ids = _check_prompt(ids, max_new_tokens)
+    batch = _check_prompts(ids, max_new_tokens)
     device = next(model.parameters()).device
-    out = ids.to(device)
+    out = batch.to(device)
     with evaluating(model):
         for _ in range(max_new_tokens):
-            logits = apply_repetition_penalty(next_logits(model, out[None])[0], out, repetition_penalty)
+            logits = apply_repetition_penalty(next_logits(model, out), out, repetition_penalty)
             nxt = text.sample_logits(logits, temperature, top_k, top_p, generator)
-            out = torch.cat([out, nxt.reshape(1).to(device)])
-    return out.cpu()
+            out = torch.cat([out, nxt[:, None].to(device)], dim=1)
+    return out[0].cpu() if ids.ndim == 1 else out.cpu()
 
 
 def beam_search(model: nn.Module, ids: torch.Tensor, max_new_tokens: int, num_beams: int = 4) -> torch.Tensor:

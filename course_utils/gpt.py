@@ -6,7 +6,7 @@ Taught in notebook 04, section 2 (the transformer): :func:`causal_mask`,
 :class:`Block` (pre-norm, residual) and :class:`GPT` (token and position
 embeddings, N(0, 0.02) init); section 3: :func:`attention_maps` (the weights a
 trained head puts on a line of text); section 4: :func:`generate` (sampling
-with the shared :func:`course_utils.text.sample_logits`; more strategies in
+through :func:`course_utils.decoding.sample`, the one sampling loop; more strategies in
 :mod:`course_utils.decoding`).
 
 Elsewhere: the data, the recipes and the training loop in
@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils import text
+from course_utils import decoding
 from course_utils.checkpoints import register_model
 from course_utils.configs import make_config, require_multiple, require_positive, require_rate
-from course_utils.training import evaluating
 
 # --- the model (section 2) -----------------------------------------------------------------------
 
@@ -212,24 +211,16 @@ def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
 # --- sampling (section 4) ------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def generate(
     model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
     top_p: float | None = None, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Append ``max_new_tokens`` sampled tokens to ``idx`` ``[B, T]`` (section 4), in eval mode.
+    """Append ``max_new_tokens`` sampled tokens to ``idx`` ``[B, T]`` (section 4), on ``idx``'s device.
 
-    Each step feeds the last ``block_size`` tokens, and draws the next one with
-    :func:`course_utils.text.sample_logits` (temperature, top-k, top-p); a
-    seeded CPU ``generator`` gives the same text on every device.
+    nanoGPT's ``generate``, and the course's one sampling loop: :func:`course_utils.decoding.sample`
+    (each step feeds the last ``block_size`` tokens and draws the next with
+    :func:`course_utils.text.sample_logits`); a seeded CPU ``generator`` gives the same text on every device.
     """
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be non-negative, got {max_new_tokens}")
-    if idx.ndim != 2 or idx.shape[1] < 1:
-        raise ValueError(f"idx must be [B, T] with T >= 1 (a prompt of at least one token), got {tuple(idx.shape)}")
-    with evaluating(model):
-        for _ in range(max_new_tokens):
-            logits, _ = model(idx[:, -model.config.block_size:])
-            nxt = text.sample_logits(logits[:, -1], temperature, top_k, top_p, generator)
-            idx = torch.cat([idx, nxt[:, None]], dim=1)
-    return idx
+    if idx.ndim != 2:
+        raise ValueError(f"idx must be [B, T] (a batch of prompts), got {tuple(idx.shape)}")
+    return decoding.sample(model, idx, max_new_tokens, temperature, top_k, top_p, generator=generator).to(idx.device)

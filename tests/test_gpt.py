@@ -161,6 +161,16 @@ def test_generate_is_seeded_crops_to_the_block_and_top_k_1_is_greedy():
     assert torch.equal(top1[0], decoding.greedy(model, prompt[0], 20))
 
 
+def test_generate_is_decoding_sample_row_by_row():
+    model, g = tiny_model(), lambda: torch.Generator().manual_seed(5)
+    prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    batch = gpt.generate(model, prompts, 15, temperature=1.3, top_k=5, generator=g())
+    assert torch.equal(batch, decoding.sample(model, prompts, 15, 1.3, 5, generator=g()))  # one loop, two doors
+    one = decoding.sample(model, prompts[0], 15, 1.3, 5, generator=g())
+    assert one.ndim == 1 and torch.equal(one, gpt.generate(model, prompts[:1], 15, 1.3, 5, generator=g())[0])
+    assert not torch.equal(batch[0, 3:], batch[1, 3:])  # each row draws its own tokens
+
+
 def test_generate_refuses_an_empty_prompt():
     with pytest.raises(ValueError, match="at least one token"):
         gpt.generate(tiny_model(), torch.zeros(1, 0, dtype=torch.long), 5)
