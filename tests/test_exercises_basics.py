@@ -197,7 +197,7 @@ def test_adam_weight_decay_trains_the_penalised_loss():
     assert not torch.allclose(W_plain, W_wd, atol=1e-3)
 
 
-# --- exercise 5: interpolation in PCA space -----------------------------------------------------------
+# --- exercise 4: interpolation in PCA space -----------------------------------------------------------
 
 
 def interpolate(x_a, x_b, mean, components, k, steps):
@@ -239,7 +239,7 @@ def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():
     assert torch.allclose(pca.interpolate(x[0], x[1], 2, 7), pca.reconstruct(crossfade, 2), atol=1e-5)
 
 
-# --- exercise 4: a stratified validation split ------------------------------------------------
+# --- exercise 5: a stratified validation split ------------------------------------------------
 
 
 def first_of_each_class(labels, fraction, generator):

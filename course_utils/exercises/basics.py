@@ -220,7 +220,7 @@ def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
                 "(row x of W plus the bias) for the targets, plus lam times the sum of the squared entries of W")
 
 
-# --- exercise 5: interpolation in PCA space (section 4.1) ---------------------------------------------------
+# --- exercise 4: interpolation in PCA space (section 4.1) ---------------------------------------------------
 
 
 def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
@@ -257,7 +257,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
 
 
-# --- exercise 4: a stratified validation split (section 4) -------------------------------------------
+# --- exercise 5: a stratified validation split (section 6.3, optional) ---------------------------------------
 
 
 def _split_labels() -> torch.Tensor:
