@@ -13,7 +13,8 @@ Taught in notebook 02, section 4 (and extended in 06):
 - :func:`nearest_neighbours`, the memorisation check; :func:`mean_and_std`
   (02's accuracies over seeds);
 - notebook 06: :func:`kid` (unbiased at small sample sizes), :func:`precision_recall`
-  on the feature manifold, :func:`bootstrap_interval`.
+  on the feature manifold, :func:`bootstrap_interval`,
+  :func:`kid_difference_interval` (two models against one real set, paired on it).
 
 The text metrics of 04 and 06 (distinct-n, repetition, copied spans, known
 words) are in :mod:`course_utils.text`.
@@ -341,6 +342,42 @@ def kid_interval(
     for _ in range(resamples):
         cx, cy = counts(len(x)), counts(len(y))
         draws.append(float(within(kxx, cx) + within(kyy, cy) - 2 * (cx @ kxy @ cy) / (cx.sum() * cy.sum())))
+    t = torch.tensor(draws, dtype=torch.float64)
+    alpha = (1 - level) / 2
+    return value, torch.quantile(t, alpha).item(), torch.quantile(t, 1 - alpha).item()
+
+
+def kid_difference_interval(
+    real: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor, resamples: int = 200, level: float = 0.95,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float, float]:
+    """``(value, low, high)``: ``KID(real, fake_a) - KID(real, fake_b)`` and its percentile bootstrap interval.
+
+    The two KIDs share the real set, so every resample draws the real points **once** and uses the same draw
+    for both (a paired resample: the real set's own noise cancels in the difference); the two generated sets
+    are independent samples and are drawn independently. Duplicate pairs are left out as in
+    :func:`kid_interval`.
+    """
+    if not 0 < level < 1 or resamples < 10:
+        raise ValueError(f"need 0 < level < 1 and at least 10 resamples, got {level}, {resamples}")
+    value = mmd2_unbiased(real, fake_a) - mmd2_unbiased(real, fake_b)
+    x, ya, yb = real.double(), fake_a.double(), fake_b.double()
+    kaa, kbb = _polynomial_kernel(ya, ya), _polynomial_kernel(yb, yb)  # k(real, real) cancels in the difference
+    kxa, kxb = _polynomial_kernel(x, ya), _polynomial_kernel(x, yb)
+
+    def counts(n: int) -> torch.Tensor:
+        return torch.bincount(torch.randint(n, (n,), generator=generator), minlength=n).double()
+
+    def within(k: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        same = c.square()
+        return (c @ k @ c - (same * k.diagonal()).sum()) / (c.sum() ** 2 - same.sum())
+
+    draws = []
+    for _ in range(resamples):
+        cx, ca, cb = counts(len(x)), counts(len(ya)), counts(len(yb))  # the real draw cx serves both KIDs
+        kid_a = within(kaa, ca) - 2 * (cx @ kxa @ ca) / (cx.sum() * ca.sum())
+        kid_b = within(kbb, cb) - 2 * (cx @ kxb @ cb) / (cx.sum() * cb.sum())
+        draws.append(float(kid_a - kid_b))  # the real-real term within(kxx, cx) is the same in both: it cancels
     t = torch.tensor(draws, dtype=torch.float64)
     alpha = (1 - level) / 2
     return value, torch.quantile(t, alpha).item(), torch.quantile(t, 1 - alpha).item()

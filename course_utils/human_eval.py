@@ -9,6 +9,9 @@
   blind pairwise comparison, with intervals; :func:`quiz_accuracy` for the
   real-or-generated quiz against chance; :func:`agreement` between raters
   (scikit-learn's Cohen's kappa for two, :func:`fleiss_kappa` for more).
+- :func:`two_way_bootstrap` and :func:`bradley_terry_intervals`: intervals that resample raters **and** items
+  (a room's ratings of shared items are not independent); :func:`side_bias` (left against right);
+  :func:`room_power`: how many raters and items a room needs, by simulation (simulated raters, not people).
 
 The Wilson interval and Bradley-Terry are taught in notebook 06 (section 4.3, exercise 4; section 4.4), so they
 are written out here; ``tests/test_against_libraries.py`` checks them against SciPy and choix. Cohen's kappa is
@@ -27,7 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
+import numpy as np
 from filelock import FileLock
 
 from course_utils.data import data_dir
@@ -300,3 +305,176 @@ def agreement(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, fl
     counts = [{k: sum(labels[r][item] == k for r in raters) for k in {labels[r][item] for r in raters}}
               for item in common]
     return {"raters": len(raters), "items": len(common), "kappa": fleiss_kappa(counts), "method": "Fleiss"}
+
+
+# --- intervals that count raters and items (notebook 06, section 4.4) ---------------------------------------
+
+
+def pair_key(r: Rating) -> str:
+    """The item of a pairwise rating: its two item ids, sorted (the same for every rater, whatever the sides)."""
+    return "|".join(sorted((r.item_a, r.item_b)))
+
+
+def comparison_groups(ratings: Iterable[Rating]) -> list[list[str]]:
+    """The models, split into groups that are connected by pairwise comparisons (sorted; largest first).
+
+    Bradley-Terry ranks models only within a group: two groups that never meet (images and melodies, say)
+    have no common scale, so each is fitted on its own.
+    """
+    parent: dict[str, str] = {}
+
+    def root(m: str) -> str:
+        while parent.setdefault(m, m) != m:
+            m = parent[m]
+        return m
+
+    for r in ratings:
+        if r.task == "pairwise":
+            parent[root(r.model_a)] = root(r.model_b)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for m in sorted(parent):
+        groups[root(m)].append(m)
+    return sorted(groups.values(), key=lambda g: (-len(g), g))
+
+
+def _rater_item_table(ratings: Sequence[Rating], model: str) -> tuple[list[str], list[str], Any, Any]:
+    """``wins[r, i]`` (a tie counts half) and ``games[r, i]``: rater r's ratings of item i that involve ``model``."""
+
+    mine = [r for r in ratings if r.task == "pairwise" and model in (r.model_a, r.model_b)]
+    if not mine:
+        raise ValueError(f"no pairwise rating involves {model!r}")
+    raters, items = sorted({r.rater for r in mine}), sorted({pair_key(r) for r in mine})
+    row, col = {x: k for k, x in enumerate(raters)}, {x: k for k, x in enumerate(items)}
+    wins, games = np.zeros((len(raters), len(items))), np.zeros((len(raters), len(items)))
+    for r in mine:
+        winner = r.winner()
+        wins[row[r.rater], col[pair_key(r)]] += 0.5 if winner is None else float(winner == model)
+        games[row[r.rater], col[pair_key(r)]] += 1
+    return raters, items, wins, games
+
+
+def _two_way_rates(wins: Any, games: Any, resamples: int, rng: Any) -> Any:
+    """Win rates of ``resamples`` two-way resamples: raters (rows) and items (columns) drawn with replacement."""
+    n_raters, n_items = wins.shape
+    wr = rng.multinomial(n_raters, [1 / n_raters] * n_raters, size=resamples).astype(float)  # how often each
+    wi = rng.multinomial(n_items, [1 / n_items] * n_items, size=resamples).astype(float)  # rater / item is drawn
+    won, played = (((wr @ m) * wi).sum(1) for m in (wins, games))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return won / played  # nan where a resample holds no game of this model (dropped by the caller)
+
+
+def two_way_bootstrap(
+    ratings: Iterable[Rating], model: str, resamples: int = 1000, seed: int = 0, level: float = 0.95,
+) -> dict[str, float]:
+    """A model's win rate with a percentile interval that resamples **both** raters and items.
+
+    Each resample draws the raters with replacement and, independently, the items (pairs of item ids) with
+    replacement, and keeps every rating of a drawn rater on a drawn item (a rater drawn twice counts twice).
+    Ratings of one item by many raters are not independent (a clearly better image wins for everyone), nor are
+    one rater's ratings (a lenient rater); this interval counts both, where the Wilson interval of
+    :func:`win_rates` treats every rating as an independent coin. Returns ``rate``, ``low``, ``high``,
+    ``raters``, ``items``, ``n`` (ratings).
+    """
+
+    ratings = list(ratings)
+    raters, items, wins, games = _rater_item_table(ratings, model)
+    rates = _two_way_rates(wins, games, resamples, np.random.default_rng(seed))
+    rates = rates[np.isfinite(rates)]
+    alpha = (1 - level) / 2
+    return {"rate": float(wins.sum() / games.sum()), "low": float(np.quantile(rates, alpha)),
+            "high": float(np.quantile(rates, 1 - alpha)), "raters": len(raters), "items": len(items),
+            "n": int(games.sum())}
+
+
+def bradley_terry_intervals(
+    ratings: Iterable[Rating], resamples: int = 200, seed: int = 0, level: float = 0.95,
+) -> dict[str, tuple[float, float, float]]:
+    """``{model: (strength, low, high)}``: :func:`bradley_terry` with two-way bootstrap intervals.
+
+    Each resample draws raters and items (pairs of item ids) with replacement, as :func:`two_way_bootstrap`
+    does, and refits the strengths (normalised to sum 1, so each interval is of a model's share of strength).
+    Fit the models of one :func:`comparison_groups` group at a time.
+    """
+
+    pairwise = [r for r in ratings if r.task == "pairwise"]
+    fitted = bradley_terry(pairwise)
+    by_cell: dict[tuple[str, str], list[Rating]] = defaultdict(list)
+    for r in pairwise:
+        by_cell[(r.rater, pair_key(r))].append(r)
+    raters, items = sorted({c[0] for c in by_cell}), sorted({c[1] for c in by_cell})
+    rng, draws = np.random.default_rng(seed), {m: [] for m in fitted}
+    for _ in range(resamples):
+        pick_r = rng.integers(len(raters), size=len(raters))
+        pick_i = rng.integers(len(items), size=len(items))
+        resample = [r for a in pick_r for b in pick_i for r in by_cell.get((raters[a], items[b]), ())]
+        if len({m for r in resample for m in (r.model_a, r.model_b)}) < len(fitted):
+            continue  # a model drew no game: its strength is undefined in this resample
+        for m, s in bradley_terry(resample).items():
+            draws[m].append(s)
+    alpha = (1 - level) / 2
+    return {m: (fitted[m], float(np.quantile(draws[m], alpha)), float(np.quantile(draws[m], 1 - alpha)))
+            for m in fitted}
+
+
+def side_bias(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, float]:
+    """Do raters pick the left side more often than the right, whatever is shown there?
+
+    Over the pairwise ratings that are not ties: ``n``, ``left`` (how many chose left), ``share`` (left / n) with
+    its Wilson interval (``low``, ``high``) and the two-sided binomial ``p_value`` against 50%. Sides are drawn
+    at random, so a side bias adds noise, not a tilt towards a model; a strong one says the question is too hard
+    or the raters too hurried.
+    """
+    from scipy.stats import binomtest  # lazy, as in quiz_accuracy
+
+    decided = [r for r in ratings if r.task == "pairwise" and r.choice != "tie"]
+    if not decided:
+        raise ValueError("no pairwise rating other than ties")
+    left = sum(r.choice == "left" for r in decided)
+    low, high = wilson_interval(left, len(decided), level)
+    return {"n": len(decided), "left": left, "share": left / len(decided), "low": low, "high": high,
+            "p_value": binomtest(left, len(decided), 0.5).pvalue}
+
+
+def _offset_for(win_rate: float, spread: float, rng: Any) -> float:
+    """The logit ``c`` with mean(sigmoid(c + spread * N(0, 1))) = win_rate (the population's average win rate)."""
+    from scipy.optimize import brentq
+    from scipy.special import expit, logit
+
+    if spread == 0:
+        return float(logit(win_rate))
+    z = spread * rng.standard_normal(200_000)
+    return float(brentq(lambda c: expit(c + z).mean() - win_rate, logit(win_rate) - 10, logit(win_rate) + 10))
+
+
+def room_power(
+    win_rate: float, raters: int, items: int, rooms: int = 200, resamples: int = 200, item_sd: float = 1.0,
+    rater_sd: float = 0.5, seed: int = 0, level: float = 0.95, method: str = "two-way",
+) -> float:
+    """The share of simulated rooms whose two-way interval for a model's win rate excludes 50%.
+
+    A room: ``raters`` people each rate the same ``items`` pairs (the model against one opponent). Rater ``r``
+    prefers the model on item ``i`` with probability ``sigmoid(c + a_i + b_r)``: items differ
+    (``a_i ~ N(0, item_sd^2)``, on the log-odds scale), so do raters (``b_r ~ N(0, rater_sd^2)``), and ``c`` is
+    set so that the average over items and raters is ``win_rate``. No ties. Each room is analysed with the
+    two-way bootstrap of :func:`two_way_bootstrap` (``resamples`` resamples), or with ``method="wilson"`` by
+    the Wilson interval of all its ratings as if they were independent; the result is the detection rate (the
+    power) at that ``win_rate``, or the false-alarm rate at ``win_rate = 0.5``.
+    """
+    if method not in ("two-way", "wilson"):
+        raise ValueError(f"method must be 'two-way' or 'wilson', got {method!r}")
+    from scipy.special import expit
+
+    if not 0 < win_rate < 1 or raters < 1 or items < 1:
+        raise ValueError(f"need 0 < win_rate < 1 and at least one rater and item; got {win_rate}, {raters}, {items}")
+    rng = np.random.default_rng(seed)
+    c = _offset_for(win_rate, math.hypot(item_sd, rater_sd), rng)
+    alpha, games, hits = (1 - level) / 2, np.ones((raters, items)), 0
+    for _ in range(rooms):
+        p = expit(c + item_sd * rng.standard_normal(items)[None, :] + rater_sd * rng.standard_normal(raters)[:, None])
+        wins = (rng.random((raters, items)) < p).astype(float)
+        if method == "wilson":
+            low, high = wilson_interval(wins.sum(), wins.size, level)
+        else:
+            low, high = np.quantile(_two_way_rates(wins, games, resamples, rng), [alpha, 1 - alpha])
+        hits += bool(low > 0.5 or high < 0.5)
+    return hits / rooms

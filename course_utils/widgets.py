@@ -206,9 +206,30 @@ PAIR_BUTTONS = {"left is better": "left", "tie": "tie", "right is better": "righ
 _BAD_NAME = set(",\n\r/\\|")
 
 
+@dataclass(frozen=True, eq=False)
+class Sound:
+    """A clip to listen to: mono ``samples`` (floats in [-1, 1], e.g. :func:`course_utils.music.synthesise`)."""
+
+    samples: np.ndarray
+    rate: int
+
+    def __post_init__(self) -> None:
+        samples = np.asarray(self.samples)
+        if samples.ndim != 1 or len(samples) == 0 or not np.isfinite(samples).all():
+            raise ValueError(f"a sound must be a non-empty 1-D array of finite samples, got shape {samples.shape}")
+        if int(self.rate) <= 0:
+            raise ValueError(f"the sample rate must be positive, got {self.rate}")
+
+    def wav(self) -> bytes:
+        """The clip as a WAV file (IPython's ``Audio`` writes it: 16-bit, scaled to its loudest sample)."""
+        from IPython.display import Audio
+
+        return Audio(np.asarray(self.samples, dtype=np.float64), rate=int(self.rate)).data
+
+
 @dataclass(frozen=True)
 class EvalItem:
-    """One thing to judge: an image ``[1, H, W]`` (or ``[H, W]``) in [0, 1], or a text.
+    """One thing to judge: an image ``[1, H, W]`` (or ``[H, W]``) in [0, 1], a text, or a :class:`Sound`.
 
     ``id`` names it in the ratings file (the same for every rater in a room);
     ``model`` is who made it (``"real"`` for data) and stays hidden until the
@@ -228,12 +249,12 @@ class EvalItem:
         if isinstance(self.content, torch.Tensor):
             if self.content.ndim not in (2, 3) or (self.content.ndim == 3 and self.content.shape[0] != 1):
                 raise ValueError(f"an image must be [1, H, W] or [H, W], got {tuple(self.content.shape)}")
-        elif not isinstance(self.content, str):
-            raise ValueError(f"content must be an image tensor or a str, got {type(self.content).__name__}")
+        elif not isinstance(self.content, (str, Sound)):
+            raise ValueError(f"content must be an image tensor, a str or a Sound, got {type(self.content).__name__}")
 
     @property
     def kind(self) -> str:
-        return "text" if isinstance(self.content, str) else "image"
+        return "text" if isinstance(self.content, str) else "audio" if isinstance(self.content, Sound) else "image"
 
 
 def image_png(image: torch.Tensor, scale: int = 4) -> bytes:
@@ -246,7 +267,11 @@ def image_png(image: torch.Tensor, scale: int = 4) -> bytes:
 
 
 def item_html(item: EvalItem, scale: int = 4) -> str:
-    """What a widget shows for ``item``: the image inline, or the text (escaped) in a box; never its model."""
+    """What a widget shows for ``item``: the image inline, the text (escaped) in a box, or an audio player with
+    the clip inline (a WAV, played only when the rater presses play); never its model."""
+    if item.kind == "audio":
+        data = base64.b64encode(item.content.wav()).decode("ascii")
+        return f'<audio controls preload="auto" src="data:audio/wav;base64,{data}"></audio>'
     if item.kind == "image":
         data = base64.b64encode(image_png(item.content, scale)).decode("ascii")
         return f'<img src="data:image/png;base64,{data}" alt="item" style="image-rendering: pixelated">'
@@ -262,8 +287,8 @@ def _check_rater(rater: str) -> str:
 
 
 def _grouped_shuffle(things: list[Any], kind: Callable[[Any], str], rng: random.Random) -> list[Any]:
-    """Shuffle within each kind: the images first, then the texts."""
-    kinds = sorted({kind(t) for t in things}, key=("image", "text").index)
+    """Shuffle within each kind: the images first, then the texts, then the sounds."""
+    kinds = sorted({kind(t) for t in things}, key=("image", "text", "audio").index)
     out = []
     for k in kinds:
         group = [t for t in things if kind(t) == k]
@@ -410,7 +435,7 @@ class RealOrGeneratedQuiz(_Session):
 class PairwiseComparison(_Session):
     """A blind pairwise comparison: two samples side by side, which is better?
 
-    Pairs come in a shuffled order (images first, then texts) and each pair's
+    Pairs come in a shuffled order (images first, then texts, then sounds) and each pair's
     sides are drawn at random, both seeded by the rater's name, so the rater
     never learns a side-to-model rule. :meth:`answer` records ``left``,
     ``right`` or ``tie`` as a ``pairwise`` rating naming both items and which
@@ -429,7 +454,7 @@ class PairwiseComparison(_Session):
             if len(p) != 2 or not all(isinstance(x, EvalItem) for x in p) or p[0].id == p[1].id:
                 raise ValueError("each pair must be two EvalItems with different ids")
             if p[0].kind != p[1].kind:
-                raise ValueError(f"a pair must hold two images or two texts: {p[0].id}, {p[1].id}")
+                raise ValueError(f"a pair must hold two images, two texts or two sounds: {p[0].id}, {p[1].id}")
         keys = ["|".join(sorted((a.id, b.id))) for a, b in pairs]
         if len(set(keys)) != len(keys):
             raise ValueError("the same pair appears twice")
@@ -476,6 +501,7 @@ class PairwiseComparison(_Session):
             return
         left, right = pair
         shown[0].value = (f"<i>prompt:</i><pre>{html.escape(left.prompt)}</pre>" if left.prompt
+                          else "<i>Listen to both: which is better?</i>" if left.kind == "audio"
                           else "<i>Which is better?</i>")
         shown[1].value, shown[2].value = item_html(left), item_html(right)
 

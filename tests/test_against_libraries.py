@@ -182,6 +182,41 @@ def test_bradley_terry_matches_choix():
     assert ours["a"] > ours["b"] > ours["c"] > ours["d"]
 
 
+def test_two_way_bootstrap_with_one_rater_is_scipys_bootstrap_of_the_items():
+    """One rater: resampling raters changes nothing, so the two-way interval is the items' percentile bootstrap."""
+    rng = random.Random(5)
+    ratings = [pair("a", "b", "left" if rng.random() < 0.65 else "tie" if rng.random() < 0.2 else "right", i)
+               for i in range(120)]
+    ours = he.two_way_bootstrap(ratings, "a", resamples=RESAMPLES, seed=0)
+    wins = np.array([1.0 if r.choice == "left" else 0.5 if r.choice == "tie" else 0.0 for r in ratings])
+    res = bootstrap((wins,), np.mean, n_resamples=RESAMPLES, method="percentile", **{SEED: 4})
+    _close_to_scipy((ours["rate"], ours["low"], ours["high"]), res)
+
+
+def test_side_bias_is_scipys_binomial_test():
+    from scipy.stats import binomtest
+
+    rng = random.Random(6)
+    ratings = [pair("a", "b", rng.choice(["left", "left", "right", "tie"]), i) for i in range(90)]
+    ours = he.side_bias(ratings)
+    theirs = binomtest(ours["left"], ours["n"], 0.5)
+    ci = theirs.proportion_ci(0.95, method="wilson")
+    assert ours["p_value"] == pytest.approx(theirs.pvalue, rel=1e-12)
+    assert (ours["low"], ours["high"]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_room_power_of_independent_ratings_is_the_binomial_probability():
+    """No spread between items or raters: every rating is an independent coin, and the share of rooms whose
+    Wilson interval excludes 50% is a sum of binomial probabilities, computed exactly with SciPy."""
+    from scipy.stats import binom
+
+    n, p, rooms = 60, 0.65, 2000
+    exact = sum(binom.pmf(k, n, p) for k in range(n + 1)
+                if not he.wilson_interval(k, n)[0] <= 0.5 <= he.wilson_interval(k, n)[1])
+    ours = he.room_power(p, 3, 20, rooms=rooms, item_sd=0.0, rater_sd=0.0, seed=0, method="wilson")
+    assert ours == pytest.approx(exact, abs=3.5 * (exact * (1 - exact) / rooms) ** 0.5)
+
+
 # --- beam search (notebook 04, section 4) ---------------------------------------------------------------------
 
 

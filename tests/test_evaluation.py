@@ -295,3 +295,20 @@ def test_kid_interval_leaves_out_duplicate_pairs():
     assert naive_low > 0
     shifted = evaluation.kid_interval(a, b + 0.5, resamples=100, generator=torch.Generator().manual_seed(1))
     assert shifted[1] > high
+
+
+def test_kid_difference_interval_is_the_kid_difference_and_pairing_on_the_real_set_narrows_it():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    a = torch.randn(300, 8, generator=g, dtype=torch.float64) + 0.2
+    b = torch.randn(300, 8, generator=g, dtype=torch.float64) + 0.3
+    value, low, high = evaluation.kid_difference_interval(real, a, b, resamples=300,
+                                                          generator=torch.Generator().manual_seed(1))
+    assert value == pytest.approx(evaluation.mmd2_unbiased(real, a) - evaluation.mmd2_unbiased(real, b), rel=1e-12)
+    assert low < value < high < 0  # b is further from real than a, and the interval says so
+    widths = [hi - lo for _, lo, hi in (evaluation.kid_interval(real, x, resamples=300,
+                                                                generator=torch.Generator().manual_seed(2))
+                                        for x in (a, b))]
+    assert high - low < 0.8 * sum(widths)  # far narrower than two separate intervals side by side
+    with pytest.raises(ValueError, match="resamples"):
+        evaluation.kid_difference_interval(real, a, b, resamples=5)

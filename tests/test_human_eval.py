@@ -182,3 +182,86 @@ def test_ratings_dir_follows_its_environment_variable(tmp_path, monkeypatch):
     assert he.ratings_dir().name == "ratings"  # data/ratings/ by default
     monkeypatch.setenv("COURSE_RATINGS_DIR", str(tmp_path / "room"))
     assert he.ratings_dir() == (tmp_path / "room").resolve()
+
+
+# --- intervals over raters and items, side bias, room sizes ----------------------------------------------------
+
+
+def room(n_raters, n_items, item_p, seed=0, model_a="gan", model_b="vae"):
+    """Every rater rates every item; item i is won by model_a with probability item_p[i] for every rater."""
+    import random
+
+    rng, out = random.Random(seed), []
+    for r in range(n_raters):
+        for i in range(n_items):
+            left = f"a{i}" if rng.random() < 0.5 else f"b{i}"
+            a_wins = rng.random() < item_p[i]
+            choice = "left" if a_wins == (left == f"a{i}") else "right"
+            out.append(pair(f"r{r}", f"a{i}", f"b{i}", left, choice, model_a, model_b))
+    return out
+
+
+def test_two_way_bootstrap_is_wider_than_wilson_when_items_decide():
+    items = [0.95] * 5 + [0.05] * 5  # each item is won by the same side for nearly every rater
+    ratings = room(20, 10, items)
+    t = he.two_way_bootstrap(ratings, "gan", resamples=2000, seed=1)
+    w = he.win_rates(ratings)["gan"]
+    assert (t["raters"], t["items"], t["n"]) == (20, 10, 200) and t["rate"] == w["rate"]
+    assert t["low"] < w["low"] and t["high"] > w["high"]  # 200 ratings of 10 items: far less than 200 coins
+    assert t["high"] - t["low"] > 1.5 * (w["high"] - w["low"])
+    assert he.two_way_bootstrap(ratings, "gan", resamples=500, seed=1) == \
+        he.two_way_bootstrap(ratings, "gan", resamples=500, seed=1)  # seeded
+    with pytest.raises(ValueError, match="no pairwise rating"):
+        he.two_way_bootstrap(ratings, "real")
+
+
+def test_two_way_bootstrap_counts_a_tie_as_half_and_the_loser_side():
+    ratings = [pair("r", "g1", "v1", "g1", "tie"), pair("r", "g2", "v2", "v2", "left")]
+    assert he.two_way_bootstrap(ratings, "gan", resamples=50)["rate"] == 0.25
+    assert he.two_way_bootstrap(ratings, "vae", resamples=50)["rate"] == 0.75
+
+
+def test_comparison_groups_split_models_that_never_met():
+    ratings = [pair("r", "g1", "v1", "g1", "left"), pair("r", "v2", "x2", "v2", "left", "vae", "real"),
+               pair("r", "m1", "n1", "m1", "tie", "chorale", "bigram")]
+    assert he.comparison_groups(ratings) == [["gan", "real", "vae"], ["bigram", "chorale"]]
+
+
+def test_bradley_terry_intervals_hold_the_fit_and_separate_clear_differences():
+    import random
+
+    rng, ratings = random.Random(3), []
+    strength = {"a": 9.0, "b": 1.0, "c": 1 / 9}
+    for r in range(5):
+        for i in range(60):
+            m1, m2 = [("a", "b"), ("b", "c"), ("a", "c")][i % 3]
+            won = rng.random() < strength[m1] / (strength[m1] + strength[m2])
+            ratings.append(pair(f"r{r}", f"{m1}{i}", f"{m2}{i}", f"{m1}{i}", "left" if won else "right", m1, m2))
+    fit = he.bradley_terry_intervals(ratings, resamples=100, seed=0)
+    point = he.bradley_terry(ratings)
+    assert all(lo <= point[m] == s <= hi for m, (s, lo, hi) in fit.items())
+    assert fit["a"][1] > max(fit["b"][2], fit["c"][2]) and fit["b"][0] > fit["c"][0]
+
+
+def test_side_bias_finds_a_leaning_rater_and_ignores_ties():
+    fair = [pair("r", f"g{i}", f"v{i}", f"g{i}", "left" if i % 2 else "right") for i in range(100)]
+    leaning = [pair("r", f"g{i}", f"v{i}", f"g{i}", "left" if i % 4 else "right") for i in range(100)]
+    ties = [pair("r", f"g{i}", f"v{i}", f"g{i}", "tie") for i in range(50)]
+    f, lean = he.side_bias(fair + ties), he.side_bias(leaning)
+    assert (f["n"], f["left"], f["share"]) == (100, 50, 0.5) and f["low"] < 0.5 < f["high"] and f["p_value"] == 1.0
+    assert lean["share"] == 0.75 and lean["low"] > 0.5 and lean["p_value"] < 1e-5
+    with pytest.raises(ValueError, match="ties"):
+        he.side_bias(ties)
+
+
+def test_room_power_false_alarms_near_five_percent_and_power_grows_with_items():
+    false_alarms = he.room_power(0.5, 10, 40, rooms=200, resamples=200, seed=1)
+    assert false_alarms < 0.12
+    small, large = (he.room_power(0.7, 10, m, rooms=100, resamples=100, seed=2) for m in (8, 40))
+    assert small < large and large > 0.8
+    wilson = he.room_power(0.5, 40, 4, rooms=100, seed=3, method="wilson")
+    assert wilson > 0.2  # 160 ratings of 4 items, counted as independent: many false alarms
+    with pytest.raises(ValueError, match="method"):
+        he.room_power(0.6, 5, 5, method="t")
+    with pytest.raises(ValueError, match="win_rate"):
+        he.room_power(1.0, 5, 5)

@@ -6,7 +6,9 @@ import base64
 import csv
 import io
 import re
+import wave
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +19,7 @@ from course_utils.widgets import (
     EvalItem,
     PairwiseComparison,
     RealOrGeneratedQuiz,
+    Sound,
     image_png,
     item_html,
 )
@@ -176,7 +179,7 @@ def test_pairwise_refuses_bad_pairs(tmp_path):
     a, b = EvalItem("a", "gan", image(0)), EvalItem("b", "vae", image(1))
     with pytest.raises(ValueError, match="different ids"):
         PairwiseComparison([(a, a)], "ana", tmp_path / "x.csv")
-    with pytest.raises(ValueError, match="two images or two texts"):
+    with pytest.raises(ValueError, match="two images, two texts or two sounds"):
         PairwiseComparison([(a, EvalItem("t", "gpt", "hi"))], "ana", tmp_path / "x.csv")
     with pytest.raises(ValueError, match="twice"):
         PairwiseComparison([(a, b), (b, a)], "ana", tmp_path / "x.csv")
@@ -215,3 +218,62 @@ def test_quiz_widget_buttons(tmp_path):
         box.buttons[1].click()
     assert [r["choice"] for r in rows(tmp_path / "ana.csv")] == ["generated"] * 3
     assert all(b.disabled for b in box.buttons) and "right on" in box.reveal.value
+
+
+# --- listening: melodies in the pairwise comparison ------------------------------------------------------------
+
+
+def tone(pitch: int, seconds: float = 0.5, rate: int = 8000) -> Sound:
+    from course_utils import music
+
+    return Sound(music.synthesise([music.Note(pitch, 1.0)], bpm=60 / seconds, sample_rate=rate), rate)
+
+
+def test_sounds_check_their_samples():
+    with pytest.raises(ValueError, match="1-D"):
+        Sound(np.zeros((2, 10)), 8000)
+    with pytest.raises(ValueError, match="1-D"):
+        Sound(np.array([0.0, np.nan]), 8000)
+    with pytest.raises(ValueError, match="rate"):
+        Sound(np.zeros(10), 0)
+    assert EvalItem("m", "bigram", tone(60)).kind == "audio"
+
+
+def test_an_audio_item_renders_as_a_player_with_its_wav_inline_and_no_model_name():
+    item = EvalItem("mel0-bigram", "bigram", tone(69, seconds=0.5, rate=8000))
+    shown = item_html(item)
+    assert shown.startswith("<audio controls") and "autoplay" not in shown  # the rater presses play
+    assert "bigram" not in shown and "mel0" not in shown
+    data = base64.b64decode(re.search(r'src="data:audio/wav;base64,([^"]+)"', shown).group(1))
+    with wave.open(io.BytesIO(data)) as wav:  # a real WAV file: mono, the clip's rate and length
+        assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (1, 8000, 4000)
+        frames = np.frombuffer(wav.readframes(4000), dtype="<i2")
+    spectrum = np.abs(np.fft.rfft(frames))
+    assert abs(spectrum.argmax() * 8000 / 4000 - 440) <= 2  # A4 comes out at 440 Hz
+
+
+def test_melody_pairs_come_after_the_images_and_texts_and_record_like_any_pair(tmp_path):
+    melodies = [(EvalItem(f"mel{i}-chorale", "chorale", tone(60 + i)), EvalItem(f"mel{i}-bigram", "bigram",
+                                                                                   tone(64 + i))) for i in range(2)]
+    comparison = PairwiseComparison(melodies + pairs(), "ana", tmp_path / "ana.csv")
+    kinds = []
+    while not comparison.done:
+        left, right = comparison.current()
+        kinds.append(left.kind)
+        comparison.answer("right")
+    assert kinds == ["image"] * 12 + ["text"] + ["audio"] * 2
+    wins = human_eval.win_rates(comparison.ratings)
+    assert wins["chorale"]["n"] == wins["bigram"]["n"] == 2 and wins["chorale"]["wins"] + wins["bigram"]["wins"] == 2
+    with pytest.raises(ValueError, match="two sounds"):
+        PairwiseComparison([(melodies[0][0], EvalItem("t", "gpt", "hi"))], "ana", tmp_path / "x.csv")
+
+
+def test_pairwise_widget_plays_the_melodies_of_the_current_pair(tmp_path):
+    pytest.importorskip("ipywidgets")
+    pair = (EvalItem("mel0-chorale", "chorale", tone(60)), EvalItem("mel0-bigram", "bigram", tone(67)))
+    comparison = PairwiseComparison([pair], "ana", tmp_path / "ana.csv")
+    box = comparison.widget()
+    assert "Listen" in box.shown[0].value
+    assert all(view.value.startswith("<audio controls") for view in box.shown[1:])
+    box.buttons[0].click()
+    assert rows(tmp_path / "ana.csv")[0]["shown_left"] == comparison.ratings[0].shown_left
