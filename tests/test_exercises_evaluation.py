@@ -146,7 +146,10 @@ def test_paired_ratio_right():
                                                      generator=generator)
         return low, high
 
-    assert_right(ex.check_paired_ratio(with_the_package))
+    a, b = ex.ratio_scores(256, 0)  # the package's stacked call gives the reference interval, and is refused
+    want = one_resample_at_a_time(a, b, 300, torch.Generator().manual_seed(5))
+    assert with_the_package(a, b, 300, torch.Generator().manual_seed(5)) == pytest.approx(want, rel=1e-6)
+    assert_wrong(ex.check_paired_ratio(with_the_package), "evaluation.bootstrap_interval")
 
 
 def test_the_ratio_data_make_pairing_and_the_statistic_matter():
@@ -266,3 +269,61 @@ def test_win_rate_hints():
 
     assert_wrong(ex.check_win_rate(model_a_wins))
     assert_not_done(ex.check_win_rate(...))
+
+
+# --- the package's one-liners are refused -------------------------------------------------------------------
+
+
+def test_checkers_refuse_the_package_one_liners():
+    """Each one-liner gives the right answer outside the checker; the checker refuses it, and restores the package."""
+    originals = [evaluation.precision_recall, evaluation.manifold_membership, evaluation.knn_radii,
+                 evaluation.bootstrap_interval, human_eval.win_rates, human_eval.wilson_interval]
+    by_pr = lambda real, fake, k: tuple(evaluation.precision_recall(real, fake, k).values())  # noqa: E731
+    by_membership = lambda real, fake, k: tuple(  # noqa: E731
+        evaluation.manifold_membership(q, s, k).double().mean().item() for q, s in ((fake, real), (real, fake)))
+    real, fake = ex.toy_manifold_cases()["collapsed (a quarter of it)"]
+    assert by_pr(real, fake, 3) == by_membership(real, fake, 3) == solutions.precision_recall_knn(real, fake, 3)
+    assert_wrong(ex.check_precision_recall(by_pr), "write it with torch yourself", "evaluation.precision_recall")
+    assert_wrong(ex.check_precision_recall(by_membership), "evaluation.manifold_membership")
+    assert_wrong(ex.check_precision_recall(evaluation.precision_recall), "is evaluation.precision_recall itself")
+
+    def mean_of(x):
+        return x.mean().item()
+
+    by_bootstrap = lambda v, r, g: evaluation.bootstrap_interval(mean_of, v, resamples=r, generator=g)[1:]  # noqa: E731
+    assert_wrong(ex.check_bootstrap_interval(by_bootstrap), "write the resampling yourself",
+                 "evaluation.bootstrap_interval")
+
+    def by_stacking(a, b, resamples, generator):  # the stacked [n, 2] call: one draw of rows for both models
+        return evaluation.bootstrap_interval(lambda s: (s[:, 0].mean() / s[:, 1].mean()).item(),
+                                             torch.stack([a, b], dim=1), resamples=resamples, generator=generator)[1:]
+
+    a, b = ex.ratio_scores(256, 0)
+    want = solutions.paired_ratio_interval(a, b, 500, torch.Generator().manual_seed(3))
+    assert by_stacking(a, b, 500, torch.Generator().manual_seed(3)) == pytest.approx(want, rel=1e-9)
+    assert_wrong(ex.check_paired_ratio(by_stacking), "write the resampling yourself", "evaluation.bootstrap_interval")
+
+    def hidden(a, b, resamples, generator):  # catches the refusal, then answers anyway
+        try:
+            return by_stacking(a, b, resamples, generator)
+        except Exception:
+            return solutions.paired_ratio_interval(a, b, resamples, generator)
+
+    assert_wrong(ex.check_paired_ratio(hidden), "calls evaluation.bootstrap_interval")
+
+    by_win_rates = lambda r, m: tuple(human_eval.win_rates(r)[m][k] for k in ("rate", "low", "high"))  # noqa: E731
+    ratings = ex.win_rate_ratings()
+    assert by_win_rates(ratings, "gan") == pytest.approx(solutions.win_rate(ratings, "gan"), abs=1e-6)
+    assert_wrong(ex.check_win_rate(by_win_rates), "count the wins and write the interval yourself",
+                 "human_eval.win_rates")
+
+    def by_wilson(r, m):  # counts the wins by hand, but asks the package for the interval
+        rate = solutions.win_rate(r, m)[0]
+        n = sum(m in (x.model_a, x.model_b) for x in r)
+        return (rate, *human_eval.wilson_interval(rate * n, n))
+
+    assert by_wilson(ratings, "gan") == pytest.approx(solutions.win_rate(ratings, "gan"), abs=1e-6)
+    assert_wrong(ex.check_win_rate(by_wilson), "human_eval.wilson_interval")
+    assert [evaluation.precision_recall, evaluation.manifold_membership, evaluation.knn_radii,
+            evaluation.bootstrap_interval, human_eval.win_rates, human_eval.wilson_interval] == originals
+    assert human_eval.win_rates(ratings)["gan"]["n"] == 42  # the restored functions still work

@@ -9,7 +9,37 @@ from typing import Any
 import torch
 
 from course_utils import evaluation, human_eval
-from course_utils.exercises import Wrong, as_number, call, checker
+from course_utils.exercises import Wrong, as_number, call, checker, refusing
+
+# --- the package's shortcuts: an exercise that asks for an algorithm refuses the function that does it ------------
+
+
+PR_SHORTCUTS = ((evaluation, "precision_recall", "evaluation.precision_recall"),
+                (evaluation, "manifold_membership", "evaluation.manifold_membership"),
+                (evaluation, "knn_radii", "evaluation.knn_radii"))
+BOOTSTRAP_SHORTCUTS = ((evaluation, "bootstrap_interval", "evaluation.bootstrap_interval"),)
+WIN_RATE_SHORTCUTS = ((human_eval, "win_rates", "human_eval.win_rates"),
+                      (human_eval, "wilson_interval", "human_eval.wilson_interval"))
+
+
+def call_without(shortcuts: tuple[tuple[Any, str, str], ...], task: str, fn: Any, what: str, *args: Any) -> Any:
+    """:func:`call`, with the package functions ``shortcuts`` (``(module, name, label)``) refused: passing or
+    calling one is :class:`Wrong`, with a hint that begins with ``task`` ("write the resampling yourself")."""
+    for owner, attr, label in shortcuts:  # the package's function itself, passed as the answer
+        if fn is getattr(owner, attr):
+            raise Wrong(f"{task}: {what} is {label} itself, which does the exercise for you. Build it from torch "
+                        "operations")
+    with refusing(shortcuts) as used:
+        try:
+            result = call(fn, what, *args)
+        except Wrong:
+            if not used:
+                raise
+    if used:  # also when the learner's function caught the refusal and answered some other way
+        raise Wrong(f"{task}: {what} calls {used[0]}, which does the exercise for you. Build it from torch "
+                    "operations")
+    return result
+
 
 # --- a bootstrap interval (section 2) ---------------------------------------------------------------
 
@@ -32,7 +62,12 @@ def _mean(x: torch.Tensor) -> float:
 def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
     """``fn(values, resamples, generator)`` -> ``(low, high)``: the 95% percentile bootstrap interval of the mean."""
     values = _sample(400, 0)
-    low, high = _pair_of_numbers(call(fn, "your function", values.clone(), 4000, torch.Generator().manual_seed(1)),
+
+    def ask(sample: torch.Tensor, seed: int) -> Any:
+        return call_without(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sample, 4000,
+                            torch.Generator().manual_seed(seed))
+
+    low, high = _pair_of_numbers(ask(values.clone(), 1),
                                  "the interval")
     _, ref_low, ref_high = evaluation.bootstrap_interval(_mean, values, resamples=4000,
                                                          generator=torch.Generator().manual_seed(2))
@@ -54,19 +89,19 @@ def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
     if abs(low - ref_low) > 0.1 * ref_width or abs(high - ref_high) > 0.1 * ref_width:
         raise Wrong(f"expected about ({ref_low:.3f}, {ref_high:.3f}), got ({low:.3f}, {high:.3f}): resample the "
                     "values with replacement, take each resample's mean, then torch.quantile(means, 0.025) and 0.975")
-    again = _pair_of_numbers(call(fn, "your function", values.clone(), 4000, torch.Generator().manual_seed(1)),
+    again = _pair_of_numbers(ask(values.clone(), 1),
                              "the interval")
     if again != (low, high):
         raise Wrong("the same generator seed gave another interval: draw every resample with the generator you are "
                     "given (torch.randint(..., generator=generator)), so that a result can be reproduced")
     more = _sample(1600, 3)
-    l4, h4 = _pair_of_numbers(call(fn, "your function", more, 4000, torch.Generator().manual_seed(1)), "the interval")
+    l4, h4 = _pair_of_numbers(ask(more, 1), "the interval")
     shrink = (h4 - l4) / width
     if not 0.35 < shrink < 0.7:
         raise Wrong("with 4 times the values the interval should be about half as wide;"
                     f" yours changed by x{shrink:.2f}."
                     " Each resample must have as many values as the sample: len(values)")
-    other = _pair_of_numbers(call(fn, "your function", values.clone(), 4000, torch.Generator().manual_seed(7)),
+    other = _pair_of_numbers(ask(values.clone(), 7),
                              "the interval")
     if other == (low, high):
         raise Wrong("another generator gave exactly the same interval, so nothing was resampled: a formula such as "
@@ -74,7 +109,7 @@ def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
                     "with the generator you are given and take quantiles of their means")
     skewed = (_sample(50, 4) - 5) * 0.75  # standard normal, then exp: a strongly right-skewed sample
     skewed = skewed.exp()
-    ls, hs = _pair_of_numbers(call(fn, "your function", skewed.clone(), 4000, torch.Generator().manual_seed(1)),
+    ls, hs = _pair_of_numbers(ask(skewed.clone(), 1),
                               "the interval")
     _, ref_ls, ref_hs = evaluation.bootstrap_interval(_mean, skewed, resamples=4000,
                                                       generator=torch.Generator().manual_seed(2))
@@ -128,7 +163,9 @@ def check_precision_recall(fn: Callable[..., Any]) -> str:
     k, found = 3, []
     tol = 1.5 / 300  # one point either way: a distance that ties a radius may round either side
     for name, (real, fake) in toy_manifold_cases().items():
-        p, r = _pair_of_numbers(call(fn, "your function", real.clone(), fake.clone(), k), "(precision, recall)")
+        out = call_without(PR_SHORTCUTS, "write it with torch yourself", fn, "your function", real.clone(),
+                           fake.clone(), k)
+        p, r = _pair_of_numbers(out, "(precision, recall)")
         ref = evaluation.precision_recall(real, fake, k)
         ep, er = ref["precision"], ref["recall"]
         if abs(p - ep) <= tol and abs(r - er) <= tol:
@@ -211,7 +248,8 @@ def check_paired_ratio(fn: Callable[..., Any]) -> str:
     a, b = ratio_scores(256, 0)
 
     def ask(sa: torch.Tensor, sb: torch.Tensor, seed: int) -> tuple[float, float]:
-        out = call(fn, "your function", sa.clone(), sb.clone(), 4000, torch.Generator().manual_seed(seed))
+        out = call_without(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sa.clone(),
+                           sb.clone(), 4000, torch.Generator().manual_seed(seed))
         return _pair_of_numbers(out, "the interval")
 
     got = ask(a, b, 1)
@@ -285,11 +323,16 @@ def _wald(wins: float, n: int) -> tuple[float, float]:
     return p - half, p + half
 
 
+def ask_win_rate(fn: Any, ratings: list[human_eval.Rating], model: str) -> Any:
+    return call_without(WIN_RATE_SHORTCUTS, "count the wins and write the interval yourself", fn, "your function",
+                        ratings, model)
+
+
 @checker(solution="win_rate")
 def check_win_rate(fn: Callable[..., Any]) -> str:
     """``fn(ratings, model)`` -> ``(rate, low, high)``: the win rate (a tie is half a win) and its Wilson interval."""
     ratings = win_rate_ratings()
-    out = call(fn, "your function", list(ratings), "gan")
+    out = ask_win_rate(fn, list(ratings), "gan")
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise Wrong("return three numbers: (rate, low, high)")
     rate, low, high = (as_number(v, what) for v, what in zip(out, ("the rate", "low", "high"), strict=True))
@@ -316,7 +359,7 @@ def check_win_rate(fn: Callable[..., Any]) -> str:
         raise Wrong(f"the rate is right; the 95% Wilson interval should be ({ref['low']:.4f}, {ref['high']:.4f}), "
                     f"got ({low:.4f}, {high:.4f})")
     for model in ("real", "vae"):
-        other = call(fn, "your function", list(ratings), model)
+        other = ask_win_rate(fn, list(ratings), model)
         if not isinstance(other, (tuple, list)) or len(other) != 3:
             raise Wrong("return three numbers: (rate, low, high)")
         got, want = as_number(other[0], "the rate"), human_eval.win_rates(ratings)[model]["rate"]
@@ -325,7 +368,7 @@ def check_win_rate(fn: Callable[..., Any]) -> str:
                         "the model you are given, which may be model_a or model_b of a rating")
     sweep = [human_eval.Rating(rater="ex", task="pairwise", item_a=f"gan{i}", item_b=f"vae{i}", shown_left=f"vae{i}",
                                choice="right", model_a="gan", model_b="vae") for i in range(5)]
-    out5 = call(fn, "your function", sweep, "gan")
+    out5 = ask_win_rate(fn, sweep, "gan")
     if not isinstance(out5, (tuple, list)) or len(out5) != 3:
         raise Wrong("return three numbers: (rate, low, high)")
     low5 = as_number(out5[1], "low")
