@@ -12,6 +12,9 @@ Topics
 - ``classifier``: the Fashion-MNIST classifier behind FID-FMNIST (02).
 - ``vae``: autoencoders, the ELBO, the convolutional VAE, its training and its measurements (03).
 - ``anomaly``: anomaly scores from a VAE's likelihood, the PNG complexity correction, AUROC (03).
+- ``diffusion``: noise schedules, the U-Net, the DDPM and DDIM steps, guidance, the latent denoiser (04, diffusion;
+  its notebook joins the series with the renumbering of issue 22).
+- ``diffusion_training``: the diffusion recipes, the training loop, ``train diffusion`` and latent diffusion (04).
 - ``gpt``: a character GPT, the model only, in one readable file like nanoGPT's ``model.py`` (04).
 - ``gpt_training``: the char GPT's data, recipes and training loop, and the shipped model (04).
 - ``distributed``: data-parallel training under ``torchrun`` (04).

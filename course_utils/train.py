@@ -3,6 +3,7 @@
     python -m course_utils.train classifier          # classifier.train_classifier (FID-FMNIST, notebook 02)
     python -m course_utils.train gan                 # gan.train_gan (the conditional DCGAN, notebook 02)
     python -m course_utils.train vae                 # vae.train_vae (the convolutional VAE, notebook 03)
+    python -m course_utils.train diffusion           # diffusion_training.train_diffusion (the DDPM, notebook 04)
     python -m course_utils.train gpt                 # gpt_training.train_gpt (the character GPT, notebook 04)
     python -m course_utils.train hf-gpt              # hf.train_hf_gpt (GPT-2 and its BPE tokenizer, notebook 05)
     python -m course_utils.train gan --ship          # ... and replace the shipped copy in data/checkpoints
@@ -31,7 +32,17 @@ from typing import Any
 
 import torch
 
-from course_utils import benchmarks, checkpoints, classifier, gan, gpt_training, hf, reference_stats, vae
+from course_utils import (
+    benchmarks,
+    checkpoints,
+    classifier,
+    diffusion_training,
+    gan,
+    gpt_training,
+    hf,
+    reference_stats,
+    vae,
+)
 from course_utils.checkpoints import CheckpointError, announce_replacements, output_dir
 from course_utils.cli import OneLineParser, errors_exit
 from course_utils.data import DataUnavailableError
@@ -61,6 +72,11 @@ def _vae(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         return benchmarks.vae_benchmark(seed=args.seed, **({"max_epochs": args.epochs} if args.epochs else {}))
     return vae.train_vae(out, recipe=args.recipe or "ship", seed=args.seed,
                          **_given(args, "epochs", "limit", "max_minutes"))
+
+
+def _diffusion(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    return diffusion_training.train_diffusion(out, recipe=args.recipe or "ship", seed=args.seed,
+                                              **_given(args, "epochs", "limit", "max_minutes"))
 
 
 def _gpt(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -98,6 +114,8 @@ COMMANDS: dict[str, Command] = {
                    tuple(gan.RECIPES)),
     "vae": Command("the convolutional VAE of notebook 03 (30 epochs); --bench: its speed benchmark", _vae,
                    (vae.VAE_NAME,), ("epochs", "recipe", "bench"), tuple(vae.RECIPES)),
+    "diffusion": Command("the class-conditional DDPM of notebook 04 (20 epochs; needs the classifier)", _diffusion,
+                         (diffusion_training.DDPM_NAME,), ("epochs", "recipe"), tuple(diffusion_training.RECIPES)),
     "gpt": Command("the character GPT of notebook 04 (data-parallel under torchrun); --bench: its speed benchmark",
                    _gpt, (gpt_training.CHECKPOINT_NAME,), ("steps", "recipe", "bench"), tuple(gpt_training.RECIPES)),
     "hf-gpt": Command("the Hugging Face GPT-2 and BPE tokenizer of notebook 05 (data/checkpoints/hf_gpt/)", _hf_gpt,

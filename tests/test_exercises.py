@@ -15,7 +15,7 @@ from tests.checks import assert_not_done, assert_right, assert_wrong
 
 # --- the pattern --------------------------------------------------------------------------
 
-EXERCISE_MODULES = ("setup", "basics", "gan", "vae", "gpt", "hf", "evaluation")
+EXERCISE_MODULES = ("setup", "basics", "gan", "vae", "diffusion", "gpt", "hf", "evaluation")
 
 
 def _import_all() -> None:

@@ -19,7 +19,7 @@ def import_exercise_modules() -> None:
     """Register every notebook's checkers (the notebooks import them; the tests import them all)."""
     import importlib
 
-    for module in ("setup", "basics", "gan", "vae", "gpt", "hf", "evaluation"):
+    for module in ("setup", "basics", "gan", "vae", "diffusion", "gpt", "hf", "evaluation"):
         importlib.import_module(f"course_utils.exercises.{module}")
 
 

@@ -104,12 +104,20 @@ BAD_INPUT = [
     (["classifier", "--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
     (["gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (gpt: ci, cpu, gpu, ship, test)"),
     (["hf-gpt", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (hf-gpt: "),
-    (["diffusion"], "argument what: invalid choice: 'diffusion'"),
+    (["diffusion", "--epochs", "0"], "argument --epochs: 0 is not allowed: give a whole number of at least 1"),
+    (["diffusion", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (diffusion: ci, cpu, gpu, ship, "
+                                        "test)"),
+    (["diffusion", "--steps", "100"], "argument --steps: diffusion does not take it (only gpt, hf-gpt)"),
+    (["diffusion", "--fid-samples", "10"], "argument --fid-samples: diffusion does not take it (only gan)"),
+    (["diffusion", "--max-minutes", "0"], "argument --max-minutes: 0 is not allowed"),
+    (["diffusion", "--limit", "-3"], "argument --limit: -3 is not allowed"),
+    (["diffusion", "--bench"], "argument --bench: diffusion does not take it (only vae, gpt)"),
+    (["dffusion"], "argument what: invalid choice: 'dffusion'"),
     (["classifier", "--steps", "5"], "argument --steps: classifier does not take it (only gpt, hf-gpt)"),
     (["gan", "--recipe", "huge"], "argument --recipe: invalid choice: 'huge' (gan: ci, cpu, gpu, ship, test)"),
     (["vae", "--recipe", "mlp"], "argument --recipe: invalid choice: 'mlp' (vae: ci, cpu, gpu, ship, test)"),
     (["classifier", "--recipe", "test"], "argument --recipe: invalid choice: 'test' (classifier: ci, cpu, gpu, ship)"),
-    (["hf-gpt", "--epochs", "2"], "argument --epochs: hf-gpt does not take it (only classifier, gan, vae)"),
+    (["hf-gpt", "--epochs", "2"], "argument --epochs: hf-gpt does not take it (only classifier, gan, vae, diffusion)"),
     (["classifier", "--bench"], "argument --bench: classifier does not take it (only vae, gpt)"),
     (["vae", "--fid-samples", "10"], "argument --fid-samples: vae does not take it (only gan)"),
     (["vae", "--out", "a", "--ship"], "argument --ship: not allowed with argument --out"),
@@ -162,11 +170,13 @@ def test_the_command_refuses_zero_epochs_as_a_learner_types_it(tmp_path):
 
 
 def test_the_registry_names_each_command_and_what_it_writes():
-    assert list(train.COMMANDS) == ["classifier", "gan", "vae", "gpt", "hf-gpt"]
+    assert list(train.COMMANDS) == ["classifier", "gan", "vae", "diffusion", "gpt", "hf-gpt"]
     for what, command in train.COMMANDS.items():
         assert command.help and command.writes and set(command.options) <= set(train.SPECIFIC), what
         assert bool(command.recipes) == ("recipe" in command.options), what
     assert train.COMMANDS["gpt"].recipes == ("ci", "cpu", "gpu", "ship", "test")
+    assert train.COMMANDS["diffusion"].recipes == ("ci", "cpu", "gpu", "ship", "test")
+    assert train.COMMANDS["diffusion"].writes == ("ddpm_fmnist",)
 
 
 def test_a_run_announces_what_it_replaces_file_or_folder(tmp_path, monkeypatch, capsys):

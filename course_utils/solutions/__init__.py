@@ -9,6 +9,7 @@ is the reference its checker is tested against (``tests/test_exercises.py``).
 - ``basics``: notebook 01
 - ``gan``: notebook 02
 - ``vae``: notebook 03
+- ``diffusion``: the diffusion notebook (04 once the series is renumbered, issue 22)
 - ``gpt``: notebook 04
 - ``hf``: notebook 05
 - ``evaluation``: notebook 06

@@ -1,0 +1,25 @@
+"""Reference solutions of notebook 04's exercises (diffusion models)."""
+
+import torch
+
+
+def add_noise(x0, t, noise, alpha_bar):
+    """x_t for each row of x0: t steps of noising in one, with the closed form of q(x_t | x_0)."""
+    ab = alpha_bar[t].view(-1, *([1] * (x0.ndim - 1)))  # one alpha_bar per row, shaped to broadcast over pixels
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def reverse_step(x_t, eps, t, noise, betas, alpha_bar):
+    """One DDPM step from x_t to x_{t-1}: the posterior mean from eps, plus noise of the posterior variance."""
+    beta, ab = betas[t], alpha_bar[t]
+    ab_prev = alpha_bar[t - 1] if t > 0 else torch.ones_like(ab)  # nothing is noised before the first step
+    mean = (x_t - beta / torch.sqrt(1 - ab) * eps) / torch.sqrt(1 - beta)
+    if t == 0:
+        return mean
+    variance = (1 - ab_prev) / (1 - ab) * beta
+    return mean + torch.sqrt(variance) * noise
+
+
+def guide(eps_cond, eps_uncond, scale):
+    """Classifier-free guidance: start from the unconditional prediction and move `scale` times towards the class."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)

@@ -1,0 +1,151 @@
+"""course_utils.exercises.diffusion: notebook 04's checkers say right to a right answer, and name each mistake."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_utils import diffusion
+from course_utils.exercises import diffusion as ex
+from course_utils.solutions import diffusion as ref
+from tests.checks import assert_not_done, assert_right, assert_wrong
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+# --- exercise 1: noising in one step ------------------------------------------------------------------------------
+
+
+def noiser(variant: str = "right"):
+    def add_noise(x0, t, noise, alpha_bar):
+        index = {"t - 1": (t - 1).clamp(min=0), "t + 1": t + 1, "first t": t[:1].expand(len(t))}.get(variant, t)
+        ab = alpha_bar[index]
+        if variant == "no reshape":
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise  # [4] against [4, 1, 6, 6]: broadcasts on the last axis
+        if variant == "unsqueezed wrong":
+            ab = ab[:, None, None, None, None]
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        ab = ab.view(-1, 1, 1, 1)
+        signal = {"no sqrt ab": ab, "both variances": ab, "swapped": (1 - ab).sqrt()}.get(variant, ab.sqrt())
+        spread = {"variance": 1 - ab, "both variances": 1 - ab, "swapped": ab.sqrt()}.get(variant, (1 - ab).sqrt())
+        if variant == "package":
+            return diffusion.q_sample(x0, t, noise, diffusion.make_schedule("linear"))
+        if variant == "no noise":
+            return x0 * 1.0
+        return signal * x0 + spread * noise
+
+    return add_noise
+
+
+def test_add_noise():
+    assert_right(ex.check_add_noise(ref.add_noise))
+    assert_right(ex.check_add_noise(noiser()))
+    assert_right(ex.check_add_noise(noiser("package")))
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("no sqrt ab", "a missing √ᾱ"),
+    ("variance", "scale it by the standard deviation, sqrt(1 - alpha_bar)"),
+    ("both variances", "both scales are variances"),
+    ("swapped", "signal and noise are swapped"),
+    ("t - 1", "noised t + 1 times"),
+    ("t + 1", "use alpha_bar[t], the product"),
+    ("first t", "one timestep per image"),
+    ("unsqueezed wrong", "broadcasts against the wrong axis"),
+    ("no noise", "the noise is missing"),
+])
+def test_add_noise_names_each_mistake(variant, fragment):
+    assert_wrong(ex.check_add_noise(noiser(variant)), fragment)
+
+
+def test_add_noise_stub_and_crash():
+    assert_not_done(ex.check_add_noise(_stub))
+    assert_wrong(ex.check_add_noise(noiser("no reshape")), "your function raised RuntimeError")
+    assert_wrong(ex.check_add_noise(lambda x0, t, noise, ab: x0 + 0.1), "largest difference")
+
+
+# --- exercise 2: one DDPM reverse step --------------------------------------------------------------------------
+
+
+def stepper(variant: str = "right"):
+    def reverse_step(x_t, eps, t, noise, betas, alpha_bar):
+        beta, ab = betas[t], alpha_bar[t]
+        ab_prev = alpha_bar[t - 1] if (t > 0 or variant == "wraps at 0") else torch.tensor(1.0)
+        var = (1 - ab_prev) / (1 - ab) * beta
+        denom = {"no sqrt": 1 - ab}.get(variant, torch.sqrt(1 - ab))
+        sign = 1.0 if variant == "plus eps" else -1.0
+        scale = {"by alpha_bar": ab.sqrt(), "by alpha": 1 - beta}.get(variant, torch.sqrt(1 - beta))
+        mean = (x_t + sign * beta / denom * eps) / scale
+        if variant == "x0":
+            return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if variant == "package":
+            return diffusion.ddpm_step(eps, t, t - 1, x_t, diffusion.make_schedule("linear"), noise)
+        if t == 0 and variant != "wraps at 0" and variant != "noise at 0":
+            return mean
+        sigma = {"beta": beta.sqrt(), "variance": var, "no noise": torch.tensor(0.0), "noise at 0": beta.sqrt()}.get(
+            variant, var.sqrt())
+        return mean + sigma * noise
+
+    return reverse_step
+
+
+def test_reverse_step():
+    assert_right(ex.check_reverse_step(ref.reverse_step))
+    assert_right(ex.check_reverse_step(stepper()))
+    assert_right(ex.check_reverse_step(stepper("package")))
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("beta", "variance beta_t: that is Ho et al.'s other choice"),
+    ("noise at 0", "variance beta_t"),
+    ("variance", "scaled by the variance"),
+    ("no sqrt", "the denominator is sqrt(1 - alpha_bar[t])"),
+    ("by alpha_bar", "divided by sqrt(alpha_bar[t])"),
+    ("by alpha", "divided by alpha_t: divide by its square root"),
+    ("plus eps", "the sign of the eps term"),
+    ("x0", "this is the predicted x0"),
+    ("no noise", "no noise was added"),
+    ("wraps at 0", "alpha_bar[-1], the *last* entry"),
+])
+def test_reverse_step_names_each_mistake(variant, fragment):
+    assert_wrong(ex.check_reverse_step(stepper(variant)), fragment)
+
+
+def test_reverse_step_stub_and_others():
+    assert_not_done(ex.check_reverse_step(_stub))
+    assert_wrong(ex.check_reverse_step(lambda x_t, eps, t, noise, b, ab: x_t), "differs from")
+    assert_wrong(ex.check_reverse_step(lambda x_t, eps, t, noise, b, ab: x_t[0]), "should have shape (4, 1, 6, 6)")
+
+
+def test_reverse_step_cases_tell_the_variances_apart():
+    """beta_t and the posterior variance differ by a factor near 2 at t = 1: the checker sees the choice."""
+    s = diffusion.make_schedule("linear")
+    posterior = (1 - s.alpha_bar[0]) / (1 - s.alpha_bar[1]) * s.betas[1]
+    assert 0.4 < posterior / s.betas[1] < 0.6
+
+
+# --- exercise 3: classifier-free guidance --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("answer", "fragment"), [
+    (lambda c, u, s: c + s * (u - c), "the sign of the guidance"),
+    (lambda c, u, s: (1 + s) * c - s * u, "Ho & Salimans' convention"),
+    (lambda c, u, s: u + s * c, "add the *difference*"),
+    (lambda c, u, s: s * (c - u), "the difference is a direction"),
+    (lambda c, u, s: s * c, "guidance extrapolates from eps_uncond"),
+    (lambda c, u, s: (c + u) / 2, "scale 0 gives eps_uncond"),
+])
+def test_guide_names_each_mistake(answer, fragment):
+    assert_wrong(ex.check_guide(answer), fragment)
+
+
+def test_guide():
+    assert_right(ex.check_guide(ref.guide))
+    assert_right(ex.check_guide(diffusion.guided_eps))
+    assert_right(ex.check_guide(lambda c, u, s: s * c + (1 - s) * u))  # the same line, rearranged
+    assert_not_done(ex.check_guide(_stub))
+    assert_wrong(ex.check_guide(lambda c, u: c), "your function raised TypeError")
