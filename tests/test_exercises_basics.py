@@ -24,13 +24,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread i
 # --- exercise 1: sampling a name, with a temperature ------------------------------------------------
 
 
-def sampler(weights="log", start=0, stop=True, keep_end=False, cap=True, greedy=False, own_generator=None,
-            shared_rng=False):
+def sampler(weights="log", start=None, stop=True, keep_end=False, cap=True, greedy=False, own_generator=None,
+            shared_rng=False, prefix_row="last", use_prefix=True, prefix_counts=True):
     """A learner's sample_name, right by default, or with one mistake."""
-    def sample(P, vocab, generator, temperature=1.0, max_len=50):
+    def sample(P, vocab, generator, temperature=1.0, max_len=50, prefix=""):
         if own_generator is not None:
             generator = torch.Generator().manual_seed(own_generator)
-        name, current = "", start
+        prefix = prefix if use_prefix else ""
+        row = {"last": -1, "first": 0}.get(prefix_row)
+        current = vocab.stoi[prefix[row]] if prefix and row is not None else 0
+        current = current if start is None else start
+        name = prefix if prefix_counts else ""
         while len(name) < (max_len if cap else 10 ** 6):
             row = P[current]
             probs = {"log": lambda r: torch.softmax(r.log() / temperature, 0),
@@ -49,7 +53,7 @@ def sampler(weights="log", start=0, stop=True, keep_end=False, cap=True, greedy=
                     break
                 continue
             name += vocab.itos[current]
-        return name
+        return name if prefix_counts else prefix + name
 
     return sample
 
@@ -76,6 +80,14 @@ def test_sample_name():
     assert_wrong(basics.check_sample_name(sampler(shared_rng=True)), "same seed gave different names")
     assert basics._greedy_name() == "a"
     assert_wrong(basics.check_sample_name(sampler(own_generator=3)), "each call repeats the same draws")
+    assert_wrong(basics.check_sample_name(sampler(use_prefix=False)), "prefix is ignored")
+    assert_wrong(basics.check_sample_name(sampler(prefix_row=None)), "row of '.'", "last letter")
+    assert_wrong(basics.check_sample_name(sampler(prefix_row="first")), "row of its first letter")
+    assert_wrong(basics.check_sample_name(sampler(prefix_counts=False)), "prefix's letters too")
+    no_prefix = lambda P, vocab, g, t, m, prefix="": sampler()(P, vocab, g, t, m)[len(prefix):]  # noqa: E731
+    assert_wrong(basics.check_sample_name(no_prefix), "do not start with it")
+    old_signature = lambda P, vocab, g, t, m: sample_name(P, vocab, g, t, m)  # noqa: E731
+    assert_wrong(basics.check_sample_name(old_signature), "prefix")
     own_once = torch.Generator().manual_seed(3)  # one generator of the learner's own, made once
     assert_wrong(basics.check_sample_name(lambda P, vocab, g, t, m: sample_name(P, vocab, own_once, t, m)),
                  "same seed gave different names")
@@ -286,3 +298,75 @@ def test_stratified_split_bad_answers():
     assert_wrong(basics.check_stratified_split(changed(lambda tr, va: (tr, va + 5000))), "outside 0..999")
     assert_wrong(basics.check_stratified_split(changed(lambda tr, va: torch.cat([tr, va]))), "return two tensors")
     assert_wrong(basics.check_stratified_split(lambda lab, f, g: 1 / 0), "raised ZeroDivisionError")
+
+
+# --- every exercise refuses the package's one-liner that answers it -------------------------------------------
+
+
+def test_sample_name_refuses_the_package_samplers():
+    """text.sample_names draws the right names: the checker refuses it (and the helpers that do the temperature),
+    even when the refusal is caught and a right answer follows, and puts them back afterwards."""
+    originals = [getattr(owner, attr) for owner, attr in basics.SAMPLE_SHORTCUTS]
+
+    def by_sample_names(P, vocab, g, t, m, prefix=""):
+        return prefix + text.sample_names(P, vocab, 1, generator=g, temperature=t, max_len=m - len(prefix))[0]
+
+    def by_sample_logits(P, vocab, g, t, m, prefix=""):  # the loop written, each draw left to the package
+        name, current = prefix, vocab.stoi[prefix[-1]] if prefix else 0
+        while len(name) < m:
+            current = int(text.sample_logits(P[current].log(), t, generator=g))
+            if current == 0:
+                break
+            name += vocab.itos[current]
+        return name
+
+    def by_apply_temperature(P, vocab, g, t, m, prefix=""):
+        return sample_name(text.apply_temperature(P, t), vocab, g, 1.0, m, prefix)
+
+    def hidden(P, vocab, g, t, m, prefix=""):
+        try:
+            return by_sample_names(P, vocab, g, t, m)
+        except Exception:
+            return sample_name(P, vocab, g, t, m, prefix)
+
+    for answer in (by_sample_names, by_sample_logits):  # outside the checker both give the reference names
+        g = torch.Generator().manual_seed(0)
+        assert [answer(basics.SAMPLE_P, basics.SAMPLE_VOCAB, g, 2.0, basics.SAMPLE_MAX_LEN)
+                for _ in range(basics.SAMPLE_NAMES)] == basics._reference_names(2.0)
+    assert_wrong(basics.check_sample_name(by_sample_names), "write it yourself", "text.sample_names does it for you")
+    assert_wrong(basics.check_sample_name(by_apply_temperature), "write it yourself", "text.apply_temperature")
+    assert_wrong(basics.check_sample_name(by_sample_logits), "write it yourself", "text.sample_logits")
+    assert_wrong(basics.check_sample_name(hidden), "write it yourself", "text.sample_names")
+    assert [getattr(owner, attr) for owner, attr in basics.SAMPLE_SHORTCUTS] == originals
+
+
+def test_trigram_nll_refuses_the_package_ngram():
+    words, val = basics.TRIGRAM_TRAIN, basics.TRIGRAM_VAL
+    vocab = text.build_vocab(words + val, boundary=".")
+    by_package = lambda tr, va, vocab, alpha: text.ngram_nll(tr, va, vocab, 3, alpha)  # noqa: E731
+    assert by_package(words, val, vocab, 0.5) == pytest.approx(basics.trigram_reference(words, val, vocab, 0.5))
+    assert_wrong(basics.check_trigram_nll(by_package), "write it yourself", "text.ngram_nll does it for you")
+    assert text.ngram_nll is basics.TRIGRAM_SHORTCUTS[0][0].ngram_nll and text.ngram_nll(words, val, vocab, 3, 0.5) > 0
+
+
+def test_pca_interpolation_refuses_the_package_walk():
+    from course_utils import density
+
+    def by_package(a, b, mean, comp, k, steps):
+        return density.PCA(mean, comp, torch.ones(comp.shape[1])).interpolate(a, b, k, steps)
+
+    def by_encode_decode(a, b, mean, comp, k, steps):
+        pca = density.PCA(mean, comp, torch.ones(comp.shape[1]))
+        z = pca.encode(torch.stack([a, b]), k)
+        t = torch.linspace(0, 1, steps)[:, None]
+        return pca.decode((1 - t) * z[0] + t * z[1])
+
+    x, pca = basics._pca_fixture()
+    for answer in (by_package, by_encode_decode):  # both right outside the checker
+        assert torch.allclose(answer(x[0], x[1], pca.mean, pca.components, 2, 5), pca.interpolate(x[0], x[1], 2, 5),
+                              atol=1e-5)
+    assert_wrong(basics.check_pca_interpolation(by_package), "write it yourself",
+                 "density.PCA.interpolate does it for you")
+    assert_wrong(basics.check_pca_interpolation(by_encode_decode), "write it yourself", "density.PCA.encode")
+    assert torch.allclose(pca.interpolate(x[0], x[1], 2, 5), interpolate(x[0], x[1], pca.mean, pca.components, 2, 5),
+                          atol=1e-5)  # restored

@@ -10,7 +10,38 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import density, text
-from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done
+from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done, refusing
+
+# --- the package's one-liners: an exercise that asks for an algorithm refuses the functions that do it ---------------
+
+SAMPLE_SHORTCUTS = ((text, "sample_names"), (text, "sample_logits"), (text, "logits_to_probs"),
+                    (text, "apply_temperature"))
+TRIGRAM_SHORTCUTS = ((text, "ngram_nll"),)
+PCA_SHORTCUTS = ((density.PCA, "interpolate"), (density.PCA, "reconstruct"), (density.PCA, "encode"),
+                 (density.PCA, "decode"))
+
+
+def _label(owner: Any, attr: str) -> str:
+    return f"{'text' if owner is text else 'density.PCA'}.{attr}"
+
+
+def call_refusing(shortcuts: Sequence[tuple[Any, str]], fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`call` with the package functions ``shortcuts`` refused (see ``exercises.gpt.call_without``): calling
+    one, or passing it as the answer, is :class:`Wrong` with a hint that names it, even if the answer is right."""
+    for owner, attr in shortcuts:
+        if fn is getattr(owner, attr):
+            raise Wrong(f"write it yourself: {what} is {_label(owner, attr)} itself, which does it for you")
+    with refusing([(owner, attr, _label(owner, attr)) for owner, attr in shortcuts]) as used:
+        try:
+            result = call(fn, what, *args, **kwargs)
+        except Wrong:
+            if not used:
+                raise
+    if used:
+        raise Wrong(f"write it yourself: {used[0]} does it for you (your function calls it); the exercise asks "
+                    "for the steps, built from torch operations")
+    return result
+
 
 # --- exercise 1: sampling a name, with a temperature (section 3.3) -----------------------------------
 
@@ -26,9 +57,11 @@ SAMPLE_MAX_LEN, SAMPLE_NAMES = 6, 40
 
 
 def sample_reference(P: torch.Tensor, generator: torch.Generator, temperature: float, max_len: float,
-                     start: int = 0, weights: str = "log") -> str:
-    """One name drawn as the exercise asks, or with a common mistake in how the row is reshaped."""
-    name, current = "", start
+                     start: int | None = None, weights: str = "log", prefix: str = "") -> str:
+    """One name that begins with ``prefix``, drawn as the exercise asks, or with a common mistake (``start``: the
+    row the first draw is made from, the prefix's last letter by default; ``weights``: how the row is reshaped)."""
+    name = prefix
+    current = (SAMPLE_VOCAB.stoi[prefix[-1]] if prefix else 0) if start is None else start
     while len(name) < max_len:
         row = P[current]
         if weights == "log":  # right: the log-probabilities divided by T
@@ -44,10 +77,11 @@ def sample_reference(P: torch.Tensor, generator: torch.Generator, temperature: f
     return name
 
 
-def _names(sample_fn: Callable[..., Any], temperature: float, seed: int) -> list[str]:
+def _names(sample_fn: Callable[..., Any], temperature: float, seed: int, prefix: str | None = None) -> list[str]:
     g = torch.Generator().manual_seed(seed)
-    names = [call(sample_fn, "your function", SAMPLE_P.clone(), SAMPLE_VOCAB, g, temperature, SAMPLE_MAX_LEN)
-             for _ in range(SAMPLE_NAMES)]
+    extra = {} if prefix is None else {"prefix": prefix}  # None: the learner's default prefix, ""
+    names = [call_refusing(SAMPLE_SHORTCUTS, sample_fn, "your function", SAMPLE_P.clone(), SAMPLE_VOCAB, g,
+                           temperature, SAMPLE_MAX_LEN, **extra) for _ in range(SAMPLE_NAMES)]
     for name in names:
         if not isinstance(name, str):
             raise Wrong(f"return the name as a string of letters; you return a {type(name).__name__}")
@@ -58,6 +92,11 @@ def _reference_names(temperature: float, seed: int = 0, **mistake: Any) -> list[
     g = torch.Generator().manual_seed(seed)
     max_len = mistake.pop("max_len", SAMPLE_MAX_LEN)
     return [sample_reference(SAMPLE_P, g, temperature, max_len, **mistake) for _ in range(SAMPLE_NAMES)]
+
+
+# prefixes the checker completes: a bigram continues from the prefix's last letter only, so "ca" and "da" differ
+# from "a" only in their first letter; "dd" starts in the row of 'd', whose first draw differs from the row of '.'
+SAMPLE_PREFIXES = ("dd", "ca", "d")
 
 
 def _greedy_name() -> str:
@@ -71,7 +110,7 @@ def _greedy_name() -> str:
 
 @checker(solution="sample_name")
 def check_sample_name(sample_fn: Callable[..., Any]) -> str:
-    """``sample_fn(P, vocab, generator, temperature, max_len)``: one name drawn from the bigram table ``P``."""
+    """``sample_fn(P, vocab, generator, temperature, max_len, prefix="")``: one name from the bigram table ``P``."""
     names = _names(sample_fn, 1.0, seed=0)
     if any("." in name[:-1] for name in names):
         raise Wrong("a name goes on after '.' was drawn: the end token ends the name, so stop at the first '.'")
@@ -119,8 +158,32 @@ def check_sample_name(sample_fn: Callable[..., Any]) -> str:
                         "T > 1 flatten it")
         raise Wrong(f"right at T = 1 but not at T = {temperature}: before each draw, divide the row's "
                     "log-probabilities by T and renormalise with a softmax")
-    return ("the same names as a reference draw with the same seed at T = 0.5, 1 and 2: one draw per letter from "
-            "the row of the current symbol, stopped at '.'")
+    for prefix in SAMPLE_PREFIXES:
+        names = _names(sample_fn, 1.0, seed=0, prefix=prefix)
+        if names == _reference_names(1.0, prefix=prefix):
+            continue
+        if names == _reference_names(1.0):
+            raise Wrong("the prefix is ignored: the name must begin with it, and the first draw comes from the row "
+                        "of its last letter")
+        if not all(name.startswith(prefix) for name in names):
+            raise Wrong(f"with prefix={prefix!r} some names do not start with it: return the prefix followed by the "
+                        "letters you draw")
+        if names == _reference_names(1.0, prefix=prefix, start=0):
+            raise Wrong(f"with prefix={prefix!r} the first draw is made from the row of '.', as if the name were "
+                        "starting: after a prefix, draw from the row of its last letter (a bigram remembers only "
+                        "that one)")
+        if names == _reference_names(1.0, prefix=prefix, start=SAMPLE_VOCAB.stoi[prefix[0]]):
+            raise Wrong(f"with prefix={prefix!r} the first draw comes from the row of its first letter: a bigram "
+                        "predicts from the last letter, prefix[-1]")
+        if names == _reference_names(1.0, prefix=prefix, max_len=SAMPLE_MAX_LEN + len(prefix)):
+            raise Wrong(f"max_len counts the whole name, the prefix's letters too: no name may be longer than "
+                        f"max_len = {SAMPLE_MAX_LEN}")
+        if any(len(name) > SAMPLE_MAX_LEN for name in names):
+            raise Wrong(f"a name is longer than max_len = {SAMPLE_MAX_LEN}: max_len counts the prefix's letters too")
+        raise Wrong(f"with prefix={prefix!r} your names differ from a reference draw with the same seed: start from "
+                    "the prefix, draw the next letter from the row of its last letter, and go on as without a prefix")
+    return ("the same names as a reference draw with the same seed at T = 0.5, 1 and 2, with and without a prefix: "
+            "one draw per letter from the row of the last letter, stopped at '.' or at max_len letters")
 
 
 # --- exercise 2: a trigram model (section 3.5) --------------------------------------------------------
@@ -152,10 +215,12 @@ def trigram_reference(train: Sequence[str], val: Sequence[str], vocab: text.Voca
 def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
     """``nll_fn(train_words, val_words, vocab, alpha)``: held-out NLL per character of an add-alpha trigram model."""
     vocab = text.build_vocab(TRIGRAM_TRAIN + TRIGRAM_VAL, boundary=".")
-    got = as_number(call(nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL), vocab, 0.5), "your NLL")
+    got = as_number(call_refusing(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL),
+                                  vocab, 0.5), "your NLL")
     expected = trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.5)
     if close(got, expected):
-        other = as_number(call(nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL), vocab, 0.1), "NLL")
+        other = as_number(call_refusing(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN),
+                                        list(TRIGRAM_VAL), vocab, 0.1), "NLL")
         if not close(other, trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.1)):
             raise Wrong("right for alpha = 0.5 but not for alpha = 0.1: use the alpha you are given")
         return f"{got:.4f} nats per character on the test words: two start tokens, every character and the end token"
@@ -235,8 +300,8 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     """``interp_fn(x_a, x_b, mean, components, k, steps)``: ``[steps, D]`` decoded points between two codes."""
     x, pca = _pca_fixture()
     k, steps = 2, 5
-    out = call(interp_fn, "your function", x[0].clone(), x[1].clone(), pca.mean.clone(), pca.components.clone(), k,
-               steps)
+    out = call_refusing(PCA_SHORTCUTS, interp_fn, "your function", x[0].clone(), x[1].clone(), pca.mean.clone(),
+                        pca.components.clone(), k, steps)
     got = as_tensor(out, "the interpolation", shape=(steps, x.shape[1]))
     codes = pca.encode(x[:2], k)
     t = torch.linspace(0, 1, steps)[:, None]

@@ -4,11 +4,13 @@ import torch
 import torch.nn.functional as F
 
 
-def sample_name(P, vocab, generator, temperature=1.0, max_len=50):
-    """One name drawn from the bigram table ``P`` at ``temperature``, without the end token."""
+def sample_name(P, vocab, generator, temperature=1.0, max_len=50, prefix=""):
+    """A name that begins with ``prefix``, completed from the bigram table ``P`` at ``temperature``, without the end
+    token, at most ``max_len`` letters in all."""
     logits = P.log() / temperature  # the temperature divides the log-probabilities, not the probabilities
-    name, current = "", 0  # start in the row of '.', index 0
-    while len(name) < max_len:
+    name = prefix
+    current = vocab.stoi[prefix[-1]] if prefix else 0  # a bigram sees only the last letter; '.' (0) if none
+    while len(name) < max_len:  # max_len counts the prefix too
         probs = torch.softmax(logits[current], dim=0)
         current = torch.multinomial(probs, 1, generator=generator).item()  # one draw from the current row
         if current == 0:  # '.' again: the name is over
