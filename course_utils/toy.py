@@ -1,7 +1,8 @@
 """2-D toy data sets, small enough to see a whole distribution at once, and the mode counts.
 
 Used in notebook 01 (fitting a Gaussian mixture) and notebook 02 (the toy GAN
-and mode collapse, section 2: :func:`mode_report`). Every sampler takes a
+and mode collapse, section 2: :func:`mode_report`, and :func:`train_toy_gans`,
+which trains one toy GAN per seed side by side). Every sampler takes a
 ``torch.Generator`` so a notebook's data are the same on every run.
 """
 
@@ -10,6 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import gan
+from course_utils.runtime import seed_everything
 
 
 def _check_n(n: int) -> None:
@@ -117,3 +123,103 @@ def effective_number(counts: torch.Tensor) -> float:
         return 0.0
     p = counts[counts > 0].double() / total
     return math.exp(float(-(p * p.log()).sum()))
+
+
+# --- many seeds of the toy GAN at once (notebook 02, section 2) ----------------------------
+
+
+def _stack(models: list[nn.Module]) -> list[torch.Tensor]:
+    """The weights ``[K, in, out]`` and biases ``[K, 1, out]`` of K equal MLPs, layer by layer, as new leaves."""
+    layers = [[m for m in model.net if isinstance(m, nn.Linear)] for model in models]
+    return [t.contiguous().requires_grad_(True) for i in range(len(layers[0])) for t in (
+        torch.stack([ls[i].weight.detach().T for ls in layers]),
+        torch.stack([ls[i].bias.detach()[None] for ls in layers]))]
+
+
+def _run_stacked(model: nn.Module, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``model.net`` on ``x`` ``[K, N, in]``, member k's weights on ``x[k]``: one batched product per layer."""
+    i = 0
+    for layer in model.net:
+        if isinstance(layer, nn.Linear):
+            x = torch.baddbmm(params[i + 1], x, params[i])
+            i += 2
+        else:  # the activations act on each number alone
+            x = layer(x)
+    return x
+
+
+def _unstack(params: list[torch.Tensor], models: list[nn.Module]) -> list[nn.Module]:
+    """Copy member k's weights back into ``models[k]``, for every k."""
+    for j, model in enumerate(models):
+        layers = [m for m in model.net if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for i, layer in enumerate(layers):
+                layer.weight.copy_(params[2 * i][j].T)
+                layer.bias.copy_(params[2 * i + 1][j, 0])
+    return models
+
+
+def _bce_per_member(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """``BCEWithLogitsLoss`` of each member's batch: ``[K, N, 1]`` logits -> ``[K]`` means."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none").mean((1, 2))
+
+
+def train_toy_gans(
+    seeds: list[int], lr_g: float, lr_d: float, steps: int, *, pack: int = 1, r1: float = 0.0, batch: int = 128,
+    std: float = 0.05, snapshot_at: tuple[int, ...] = (), samples: int = 2000, noise_seed: int = 1,
+) -> dict:
+    """One toy GAN per seed on :func:`ring_of_gaussians`, all trained side by side; their samples over training.
+
+    Member k is the run that ``seed_everything(seeds[k])``, a fresh ``gan.ToyGenerator`` and
+    ``gan.ToyDiscriminator(pack=pack)``, Adam (betas 0.5, 0.999) and ``steps`` calls of ``gan.gan_step``
+    (``real_label=1``) on ``ring_of_gaussians(batch, std=std, generator=rng)`` would make: the same
+    initial weights, data and noise. The K runs share nothing but the batched matrix products, which
+    add in another order than one run's, so a member agrees with the single run to float rounding for
+    a few steps and then, as GAN training amplifies such differences, becomes another draw of the same
+    experiment. ``r1`` > 0 adds the R1 penalty ``r1 / 2 * E_real |grad_x D(x)|^2`` to D's loss
+    (Mescheder et al. 2018). Returns ``generators`` (plain ``ToyGenerator`` modules),
+    ``samples`` (``[K, samples, 2]`` from the same fixed noise, ``noise_seed``) and ``snapshots``:
+    for each step in ``snapshot_at``, the samples then and the discriminators (``ToyDiscriminator``).
+    """
+    if batch % pack:
+        raise ValueError(f"batch {batch} is not a multiple of pack={pack}")
+    if not seeds or steps < 1:
+        raise ValueError(f"need at least one seed and one step, got {len(seeds)} seeds and {steps} steps")
+    Gs, Ds, data_rngs, noise_rngs = [], [], [], []
+    for seed in seeds:
+        data_rngs.append(seed_everything(seed))
+        Gs.append(gan.ToyGenerator())
+        Ds.append(gan.ToyDiscriminator(pack=pack))
+        noise_rngs.append(torch.Generator())
+        noise_rngs[-1].set_state(torch.get_rng_state())  # gan_step draws z from torch's global generator
+    pg, pd = _stack(Gs), _stack(Ds)
+    K, G0, D0 = len(seeds), Gs[0], Ds[0]
+    fixed = torch.randn(samples, G0.config.z_dim, generator=torch.Generator().manual_seed(noise_seed)).expand(K, -1, -1)
+    G = lambda z: _run_stacked(G0, pg, z)  # noqa: E731
+    D = lambda x: _run_stacked(D0, pd, x.reshape(K, -1, x.shape[2] * pack))  # noqa: E731  (PacGAN's packing)
+    opt_g = torch.optim.Adam(pg, lr=lr_g, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(pd, lr=lr_d, betas=(0.5, 0.999))
+    snapshots = {}
+    for step in range(1, steps + 1):
+        real = torch.stack([ring_of_gaussians(batch, std=std, generator=r) for r in data_rngs])
+        fake = G(torch.stack([torch.randn(batch, G0.config.z_dim, generator=r) for r in noise_rngs]))
+        real.requires_grad_(r1 > 0)
+        d_real, d_fake = D(real), D(fake.detach())
+        loss_d = _bce_per_member(d_real, 1.0) + _bce_per_member(d_fake, 0.0)
+        if r1 > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss_d = loss_d + r1 / 2 * grad.square().sum(2).mean(1)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.sum().backward()  # member k's weights get the gradient of member k's loss only
+        opt_d.step()
+        loss_g = _bce_per_member(D(fake), 1.0)  # non-saturating
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.sum().backward()
+        opt_g.step()
+        if step in snapshot_at:
+            with torch.no_grad():
+                snapshots[step] = {"samples": G(fixed).clone(),
+                                   "discriminators": _unstack(pd, [gan.ToyDiscriminator(pack=pack) for _ in seeds])}
+    with torch.no_grad():
+        final = G(fixed).clone()
+    return {"generators": _unstack(pg, Gs), "samples": final, "snapshots": snapshots}

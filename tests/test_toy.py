@@ -66,3 +66,54 @@ def test_mode_report_counts_by_hand():
     assert report["modes_nearest"] == 2
     with pytest.raises(ValueError, match="must agree"):
         toy.mode_report(torch.zeros(3, 3), centres, 0.1)
+
+
+@pytest.fixture
+def one_thread():
+    """One thread, as notebook 02 trains the toy GANs; the thread count is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _single_toy_run(seed, steps, lr_g, lr_d, pack=1):
+    """The plain loop that train_toy_gans runs side by side (notebook 02's train_toy)."""
+    from course_utils import gan
+    from course_utils.runtime import seed_everything
+
+    rng = seed_everything(seed)
+    G, D = gan.ToyGenerator(), gan.ToyDiscriminator(pack=pack)
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(0.5, 0.999))
+    for _ in range(steps):
+        gan.gan_step(G, D, opt_g, opt_d, toy.ring_of_gaussians(128, std=0.05, generator=rng), real_label=1.0)
+    return G, D
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_train_toy_gans_is_the_single_runs_side_by_side(pack, one_thread):
+    out = toy.train_toy_gans([4, 1], lr_g=1e-4, lr_d=1e-2, steps=25, pack=pack, snapshot_at=(10, 25))
+    z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
+    for k, seed in enumerate([4, 1]):
+        G, D = _single_toy_run(seed, 25, 1e-4, 1e-2, pack)
+        with torch.no_grad():
+            assert torch.allclose(G(z), out["samples"][k], atol=1e-5)
+            assert torch.allclose(out["generators"][k](z), out["samples"][k], atol=1e-6)
+            assert torch.allclose(out["snapshots"][25]["samples"][k], out["samples"][k])
+            x = out["samples"][k][:64]
+            assert torch.allclose(D(x), out["snapshots"][25]["discriminators"][k](x), atol=1e-5)
+    assert set(out["snapshots"]) == {10, 25} and out["samples"].shape == (2, 2000, 2)
+    assert not torch.allclose(out["snapshots"][10]["samples"], out["samples"])  # it trained between the two
+
+
+def test_train_toy_gans_r1_penalty_and_errors(one_thread):
+    plain = toy.train_toy_gans([0], lr_g=1e-3, lr_d=1e-2, steps=15)["samples"]
+    penalised = toy.train_toy_gans([0], lr_g=1e-3, lr_d=1e-2, steps=15, r1=10.0)["samples"]
+    again = toy.train_toy_gans([0], lr_g=1e-3, lr_d=1e-2, steps=15, r1=10.0)["samples"]
+    assert torch.equal(penalised, again)  # seeded
+    assert (plain - penalised).abs().max() > 1e-3  # the penalty changes D, hence G
+    with pytest.raises(ValueError, match="multiple of pack"):
+        toy.train_toy_gans([0], 1e-3, 1e-3, 5, pack=3)
+    with pytest.raises(ValueError, match="at least one seed"):
+        toy.train_toy_gans([], 1e-3, 1e-3, 5)
