@@ -32,6 +32,9 @@ from course_utils.configs import make_config, require_multiple, require_positive
 # --- the model (section 2) -----------------------------------------------------------------------
 
 
+GELU_APPROXIMATION = {"gelu": "none", "gelu_new": "tanh"}  # activation name -> F.gelu's ``approximate``
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     """Sizes of a GPT. The defaults are nanoGPT's CPU recipe for Tiny Shakespeare (0.8M parameters).
@@ -39,7 +42,11 @@ class GPTConfig:
     ``bias`` adds biases to the linear layers and layer norms (GPT-2 has them;
     without is a little faster). ``tie_weights`` shares the token embedding
     with the output layer (GPT-2, nanoGPT); the course's checkpoints keep them
-    apart, because safetensors stores no shared tensors.
+    apart, because safetensors stores no shared tensors. ``activation`` is the
+    MLP's GELU: ``"gelu"`` (exact, PyTorch's default) or ``"gelu_new"`` (the tanh
+    approximation that GPT-2 uses, Hugging Face's name). The three switches
+    are what Hugging Face's GPT-2 weights need (``bias=True, tie_weights=True,
+    activation="gelu_new"``; notebook 05 loads them).
     """
 
     vocab_size: int = 65  # tokens the model reads and predicts (Tiny Shakespeare's characters)
@@ -50,8 +57,11 @@ class GPTConfig:
     dropout: float = 0.0  # on attention weights and residual branches while training
     bias: bool = False
     tie_weights: bool = False
+    activation: str = "gelu"
 
     def __post_init__(self) -> None:
+        if self.activation not in GELU_APPROXIMATION:
+            raise ValueError(f"activation must be one of {sorted(GELU_APPROXIMATION)}, got {self.activation!r}")
         require_positive(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         require_multiple(self, "n_embd", of="n_head")
         require_rate(self, "dropout")
@@ -113,12 +123,13 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        self.approximate = GELU_APPROXIMATION[config.activation]
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):
@@ -147,9 +158,9 @@ class GPT(nn.Module):
     ``model(idx)`` returns ``(logits [B, T, V], None)``; ``model(idx, targets)``
     returns ``(logits, loss)``, the mean cross-entropy in nats per token. The
     parameter names are nanoGPT's, so its checkpoints load into this class.
-    Every weight starts N(0, 0.02) (embeddings included: PyTorch's default
-    N(0, 1) for embeddings left the model noticeably worse after 2,000 steps in
-    the course's runs), the residual projections N(0, 0.02 / sqrt(2 n_layer)) (GPT-2).
+    Every weight starts N(0, 0.02) (embeddings included: with PyTorch's default
+    N(0, 1) the embeddings would drown the blocks' first outputs, section 2.8),
+    the residual projections N(0, 0.02 / sqrt(2 n_layer)) (GPT-2).
     """
 
     def __init__(self, config: GPTConfig | dict | None = None, **overrides: Any) -> None:

@@ -31,6 +31,7 @@ def tiny_model(seed: int = 0, **overrides) -> gpt.GPT:
     (dict(n_layer=0), "n_layer"),
     (dict(block_size=2.5), "block_size"),
     (dict(dropout=1.0), "dropout"),
+    (dict(activation="relu"), "activation"),
 ])
 def test_config_refuses_bad_sizes(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -58,6 +59,23 @@ def test_parameter_names_are_nanogpts():
 def test_tied_weights_share_one_tensor():
     model = gpt.GPT(TINY, tie_weights=True)
     assert model.transformer.wte.weight is model.lm_head.weight
+
+
+def test_gpt2_switches_biases_and_the_tanh_gelu():
+    """What Hugging Face's GPT-2 weights need: biases in every linear layer and layer norm (not the head),
+    and GELU's tanh approximation (``gelu_new``); the defaults keep the shipped char GPT's exact GELU."""
+    plain, gpt2_like = tiny_model(), tiny_model(bias=True, activation="gelu_new")
+    extra = {n for n in gpt2_like.state_dict()} - set(plain.state_dict())
+    assert extra and all(n.endswith(".bias") for n in extra) and "lm_head.bias" not in extra
+    assert {"transformer.ln_f.bias", "transformer.h.0.ln_1.bias", "transformer.h.1.mlp.c_fc.bias"} <= extra
+    x = torch.linspace(-4, 4, 101)
+    new_gelu = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))  # GPT-2's formula
+    for activation, expected in (("gelu", F.gelu(x)), ("gelu_new", new_gelu)):
+        mlp = gpt.MLP(gpt.GPTConfig(n_embd=4, n_head=1, activation=activation))
+        with torch.no_grad():
+            mlp.c_fc.weight.copy_(torch.eye(16, 4)), mlp.c_proj.weight.copy_(torch.eye(4, 16))
+        assert torch.allclose(mlp(x.reshape(-1, 1).expand(-1, 4))[:, 0], expected, atol=1e-6), activation
+    assert (F.gelu(x) - new_gelu).abs().max() > 1e-4  # the two differ: the switch matters
 
 
 # --- attention -----------------------------------------------------------------------------------------
