@@ -24,6 +24,7 @@ Topics
 - ``hf``: a small GPT-2 with Hugging Face ``transformers``: train, save, load (05).
 - ``hub``: the Hugging Face Hub or not, the GPT-3 snippet corrected, a chat summariser (05).
 - ``seq2seq``: a tiny encoder-decoder that translates dates (05).
+- ``summaries``: generated match reports with reference headlines, for summarisation with every fact known (05).
 - ``music``: Bach chorale melodies as tokens, a synthesiser, piano rolls (05).
 - ``evaluation``: FID-FMNIST, KID, precision/recall, bootstrap intervals,
   nearest neighbours (02, 06).

@@ -14,6 +14,8 @@ Hub and the GPT-3 snippet are :mod:`course_utils.hub`):
   ``from_pretrained``, safetensors only, checksums in a course card),
   :func:`quiet_hf` (no progress-bar or warning floods), and
   :func:`generate_filters` (``generate``'s sampling filters, to compare with 04's);
+- section 2.3, 04 and 05 connected: :func:`gpt_from_hf`, a Hugging Face GPT-2's
+  weights in 04's :class:`course_utils.gpt.GPT` (same logits);
 - section 6: :func:`train_hf_gpt`, what ``python -m course_utils.train hf-gpt`` runs.
 
 ``transformers`` is imported inside the functions that use it: importing it
@@ -40,13 +42,14 @@ from course_utils.checkpoints import CARD_FORMAT, SHIPPED_DIR, CheckpointError, 
 from course_utils.configs import require_multiple, require_positive, require_rate
 from course_utils.datasets import load_text
 from course_utils.files import atomic_folder, sha256_of
+from course_utils.gpt import GPT, GPTConfig
 from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import describe_hardware, get_device, seed_everything
 
 HF_GPT_NAME = "hf_gpt"  # the shipped model's folder in data/checkpoints
 CARD_NAME = "course_card.json"  # the course's card beside Hugging Face's own files
 VAL_FRACTION = 0.1  # the last 10% of Tiny Shakespeare is the validation text (as in notebook 04)
-TARGET_NATS_PER_CHAR = 1.55  # what the shipped model must reach on the validation text (04's character GPT too)
+TARGET_NATS_PER_CHAR = 1.55  # what the shipped model must reach on the validation text (04's char GPT: 1.60, its card)
 CHECKED_FILES = ("model.safetensors", "tokenizer.json", "config.json")  # what load_hf verifies by sha256
 
 
@@ -485,3 +488,39 @@ def generate_filters(
                          top_p=1.0 if top_p is None else top_p, output_scores=True, output_logits=True,
                          return_dict_in_generate=True, pad_token_id=model.config.pad_token_id)
     return torch.stack(out.logits).float(), torch.stack(out.scores).float()
+
+
+# --- 04 and 05 connected: a Hugging Face GPT-2 in 04's GPT class (section 2.3) ------------------------------
+
+
+def gpt_from_hf(model: Any) -> Any:
+    """04's :class:`course_utils.gpt.GPT` holding the weights of a Hugging Face ``GPT2LMHeadModel``.
+
+    The architecture is GPT-2's with 04's three switches on (``bias=True``,
+    ``tie_weights=True``, ``activation="gelu_new"``). The parameter names are
+    the same up to the ``transformer.`` prefix; Hugging Face's ``Conv1D`` layers
+    store their weights as ``[in, out]``, ``nn.Linear`` as ``[out, in]``, so
+    those four matrices per block are transposed. The result is in eval mode
+    on the model's device and gives the same logits (tests/test_hf.py).
+    """
+    c = model.config
+    if c.model_type != "gpt2" or c.activation_function != "gelu_new" or c.n_inner not in (None, 4 * c.n_embd):
+        raise ValueError("gpt_from_hf reads GPT-2 models with gelu_new and a 4x MLP")
+    if not c.tie_word_embeddings or c.scale_attn_by_inverse_layer_idx or c.reorder_and_upcast_attn \
+            or abs(c.layer_norm_epsilon - 1e-5) > 1e-12:
+        raise ValueError("gpt_from_hf needs tied embeddings, plain attention scaling and layer-norm eps 1e-5")
+    config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
+                       n_embd=c.n_embd, dropout=0.0, bias=True, tie_weights=True, activation="gelu_new")
+    ours = GPT(config)
+    source = model.state_dict()
+    transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+    state = {}
+    for name in ours.state_dict():
+        if name == "lm_head.weight":
+            state[name] = source["transformer.wte.weight"]  # tied: the output layer is the token embedding
+            continue
+        weight = source[name]
+        state[name] = weight.t() if name.endswith(transposed) else weight
+    ours.load_state_dict(state, strict=True)
+    return ours.to(next(model.parameters()).device).eval()
+

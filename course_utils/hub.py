@@ -3,8 +3,10 @@
 Taught in notebook 05:
 
 - section 3, the GPT-3 snippet of the learner's notes: :data:`GPT3_SNIPPET`
-  (classes ``transformers`` never had), :func:`corrected_snippet` (the same
-  lines with ``Auto*`` classes and an open model) and :func:`run_snippet`,
+  (classes ``transformers`` never had, exactly as the notes give it; the
+  notebook shows it as text and then the corrected lines as plain
+  ``transformers`` code), :func:`corrected_snippet` (the same lines with
+  ``Auto*`` classes and an open model, sampling) and :func:`run_snippet`,
   which runs them on a Hub model or, offline, on the course's own GPT-2;
 - :func:`offline_mode` and :func:`hub_reachable` (fast, and ``False`` at once
   under ``HF_HUB_OFFLINE=1``), :func:`resolve_model`: a Hub name or the local
@@ -33,14 +35,17 @@ SUMMARISER = "HuggingFaceTB/SmolLM2-360M-Instruct"  # a small open chat model (0
 
 #: The code the learner's notes hold (``../COURSE_OUTLINE.md``): GPT-3 classes that ``transformers`` never had.
 GPT3_SNIPPET = '''\
+# Example of generating text using a pretrained GPT-3 model
 from transformers import GPT3Tokenizer, GPT3LMHeadModel
 
 tokenizer = GPT3Tokenizer.from_pretrained("gpt3")
 model = GPT3LMHeadModel.from_pretrained("gpt3")
 
-input_ids = tokenizer.encode("Once upon a time", return_tensors="pt")
-output = model.generate(input_ids, max_length=50)
-print(tokenizer.decode(output[0]))
+input_text = "Once upon a time"
+input_ids = tokenizer.encode(input_text, return_tensors='pt')
+
+output = model.generate(input_ids, max_length=50, num_return_sequences=1)
+print(tokenizer.decode(output[0], skip_special_tokens=True))
 '''
 
 

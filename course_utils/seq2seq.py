@@ -7,10 +7,13 @@
 - the model: :func:`char_tokenizer` (one token per character, from
   ``tokenizers``), :func:`bart_config` and :func:`make_translator` (a
   ``BartForConditionalGeneration`` of about 0.2M parameters);
-- training and measuring: :func:`encode_pairs`, :func:`train_translator`,
-  :func:`translate` (greedy ``generate``), :func:`exact_match`, and
-  :func:`cross_attention` (which source characters each output character
-  looked at).
+- training and measuring: :func:`encode_pairs`, :func:`train_seq2seq` (any
+  task that draws fresh pairs, such as :mod:`course_utils.summaries`),
+  :func:`train_translator`, :func:`translate` (greedy or beam ``generate``),
+  :func:`exact_match`, and :func:`cross_attention` (which source characters
+  each output character looked at);
+- the held-out splits: every tenth day (:func:`is_held_out`) and ten whole
+  years (:data:`HELD_OUT_YEARS`), never seen in training in any format.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ def render(date: dt.date, fmt: str) -> str:
 
 
 HELD_OUT_EVERY = 10  # every 10th day of the range is never used for training: the test set's days
+# whole years never used for training, in any format: every digit is seen at every position, the year never
+HELD_OUT_YEARS = (1913, 1938, 1956, 1977, 1984, 2002, 2029, 2041, 2066, 2093)
+SPLITS = ("all", "train", "test", "years")
 
 
 def is_held_out(date: dt.date) -> bool:
@@ -76,21 +82,33 @@ def is_held_out(date: dt.date) -> bool:
 
 
 def random_dates(n: int, generator: torch.Generator | None = None, split: str = "all") -> list[dt.date]:
-    """``n`` days drawn uniformly from 1900-01-01 .. 2099-12-31: training days, held-out test days, or all.
+    """``n`` days drawn uniformly: training days, held-out test days, days of the held-out years, or all.
 
-    A training draw that lands on a held-out day moves to the next day, so no
-    test day is ever seen in training, in any format.
+    The range is 1900-01-01 .. 2099-12-31. A training draw that lands on a
+    held-out day or in a held-out year moves forward to the next training day,
+    so no test day and no held-out year is ever seen in training, in any format.
+    ``"test"`` draws every tenth day (in any year); ``"years"`` any day of
+    :data:`HELD_OUT_YEARS`.
     """
-    if split not in ("all", "train", "test"):
-        raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     span = (LAST_DAY - FIRST_DAY).days + 1
     if split == "test":
         k = torch.randint((span - 1) // HELD_OUT_EVERY + 1, (n,), generator=generator) * HELD_OUT_EVERY
+    elif split == "years":
+        years = torch.randint(len(HELD_OUT_YEARS), (n,), generator=generator)
+        offsets = torch.randint(365, (n,), generator=generator)  # 1 January .. 31 December (30 Dec in a leap year)
+        return [dt.date(HELD_OUT_YEARS[int(y)], 1, 1) + dt.timedelta(days=int(o)) for y, o in zip(years, offsets,
+                                                                                                   strict=True)]
     else:
         k = torch.randint(span, (n,), generator=generator)
-        if split == "train":
-            k = k + (k % HELD_OUT_EVERY == 0).long()
-    return [FIRST_DAY + dt.timedelta(days=int(i)) for i in k]
+    days = [FIRST_DAY + dt.timedelta(days=int(i)) for i in k]
+    if split == "train":
+        for i, d in enumerate(days):
+            while is_held_out(d) or d.year in HELD_OUT_YEARS:
+                d = d + dt.timedelta(days=1)
+            days[i] = d
+    return days
 
 
 def make_pairs(
@@ -176,24 +194,29 @@ def make_translator(config: Any, seed: int | None = None) -> Any:
 SOURCE_LENGTH = 40  # every source is padded on the left to this many tokens: its year sits at fixed positions
 
 
-def encode_sources(tokenizer: Any, sources: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Sources padded on the left to :data:`SOURCE_LENGTH` tokens, with their attention mask.
+def encode_sources(
+    tokenizer: Any, sources: Sequence[str], length: int | None = SOURCE_LENGTH,
+) -> dict[str, torch.Tensor]:
+    """Sources padded on the tokenizer's side (the left, here) to ``length`` tokens, with their attention mask.
 
-    Every format ends with the year, so with left padding the year's digits
-    always sit at the same positions, which a small model finds much faster
-    than a year that moves with the length of the text.
+    Every date format ends with the year, so with left padding to a fixed
+    length the year's digits always sit at the same positions, which a small
+    model finds much faster than a year that moves with the length of the
+    text. ``length=None`` pads to the longest source of the batch.
     """
-    longest = max(len(s) for s in sources) + 1
-    if longest > SOURCE_LENGTH:
-        raise ValueError(f"a source of {longest - 1} characters is longer than {SOURCE_LENGTH - 1}")
-    batch = tokenizer(list(sources), padding="max_length", max_length=SOURCE_LENGTH, return_tensors="pt")
+    batch = tokenizer(list(sources), padding="longest" if length is None else "max_length", max_length=length,
+                      return_tensors="pt")
+    if length is not None and batch["input_ids"].shape[1] > length:
+        raise ValueError(f"a source is longer than {length} tokens (with its end token)")
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}  # no token_type_ids
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+def encode_pairs(
+    tokenizer: Any, pairs: Sequence[tuple[str, str]], length: int | None = SOURCE_LENGTH,
+) -> dict[str, torch.Tensor]:
     """A padded batch: ``input_ids``, ``attention_mask`` and ``labels`` (padding is -100, ignored by the loss)."""
     sources, targets = zip(*pairs, strict=True)
-    batch = encode_sources(tokenizer, sources)
+    batch = encode_sources(tokenizer, sources, length)
     labels = tokenizer(list(targets), padding=True, padding_side="right", return_tensors="pt")["input_ids"]
     labels[labels == tokenizer.pad_token_id] = -100
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": labels}
@@ -205,13 +228,14 @@ def _to(batch: Any, model: Any) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in dict(batch).items()}
 
 
-def train_translator(
-    model: Any, tokenizer: Any, steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-    formats: Sequence[str] | None = None, desc: str = "dates",
+def train_seq2seq(
+    model: Any, tokenizer: Any, draw: Callable[[int, torch.Generator], list[tuple[str, str]]], steps: int,
+    batch_size: int = 64, lr: float = 3e-3, seed: int = 0, length: int | None = SOURCE_LENGTH, desc: str = "seq2seq",
 ) -> dict[str, Any]:
-    """Train on fresh random pairs of training days at every step (unlimited data); return the loss curve and seconds.
+    """Train on ``draw(batch_size, generator)``, fresh pairs at every step; return the loss curve and seconds.
 
-    AdamW with a short warm-up and a cosine decay to a tenth of ``lr`` (:func:`course_utils.training.lr_at`).
+    AdamW with a short warm-up and a cosine decay to a tenth of ``lr``
+    (:func:`course_utils.training.lr_at`); ``length``: as :func:`encode_sources`.
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
@@ -224,7 +248,7 @@ def train_translator(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, lr=lr, min_lr=lr / 10, warmup=warmup, steps=steps)
-        batch = _to(encode_pairs(tokenizer, make_pairs(batch_size, rng, formats, split="train")), model)
+        batch = _to(encode_pairs(tokenizer, draw(batch_size, rng), length), model)
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -236,14 +260,26 @@ def train_translator(
     return {"loss": losses, "seconds": round(time.perf_counter() - start, 1)}
 
 
+def train_translator(
+    model: Any, tokenizer: Any, steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+    formats: Sequence[str] | None = None, desc: str = "dates",
+) -> dict[str, Any]:
+    """:func:`train_seq2seq` on random dates of the training split (fresh at every step: unlimited data)."""
+    return train_seq2seq(model, tokenizer, lambda n, g: make_pairs(n, g, formats, split="train"), steps, batch_size,
+                         lr, seed, desc=desc)
+
+
 def translate(model: Any, tokenizer: Any, sources: Sequence[str], batch_size: int = 256,
-              max_new_tokens: int = 12) -> list[str]:
-    """Greedy ``generate`` for each source text (in eval mode); the decoded outputs without special tokens."""
+              max_new_tokens: int = 12, num_beams: int = 1, length: int | None = SOURCE_LENGTH) -> list[str]:
+    """``generate`` for each source text (in eval mode): greedy, or beam search with ``num_beams`` > 1.
+
+    Returns the decoded outputs without special tokens.
+    """
     out: list[str] = []
     with evaluating(model):
         for i in range(0, len(sources), batch_size):
-            batch = _to(encode_sources(tokenizer, sources[i:i + batch_size]), model)
-            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            batch = _to(encode_sources(tokenizer, sources[i:i + batch_size], length), model)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams)
             out.extend(tokenizer.batch_decode(ids, skip_special_tokens=True))
     return out
 

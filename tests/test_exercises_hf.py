@@ -187,7 +187,34 @@ def test_make_config_wrong():
     assert_not_done(check(stub))
 
 
-# --- exercise 5: the rule-based normaliser ---------------------------------------------------------------
+# --- exercise 5: labels for a padded batch -----------------------------------------------------------------
+
+
+def test_lm_labels_right():
+    assert_right(ex.check_lm_labels(sol.lm_labels))
+    assert_right(ex.check_lm_labels(lambda ids, mask: ids.masked_fill(~mask.bool(), -100)))
+
+
+def test_lm_labels_wrong():
+    check = ex.check_lm_labels
+
+    def in_place(ids, mask):
+        ids[mask == 0] = -100
+        return ids
+
+    assert_wrong(check(in_place), "changed input_ids in place")
+    assert_wrong(check(lambda ids, mask: ids.clone()), "padding is still learnt")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(ids == 0, -100)), "found the padding by its id")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, 0)), "not 0 or the pad id")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100)[:, 1:]), "one shorter")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100).roll(-1, dims=1)), "shifted by one")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 1, -100)), "wrong way round")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100).tolist()), "return a tensor")
+    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100)[:2]), "shape of input_ids")
+    assert_not_done(check(stub))
+
+
+# --- exercise 6: the rule-based normaliser ---------------------------------------------------------------
 
 
 def normalise(text):
@@ -229,7 +256,7 @@ def test_normalise_date_wrong():
     assert_not_done(ex.check_normalise_date(stub))
 
 
-# --- exercise 6: transposition -------------------------------------------------------------------------------
+# --- exercise 7: transposition -------------------------------------------------------------------------------
 
 
 def transpose(tokens, k):

@@ -252,3 +252,28 @@ def test_batched_generation_with_the_end_token_in_the_data_warns_nothing():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0, max_new_tokens=12)
     assert (out[:, -1] == 0).any()  # a finished sequence was padded with <end>
     assert not [r for r in records if "attention_mask" in r.getMessage()]
+
+
+# --- 04 and 05 connected: a Hugging Face GPT-2 in 04's GPT class ------------------------------------------
+
+
+def test_gpt_from_hf_gives_the_same_logits(tokenizer):
+    model = tiny(tokenizer, block=16)
+    with torch.no_grad():  # non-zero biases and layer-norm shifts, so that a missed bias would show
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0, 0.1)
+    ours = hf.gpt_from_hf(model)
+    c = ours.config
+    assert (c.bias, c.tie_weights, c.activation, c.n_layer, c.block_size) == (True, True, "gelu_new", 1, 16)
+    assert ours.lm_head.weight is ours.transformer.wte.weight
+    x = torch.randint(len(tokenizer), (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(ours(x)[0], model(input_ids=x).logits, atol=1e-5)
+
+
+def test_gpt_from_hf_refuses_another_activation(tokenizer):
+    model = tiny(tokenizer)
+    model.config.activation_function = "relu"
+    with pytest.raises(ValueError, match="gelu_new"):
+        hf.gpt_from_hf(model)

@@ -6,6 +6,7 @@ either to a socket the test holds open, or replaced by a fake.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -100,6 +101,17 @@ def test_resolve_model_keeps_a_local_folder_and_verifies_the_fallback(saved, onl
 def test_the_learners_snippet_raises_import_error():
     with pytest.raises(ImportError, match="GPT3Tokenizer"):
         exec(hub.GPT3_SNIPPET, {})
+
+
+def test_the_snippet_is_the_learners_and_the_notebook_shows_it():
+    from course_utils import REPO_ROOT
+
+    notebook = (REPO_ROOT / "notebooks" / "05_transformers_huggingface.ipynb").read_text(encoding="utf-8")
+    shown = "\n".join("".join(cell["source"]) for cell in json.loads(notebook)["cells"])
+    assert hub.GPT3_SNIPPET in shown  # the markdown cell of section 3, as text
+    outline = REPO_ROOT.parent / "shared" / "COURSE_OUTLINE.md"
+    if outline.exists():  # the course outline lives beside the repository in the authors' checkout
+        assert hub.GPT3_SNIPPET in outline.read_text(encoding="utf-8")
 
 
 def test_snippet_runs_offline_on_the_fallback(saved, monkeypatch, capsys):

@@ -56,6 +56,26 @@ def test_held_out_days_never_appear_in_training_draws():
         seq2seq.random_dates(3, g, split="val")
 
 
+def test_held_out_years_never_appear_in_training_draws():
+    g = torch.Generator().manual_seed(1)
+    train = seq2seq.random_dates(5000, g, split="train")
+    years = seq2seq.random_dates(500, g, split="years")
+    assert not {d.year for d in train} & set(seq2seq.HELD_OUT_YEARS)
+    assert {d.year for d in years} == set(seq2seq.HELD_OUT_YEARS)
+    assert not any(seq2seq.is_held_out(d) for d in train)
+
+
+def test_translate_with_beams_and_sources_padded_to_the_batch(tok):
+    model = seq2seq.make_translator(seq2seq.bart_config(tok, seq2seq.TranslatorSize(layers=1, d_model=16, heads=2,
+                                                                                    ffn=32)), seed=0)
+    sources = ["1 May 2001", "the first of May, 2001"]
+    batch = seq2seq.encode_sources(tok, sources, length=None)
+    assert batch["input_ids"].shape[1] == len(sources[1]) + 1  # the longest source and its end token
+    for beams in (1, 3):
+        out = seq2seq.translate(model, tok, sources, num_beams=beams, max_new_tokens=4, length=None)
+        assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
 def test_pairs_are_seeded_and_targets_are_iso():
     a = seq2seq.make_pairs(50, torch.Generator().manual_seed(3))
     assert a == seq2seq.make_pairs(50, torch.Generator().manual_seed(3))

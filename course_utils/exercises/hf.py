@@ -325,7 +325,58 @@ def check_make_config(make_fn: Callable[[int, int, int], Any]) -> str:
             f"{vocab_size}-token vocabulary, and its bos, eos and pad ids are inside that vocabulary")
 
 
-# --- exercise 5: a rule-based date normaliser (section 4) -----------------------------------------------------
+# --- exercise 5: labels for a padded batch (section 2.4) -----------------------------------------------------
+
+END_ID = 0  # the end-of-text token, which is also the padding token (as in GPT-2)
+LABEL_BATCHES = (
+    # three names, each ending with its end token, padded on the right with the same id
+    (torch.tensor([[5, 9, 3, 0, 0, 0], [7, 2, 8, 4, 6, 0], [3, 3, 0, 0, 0, 0]]),
+     torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])),
+    # the same, padded on the left
+    (torch.tensor([[0, 0, 5, 9, 3, 0], [7, 2, 8, 4, 6, 0], [0, 0, 0, 3, 3, 0]]),
+     torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])),
+)
+
+
+@checker(solution="lm_labels")
+def check_lm_labels(labels_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
+    """``labels_fn(input_ids, attention_mask)``: the ``labels`` of a causal LM, -100 on the padding, not shifted."""
+    for ids, mask in LABEL_BATCHES:
+        before = ids.clone()
+        got = call(labels_fn, "your function", ids, mask)
+        not_done(got)
+        if not torch.equal(ids, before):
+            raise Wrong("your function changed input_ids in place: the model reads them too. Start from "
+                        "input_ids.clone()")
+        if not isinstance(got, torch.Tensor):
+            raise Wrong(f"return a tensor of the same shape as input_ids; got {type(got).__name__}")
+        want = ids.masked_fill(mask == 0, -100)
+        if torch.equal(got, want):
+            continue
+        if got.shape != ids.shape:
+            if got.shape[-1] == ids.shape[-1] - 1:
+                raise Wrong("your labels are one shorter: do not shift them. A Hugging Face causal LM compares "
+                            "the logits at t with the labels at t + 1 itself")
+            raise Wrong(f"labels have the shape of input_ids, {tuple(ids.shape)}; got {tuple(got.shape)}")
+        if torch.equal(got, ids):
+            raise Wrong("the padding is still learnt: where attention_mask is 0 the label must be -100, which the "
+                        "loss ignores")
+        if torch.equal(got, ids.masked_fill(ids == END_ID, -100)):
+            raise Wrong("you found the padding by its id; here the pad id is also the end token (as in GPT-2), so "
+                        "every name's real end token was dropped too. Use attention_mask == 0")
+        if torch.equal(got, ids.masked_fill(mask == 0, 0)) or torch.equal(got, ids.masked_fill(mask == 0, END_ID)):
+            raise Wrong("the ignored label is -100 (CrossEntropyLoss's ignore_index), not 0 or the pad id")
+        if torch.equal(got[:, :-1], want[:, 1:]) or torch.equal(got[:, 1:], want[:, :-1]):
+            raise Wrong("your labels are shifted by one: do not shift them, the model does it itself")
+        if torch.equal(got, ids.masked_fill(mask == 1, -100)):
+            raise Wrong("the mask is the wrong way round: attention_mask is 1 on real tokens and 0 on the padding")
+        row, col = (got != want).nonzero()[0].tolist()
+        raise Wrong(f"row {row}, position {col}: expected {int(want[row, col])}, got {int(got[row, col])}")
+    return ("padding ignored (-100), every real token learnt, each name's end token included; the model shifts "
+            "the labels itself")
+
+
+# --- exercise 6: a rule-based date normaliser (section 4) -----------------------------------------------------
 
 
 def _format_failures(fn: Callable[[str], Any], dates: Sequence[dt.date]) -> dict[str, tuple[str, Any, str]]:
@@ -363,7 +414,7 @@ def check_normalise_date(normalise_fn: Callable[[str], Any]) -> str:
     raise Wrong(f"{source!r} ({fmt} format) gives {got!r}, expected {want!r}; formats still wrong: {', '.join(wrong)}")
 
 
-# --- exercise 6: transposing a melody (section 5) -------------------------------------------------------------
+# --- exercise 7: transposing a melody (section 5) -------------------------------------------------------------
 
 
 def _transposed(tokens: Sequence[str], semitones: int) -> list[str]:

@@ -92,3 +92,11 @@ def transpose(tokens, semitones):
         else:
             out.append(music.note_token(music.Note(note.pitch + semitones, note.quarters)))
     return out
+
+
+def lm_labels(input_ids, attention_mask):
+    """The labels of a causal LM for a padded batch: the input ids, -100 where the mask is 0 (not shifted)."""
+    labels = input_ids.clone()
+    labels[attention_mask == 0] = -100  # CrossEntropyLoss's ignore_index: no loss on the padding
+    return labels
+
