@@ -3,6 +3,7 @@
 - :func:`image_grid`: a grid of images (samples, reconstructions); notebook 00 first.
 - :func:`plot_curves`: loss and metric curves against steps (training sections).
 - :func:`scatter_2d` and :func:`density_2d`: 2-D toy data and model densities (01, 02).
+- :func:`roc_curves`: how well anomaly scores separate normal from anomalous items (03).
 
 Every function draws on an ``ax`` if given, else makes a figure, and returns
 the ``Axes`` it drew on, so notebooks can add titles and tests can count axes.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score, roc_curve
 from torchvision.utils import make_grid
 
 STYLE = {
@@ -148,6 +150,33 @@ def density_2d(
     draw = ax.contourf if filled else ax.contour
     draw(gx.numpy(), gy.numpy(), dens, levels=levels, cmap="viridis")
     ax.set_aspect("equal", adjustable="box")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def roc_curves(
+    scores: Mapping[str, tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]], ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """ROC curves of named scores, each ``(normal, anomalous)`` and meant to be **higher** for anomalies.
+
+    One curve per score: the share of anomalies flagged (true-positive rate) against the share of
+    normal items flagged (false-positive rate) as the threshold falls; its AUROC is in the legend,
+    and the diagonal is chance.
+    """
+    ax = _axes(ax, (4.5, 4.5))
+    for i, (name, (normal, anomalous)) in enumerate(scores.items()):
+        normal, anomalous = (torch.as_tensor(s).detach().double().cpu().flatten().numpy() for s in (normal, anomalous))
+        labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+        values = np.r_[normal, anomalous]
+        fpr, tpr, _ = roc_curve(labels, values)
+        ax.plot(fpr, tpr, color=COLORS[i % len(COLORS)], label=f"{name}: AUROC {roc_auc_score(labels, values):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false-positive rate (normal items flagged)",
+           ylabel="true-positive rate (anomalies flagged)")
+    ax.set_aspect("equal", adjustable="box")
+    ax.legend(loc="lower right", fontsize="small")
     if title:
         ax.set_title(title)
     return ax

@@ -4,7 +4,8 @@ Taught in notebook 03:
 
 - section 1, autoencoder -> VAE: :class:`Autoencoder`, :class:`MLPVAE`, :func:`reparameterize`,
   :func:`gaussian_kl` (the closed form), :func:`bernoulli_nll` and :func:`vae_loss` (summed over
-  pixels, averaged over the batch), :func:`vae_step`;
+  pixels, averaged over the batch), :func:`vae_step`; how loose the ELBO is:
+  :func:`log_importance_weights` and :func:`importance_weighted_bound` (Burda et al. 2016);
 - section 2, a convolutional VAE: :class:`ConvVAE`, :func:`fit_vae` (the training loop, with
   test evaluations); :class:`VAERecipe`, :data:`FAST_RECIPE` (section 1's) and
   :data:`RECIPES` (the conv VAE per profile), :func:`fit_recipe`, :func:`evaluate` (test -ELBO),
@@ -23,6 +24,7 @@ All quantities are in nats per image unless a name says bits.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -357,6 +359,49 @@ def active_units(model: LatentModel, images: torch.Tensor, threshold: float = 0.
     """
     variances = encode_means(model, images).var(0)
     return int((variances > threshold).sum()), variances
+
+
+def log_importance_weights(
+    model: LatentModel, images: torch.Tensor, k: int, seed: int = ELBO_SEED, batch_size: int | None = None,
+) -> torch.Tensor:
+    """``[N, k]``: ``log w = log p(x|z) + log p(z) - log q(z|x)`` for ``k`` codes z ~ q(z|x) of each image (nats).
+
+    The mean of ``w`` over z ~ q(z|x) is p(x) exactly, so the weights estimate the likelihood
+    (:func:`importance_weighted_bound`). The noise is drawn on the CPU from ``seed`` as one
+    ``[N, k, latent_dim]`` tensor (mind its size), so the numbers do not depend on ``batch_size``
+    (images per forward pass; by default about 10,000 decoded codes per pass) or on the device.
+    """
+    check_images(images)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    device = _device(model)
+    eps = torch.randn(len(images), k, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    batch_size = batch_size or max(1, 10_000 // k)
+    log_2pi = math.log(2 * math.pi)
+    out = []
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device)
+            e = eps[start:start + batch_size].to(device)  # [B, k, d]
+            mu, logvar = model.encode(x)
+            z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * e
+            log_px_z = -bernoulli_nll(model.decode(z.flatten(0, 1)), x.repeat_interleave(k, 0)).view(len(x), k)
+            log_pz = -0.5 * (z.pow(2) + log_2pi).sum(-1)
+            log_qz = -0.5 * (e.pow(2) + logvar[:, None] + log_2pi).sum(-1)  # N(z; mu, sigma^2) at z = mu + sigma eps
+            out.append((log_px_z + log_pz - log_qz).float().cpu())
+    return torch.cat(out)
+
+
+def importance_weighted_bound(
+    model: LatentModel, images: torch.Tensor, k: int, seed: int = ELBO_SEED, batch_size: int | None = None,
+) -> torch.Tensor:
+    r"""``[N]``: the importance-weighted estimate $\log \hat p_k(x) = \log \frac1k \sum_j w_j$ of each image (nats).
+
+    Burda et al. (2016): its expectation is a lower bound on log p(x) that rises with ``k``
+    (``k = 1``: the ELBO) and reaches log p(x) as ``k`` grows. The weights are
+    :func:`log_importance_weights`, averaged in log space (``logsumexp``) for stability.
+    """
+    return torch.logsumexp(log_importance_weights(model, images, k, seed, batch_size), dim=1) - math.log(k)
 
 
 # --- training (sections 1-3) ------------------------------------------------------------------------------

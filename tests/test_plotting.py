@@ -54,3 +54,15 @@ def test_scatter_and_density_share_an_axes():
     assert len(fig.axes) == 2 and len(axes[0].collections) >= 2
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         plotting.scatter_2d(torch.randn(5, 3))
+
+
+def test_roc_curves_one_line_per_score_plus_chance():
+    normal, anomalous = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.5, 3.0])
+    ax = plotting.roc_curves({"good": (normal, anomalous), "reversed": (-normal, -anomalous)}, title="t")
+    assert len(ax.lines) == 3 and ax.get_title() == "t"  # two scores and the chance diagonal
+    fpr, tpr = ax.lines[0].get_data()
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # the trapezoid rule
+    assert area == pytest.approx(5 / 6)  # 5 of the 6 (normal, anomalous) pairs ranked right
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["good: AUROC 0.833", "reversed: AUROC 0.167"]

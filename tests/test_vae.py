@@ -180,6 +180,63 @@ def test_evaluate_is_seeded_and_independent_of_the_batch_size():
     assert model.training  # restored
 
 
+
+def _one_dimensional_vae() -> tuple[MLPVAE, torch.Tensor, torch.Tensor]:
+    """A VAE with one latent dimension, a few images, and each image's exact log p(x) by quadrature over z."""
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=1, hidden=8)
+    with torch.no_grad():
+        model.decoder[-1].weight *= 0.2  # a posterior a few tenths wide: quadrature and sampling both resolve it
+    x = bar_images(4)
+    z = torch.linspace(-8, 8, 4_001)[:, None]  # p(x|z) p(z) is negligible outside
+    with torch.no_grad():
+        decoded = model.decode(z)
+        log_joint = torch.stack([-vae.bernoulli_nll(decoded, xi.expand(len(z), -1, -1, -1)) for xi in x])
+    log_joint = log_joint.double() + torch.distributions.Normal(0.0, 1.0).log_prob(z[:, 0]).double()
+    return model, x, torch.logsumexp(log_joint, dim=1) + math.log(16 / 4_000)  # [4]: the integral, Riemann sum
+
+
+def test_importance_weights_are_seeded_and_independent_of_the_batch_size():
+    model, x, _ = _one_dimensional_vae()
+    lw = vae.log_importance_weights(model, x, 50, seed=3)
+    assert lw.shape == (4, 50)
+    assert torch.allclose(lw, vae.log_importance_weights(model, x, 50, seed=3, batch_size=1), atol=1e-3)
+    assert not torch.allclose(lw, vae.log_importance_weights(model, x, 50, seed=4), atol=1e-3)
+    # by hand: log p(x|z) + log N(z; 0, 1) - log N(z; mu, sigma) at z = mu + sigma * eps
+    mu, logvar = model.encode(x)
+    std = (0.5 * logvar).exp()
+    z = mu[:, None] + std[:, None] * torch.randn(4, 50, 1, generator=torch.Generator().manual_seed(3))
+    log_px_z = torch.stack([-vae.bernoulli_nll(model.decode(z[i]), x[i].expand(50, -1, -1, -1)) for i in range(4)])
+    by_hand = log_px_z + Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(mu[:, None], std[:, None]).log_prob(z).sum(-1)
+    assert torch.allclose(lw, by_hand.detach(), atol=1e-3)
+    one = vae.importance_weighted_bound(model, x, 1, seed=3)
+    assert torch.allclose(one, vae.log_importance_weights(model, x, 1, seed=3)[:, 0])
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        vae.log_importance_weights(model, x, 0)
+    with pytest.raises(ValueError, match=r"images must be \[N, 1, 28, 28\]"):
+        vae.importance_weighted_bound(model, x.view(4, 784), 5)
+
+
+def test_importance_weighted_bound_climbs_from_the_elbo_to_the_exact_likelihood():
+    model, x, log_px = _one_dimensional_vae()
+    lw = vae.log_importance_weights(model, x, 5_000, seed=0).double()  # [4, 5000]
+    # K = 1: the mean log weight is the ELBO, E_q[log p(x|z)] - KL, here by quadrature and the closed form
+    mu, logvar = (t.detach()[:, 0] for t in model.encode(x))
+    z = torch.linspace(-8, 8, 4_001)
+    q = Normal(mu[:, None], (0.5 * logvar).exp()[:, None]).log_prob(z).exp() * (16 / 4_000)  # [4, grid]
+    with torch.no_grad():
+        decoded = model.decode(z[:, None])
+        log_px_z = torch.stack([-vae.bernoulli_nll(decoded, xi.expand(len(z), -1, -1, -1)) for xi in x])
+    elbo = (q * log_px_z).sum(1) - vae.gaussian_kl(mu, logvar)
+    assert ((lw.mean(1) - elbo).abs() < 4 * lw.std(1) / math.sqrt(lw.shape[1])).all()
+    # the bound of K codes (averaged over 5000 / K groups) rises with K towards log p(x)
+    bounds = [(torch.logsumexp(lw.view(4, -1, k), dim=2) - math.log(k)).mean(1) for k in (1, 10, 100, 5_000)]
+    assert all((a < b).all() for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    assert (bounds[0] < log_px - 0.1).all()  # the ELBO is well below the likelihood here
+    assert torch.allclose(bounds[-1], log_px, atol=0.05)  # 5,000 codes: the likelihood, up to sampling and rounding
+    assert torch.allclose(vae.importance_weighted_bound(model, x, 5_000, seed=0).double(), bounds[-1], atol=1e-4)
+
+
 def test_active_units_counts_dimensions_whose_mean_moves_with_the_input():
     torch.manual_seed(0)
     model = MLPVAE(latent_dim=5, hidden=16)
