@@ -557,7 +557,6 @@ RECIPES: dict[str, VAERecipe] = {
     "ship": VAERecipe(epochs=30),
     "test": VAERecipe(latent_dim=4, hidden=16, channels=(4, 8), batch_size=32, epochs=1),
 }
-CPU_RECIPE = {"hidden": 256, "latent_dim": 20, "batch_size": 128, "lr": 5e-3}  # notebook 03 until it reads FAST_RECIPE
 
 
 def fit_recipe(
