@@ -14,7 +14,8 @@
   the bigram of 01 and the transformers of 04 and 05.
 - Measuring generated text (04, sections 3.1 and 4.3; 06, section 3): :func:`distinct_n`
   and :func:`repetition_rate` on :func:`words` or any token sequence
-  (:func:`ngrams`), :func:`token_log_probs` and :func:`mean_log_prob`, the
+  (:func:`ngrams`), their character-level forms :func:`char_distinct_n` and
+  :func:`char_repetition_rate`, :func:`token_log_probs` and :func:`mean_log_prob`, the
   memorisation checks :func:`ngram_overlap` (with :func:`ngram_set`) and
   :func:`longest_copied_span`, and :func:`known_word_share` (with :func:`word_set`),
   a cheap check of spelling.
@@ -335,6 +336,26 @@ def repetition_rate(tokens: str | Sequence[Any], n: int = 4) -> float:
         repeats += g in seen
         seen.add(g)
     return repeats / len(grams)
+
+
+def char_distinct_n(text: str, n: int) -> float:
+    """Distinct-n over the *characters* of ``text``: distinct ``n``-character sequences / all of them.
+
+    Short generated texts (a hundred characters, some twenty words) almost
+    never repeat a word pair, so word-level distinct-n sits at 1 for every
+    decoding strategy; three-character pieces repeat often enough to tell
+    greedy, low temperatures and sampling apart (notebook 04, section 4.5).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"char_distinct_n measures a string, got {type(text).__name__}")
+    return distinct_n(list(text), n)
+
+
+def char_repetition_rate(text: str, n: int = 8) -> float:
+    """The share of ``n``-character sequences of ``text`` already seen earlier in it (a loop scores near 1)."""
+    if not isinstance(text, str):
+        raise ValueError(f"char_repetition_rate measures a string, got {type(text).__name__}")
+    return repetition_rate(list(text), n)
 
 
 def token_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

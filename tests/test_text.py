@@ -196,6 +196,21 @@ def test_distinct_n_and_repetition_rate_known_answers():
     assert text.distinct_n(torch.tensor([1, 2, 1, 2]), 2) == pytest.approx(2 / 3)
 
 
+def test_char_distinct_n_and_repetition_count_characters_not_words():
+    sample = "the cat sat on the mat"
+    assert text.distinct_n(sample, 2) == 1.0  # no repeated word pair: word-level distinct-2 at its ceiling
+    # characters: 20 trigrams; "the" and "at " occur twice each ("he " too), so 17 are distinct
+    assert text.char_distinct_n(sample, 3) == pytest.approx(17 / 20)
+    assert text.char_distinct_n("abcabc", 3) == pytest.approx(3 / 4)
+    assert text.char_repetition_rate("abcabcabc", 3) == pytest.approx(4 / 7)
+    assert text.char_repetition_rate("abcdefghij", 8) == 0.0
+    assert text.char_repetition_rate("ab" * 10, 8) == pytest.approx(11 / 13)  # a loop: near 1
+    with pytest.raises(ValueError, match="string"):
+        text.char_distinct_n(["a", "b", "c"], 2)
+    with pytest.raises(ValueError, match="fewer than 8"):
+        text.char_repetition_rate("short", 8)
+
+
 def test_text_metrics_refuse_texts_too_short_to_measure():
     with pytest.raises(ValueError, match="fewer than 3 tokens"):
         text.distinct_n("two words", 3)
