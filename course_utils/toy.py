@@ -93,8 +93,9 @@ def mode_report(
 
     A sample is *high quality* if it lies within ``threshold * std`` of its
     nearest centre; a mode is *covered* if at least ``min_share`` of all samples
-    are high-quality samples of that mode (the definitions of the unrolled-GAN
-    and VEEGAN papers, with a share instead of a fixed count). ``modes_nearest``
+    are high-quality samples of that mode (the measures of the VEEGAN and PacGAN
+    papers, Srivastava et al. 2017 and Lin et al. 2018, with a share instead of a
+    fixed count). ``modes_nearest``
     ignores quality: the modes that are the nearest centre of at least
     ``min_share`` of the samples. ``effective_modes`` is ``exp(H)``, with ``H`` the
     entropy of how the high-quality samples spread over the modes: K for an even
