@@ -195,7 +195,7 @@ def kl_fn(variant: str = "right"):
 def test_kl_diag_gaussians():
     assert_right(ex.check_kl_diag_gaussians(ref.kl_diag_gaussians))
     assert_right(ex.check_kl_diag_gaussians(kl_fn()))
-    assert_right(ex.check_kl_diag_gaussians(kl_fn("library")))
+    assert_wrong(ex.check_kl_diag_gaussians(kl_fn("library")), "calls torch.distributions.kl_divergence")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("swapped")), "KL(p || q)")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("std")), "standard deviations where the formula has variances")
     assert_wrong(ex.check_kl_diag_gaussians(kl_fn("no -1")), "left out the -1")
@@ -205,6 +205,21 @@ def test_kl_diag_gaussians():
     averaged = lambda a, b, c, d: kl_fn()(a, b, c, d).mean().expand(len(a))  # noqa: E731
     assert_wrong(ex.check_kl_diag_gaussians(averaged), "do not average over the rows")
     assert_wrong(ex.check_kl_diag_gaussians(lambda a, b, c, d: kl_fn()(a, b, c, d)[:, None]), "should have shape (6,)")
+
+
+def test_kl_refuses_torch_kl_by_every_route():
+    import torch.distributions as dist
+    import torch.distributions.kl as torch_kl
+
+    def via_module(mu_q, lv_q, mu_p, lv_p):
+        return dist.kl.kl_divergence(Normal(mu_q, (0.5 * lv_q).exp()), Normal(mu_p, (0.5 * lv_p).exp())).sum(-1)
+
+    kl_divergence(Normal(0.0, 1.0), Normal(1.0, 2.0))  # torch caches the looked-up function: the check must not
+    for answer in (kl_fn("library"), via_module):
+        assert_wrong(ex.check_kl_diag_gaussians(answer), "calls torch.distributions.kl_divergence", "formula")
+    assert torch_kl.kl_divergence is kl_divergence and dist.kl_divergence is kl_divergence  # restored
+    assert kl_divergence(Normal(0.0, 1.0), Normal(0.0, 1.0)).item() == 0.0  # and working after the check
+    assert_right(ex.check_kl_diag_gaussians(kl_fn()))
 
 
 def test_kl_unrecognised_mistakes_are_located_by_two_known_cases():

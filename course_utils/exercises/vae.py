@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.distributions.kl as torch_kl
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from course_utils import anomaly
-from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close
+from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, refusing
 
 # --- exercise 1: the reparameterised sampler ---------------------------------------------------------------
 
@@ -174,12 +175,32 @@ def _kl(mu_q: torch.Tensor, lv_q: torch.Tensor, mu_p: torch.Tensor, lv_p: torch.
     return kl_divergence(Normal(mu_q, (0.5 * lv_q).exp()), Normal(mu_p, (0.5 * lv_p).exp()))
 
 
+_KL_SHORTCUT = "torch.distributions.kl_divergence"
+
+
+def _call_kl(kl_fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> Any:
+    """:func:`call`, with torch's KL refused: the exercise asks for the formula, not the library's answer."""
+    targets = [(torch.distributions, "kl_divergence", _KL_SHORTCUT), (torch_kl, "kl_divergence", _KL_SHORTCUT),
+               (torch_kl, "_dispatch_kl", _KL_SHORTCUT)]  # the last: a kl_divergence imported before the check
+    torch_kl._KL_MEMOIZE.clear()  # torch's cache of looked-up KL functions: cleared, every call dispatches
+    with refusing(targets) as used:
+        try:
+            result = call(kl_fn, "your function", *args)
+        except Wrong:
+            if not used:
+                raise
+    if used:
+        raise Wrong(f"your function calls {_KL_SHORTCUT}, which does the exercise for you: write the formula of "
+                    "section 1.4, generalised to a prior N(mu_p, var_p), with torch operations")
+    return result
+
+
 @checker(solution="kl_diag_gaussians")
 def check_kl_diag_gaussians(kl_fn: Callable[..., torch.Tensor]) -> str:
     """``kl_fn(mu_q, logvar_q, mu_p, logvar_p)``: ``[N]``, KL(q || p) of diagonal Gaussians, summed over dims."""
     mu_q, lv_q, mu_p, lv_p = _kl_case()
     n = len(mu_q)
-    out = call(kl_fn, "your function", mu_q.clone(), lv_q.clone(), mu_p.clone(), lv_p.clone())
+    out = _call_kl(kl_fn, mu_q.clone(), lv_q.clone(), mu_p.clone(), lv_p.clone())
     per_dim = _kl(mu_q, lv_q, mu_p, lv_p)
     if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(per_dim.shape):
         if close(out.detach().float(), per_dim, 1e-4):
@@ -189,10 +210,10 @@ def check_kl_diag_gaussians(kl_fn: Callable[..., torch.Tensor]) -> str:
     kl = as_tensor(out, "the KL", shape=(n,))
     expected = per_dim.sum(-1)
     if close(kl, expected, 1e-4):
-        same = as_tensor(call(kl_fn, "your function", mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
+        same = as_tensor(_call_kl(kl_fn, mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
         if not close(same, torch.zeros(n), 1e-5):
             raise Wrong("KL(q || q) should be 0 for every row")
-        std_normal = as_tensor(call(kl_fn, "your function", mu_q, lv_q, torch.zeros_like(mu_q), torch.zeros_like(lv_q)),
+        std_normal = as_tensor(_call_kl(kl_fn, mu_q, lv_q, torch.zeros_like(mu_q), torch.zeros_like(lv_q)),
                                "KL(q || N(0, I))", shape=(n,))
         if not close(std_normal, 0.5 * (mu_q**2 + lv_q.exp() - 1 - lv_q).sum(-1), 1e-4):
             raise Wrong("with p = N(0, I) your KL should reduce to the closed form of section 1")
@@ -218,12 +239,12 @@ def _fail(kl_fn: Callable[..., torch.Tensor], kl: torch.Tensor, expected: torch.
     """The hint for an unrecognised wrong KL: which of two cases with a known answer it gets wrong."""
     mu_q, lv_q, _, _ = _kl_case()
     n = len(mu_q)
-    same = as_tensor(call(kl_fn, "your function", mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
+    same = as_tensor(_call_kl(kl_fn, mu_q, lv_q, mu_q, lv_q), "KL(q || q)", shape=(n,))
     if not close(same, torch.zeros(n), 1e-5):
         raise Wrong(f"KL(q || q) should be 0 for every row, yours is {same[0]:.4f} for the first: some term does not "
                     "cancel when p = q")
     zeros = torch.zeros_like(mu_q)
-    std_normal = as_tensor(call(kl_fn, "your function", mu_q, lv_q, zeros, zeros), "KL(q || N(0, I))", shape=(n,))
+    std_normal = as_tensor(_call_kl(kl_fn, mu_q, lv_q, zeros, zeros), "KL(q || N(0, I))", shape=(n,))
     closed_form = 0.5 * (mu_q**2 + lv_q.exp() - 1 - lv_q).sum(-1)
     if not close(std_normal, closed_form, 1e-4):
         raise Wrong(f"with p = N(0, I) your KL should reduce to the formula of section 1.4: first row "
