@@ -333,7 +333,8 @@ def test_sample_name_refuses_the_package_samplers():
         g = torch.Generator().manual_seed(0)
         assert [answer(basics.SAMPLE_P, basics.SAMPLE_VOCAB, g, 2.0, basics.SAMPLE_MAX_LEN)
                 for _ in range(basics.SAMPLE_NAMES)] == basics._reference_names(2.0)
-    assert_wrong(basics.check_sample_name(by_sample_names), "write it yourself", "text.sample_names does it for you")
+    assert_wrong(basics.check_sample_name(by_sample_names), "write it yourself",
+                 "text.sample_names, which does the exercise for you")
     assert_wrong(basics.check_sample_name(by_apply_temperature), "write it yourself", "text.apply_temperature")
     assert_wrong(basics.check_sample_name(by_sample_logits), "write it yourself", "text.sample_logits")
     assert_wrong(basics.check_sample_name(hidden), "write it yourself", "text.sample_names")
@@ -345,7 +346,8 @@ def test_trigram_nll_refuses_the_package_ngram():
     vocab = text.build_vocab(words + val, boundary=".")
     by_package = lambda tr, va, vocab, alpha: text.ngram_nll(tr, va, vocab, 3, alpha)  # noqa: E731
     assert by_package(words, val, vocab, 0.5) == pytest.approx(basics.trigram_reference(words, val, vocab, 0.5))
-    assert_wrong(basics.check_trigram_nll(by_package), "write it yourself", "text.ngram_nll does it for you")
+    assert_wrong(basics.check_trigram_nll(by_package), "write it yourself",
+                 "text.ngram_nll, which does the exercise for you")
     assert text.ngram_nll is basics.TRIGRAM_SHORTCUTS[0][0].ngram_nll and text.ngram_nll(words, val, vocab, 3, 0.5) > 0
 
 
@@ -366,7 +368,7 @@ def test_pca_interpolation_refuses_the_package_walk():
         assert torch.allclose(answer(x[0], x[1], pca.mean, pca.components, 2, 5), pca.interpolate(x[0], x[1], 2, 5),
                               atol=1e-5)
     assert_wrong(basics.check_pca_interpolation(by_package), "write it yourself",
-                 "density.PCA.interpolate does it for you")
+                 "density.PCA.interpolate, which does the exercise for you")
     assert_wrong(basics.check_pca_interpolation(by_encode_decode), "write it yourself", "density.PCA.encode")
     assert torch.allclose(pca.interpolate(x[0], x[1], 2, 5), interpolate(x[0], x[1], pca.mean, pca.components, 2, 5),
                           atol=1e-5)  # restored

@@ -154,6 +154,32 @@ def refusing(targets: Iterable[tuple[Any, str, str]], used: list[str] | None = N
             setattr(owner, attr, original)
 
 
+def call_refusing(
+    shortcuts: Iterable[tuple[Any, str, str]], task: str, fn: Any, what: str, *args: Any,
+    advice: str = "build it from torch operations", **kwargs: Any,
+) -> Any:
+    """:func:`call`, with the package functions ``shortcuts`` (``(owner, attr, label)``) refused.
+
+    Passing one as the answer, or calling one (even inside a ``try`` that then answers some other
+    way), is :class:`Wrong`, with a hint that begins with ``task`` ("write the loop yourself"),
+    names the function and ends with ``advice``. Every checker that asks for an algorithm the
+    package already has uses it.
+    """
+    shortcuts = list(shortcuts)
+    for owner, attr, label in shortcuts:  # the package's function itself, passed as the answer
+        if fn is getattr(owner, attr):
+            raise Wrong(f"{task}: {what} is {label} itself, which does the exercise for you; {advice}")
+    with refusing(shortcuts) as used:
+        try:
+            result = call(fn, what, *args, **kwargs)
+        except Wrong:
+            if not used:
+                raise
+    if used:
+        raise Wrong(f"{task}: {what} calls {used[0]}, which does the exercise for you; {advice}")
+    return result
+
+
 # --- the reference solutions, on request ------------------------------------------------------------
 
 

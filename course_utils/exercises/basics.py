@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import density, text
-from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, not_done, refusing
+from course_utils.exercises import Wrong, as_number, as_tensor, call, call_refusing, checker, close, not_done
 
 # --- the package's one-liners: an exercise that asks for an algorithm refuses the functions that do it ---------------
 
@@ -25,22 +25,10 @@ def _label(owner: Any, attr: str) -> str:
     return f"{'text' if owner is text else 'density.PCA'}.{attr}"
 
 
-def call_refusing(shortcuts: Sequence[tuple[Any, str]], fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    """:func:`call` with the package functions ``shortcuts`` refused (see ``exercises.gpt.call_without``): calling
-    one, or passing it as the answer, is :class:`Wrong` with a hint that names it, even if the answer is right."""
-    for owner, attr in shortcuts:
-        if fn is getattr(owner, attr):
-            raise Wrong(f"write it yourself: {what} is {_label(owner, attr)} itself, which does it for you")
-    with refusing([(owner, attr, _label(owner, attr)) for owner, attr in shortcuts]) as used:
-        try:
-            result = call(fn, what, *args, **kwargs)
-        except Wrong:
-            if not used:
-                raise
-    if used:
-        raise Wrong(f"write it yourself: {used[0]} does it for you (your function calls it); the exercise asks "
-                    "for the steps, built from torch operations")
-    return result
+def _refusing_call(shortcuts: Sequence[tuple[Any, str]], fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`course_utils.exercises.call_refusing` for ``(owner, attr)`` pairs: the hint says "write it yourself"."""
+    return call_refusing([(owner, attr, _label(owner, attr)) for owner, attr in shortcuts], "write it yourself", fn,
+                         what, *args, advice="the exercise asks for the steps, built from torch operations", **kwargs)
 
 
 # --- exercise 1: sampling a name, with a temperature (section 3.3) -----------------------------------
@@ -80,7 +68,7 @@ def sample_reference(P: torch.Tensor, generator: torch.Generator, temperature: f
 def _names(sample_fn: Callable[..., Any], temperature: float, seed: int, prefix: str | None = None) -> list[str]:
     g = torch.Generator().manual_seed(seed)
     extra = {} if prefix is None else {"prefix": prefix}  # None: the learner's default prefix, ""
-    names = [call_refusing(SAMPLE_SHORTCUTS, sample_fn, "your function", SAMPLE_P.clone(), SAMPLE_VOCAB, g,
+    names = [_refusing_call(SAMPLE_SHORTCUTS, sample_fn, "your function", SAMPLE_P.clone(), SAMPLE_VOCAB, g,
                            temperature, SAMPLE_MAX_LEN, **extra) for _ in range(SAMPLE_NAMES)]
     for name in names:
         if not isinstance(name, str):
@@ -215,11 +203,11 @@ def trigram_reference(train: Sequence[str], val: Sequence[str], vocab: text.Voca
 def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
     """``nll_fn(train_words, val_words, vocab, alpha)``: held-out NLL per character of an add-alpha trigram model."""
     vocab = text.build_vocab(TRIGRAM_TRAIN + TRIGRAM_VAL, boundary=".")
-    got = as_number(call_refusing(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL),
+    got = as_number(_refusing_call(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN), list(TRIGRAM_VAL),
                                   vocab, 0.5), "your NLL")
     expected = trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.5)
     if close(got, expected):
-        other = as_number(call_refusing(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN),
+        other = as_number(_refusing_call(TRIGRAM_SHORTCUTS, nll_fn, "your function", list(TRIGRAM_TRAIN),
                                         list(TRIGRAM_VAL), vocab, 0.1), "NLL")
         if not close(other, trigram_reference(TRIGRAM_TRAIN, TRIGRAM_VAL, vocab, 0.1)):
             raise Wrong("right for alpha = 0.5 but not for alpha = 0.1: use the alpha you are given")
@@ -300,7 +288,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     """``interp_fn(x_a, x_b, mean, components, k, steps)``: ``[steps, D]`` decoded points between two codes."""
     x, pca = _pca_fixture()
     k, steps = 2, 5
-    out = call_refusing(PCA_SHORTCUTS, interp_fn, "your function", x[0].clone(), x[1].clone(), pca.mean.clone(),
+    out = _refusing_call(PCA_SHORTCUTS, interp_fn, "your function", x[0].clone(), x[1].clone(), pca.mean.clone(),
                         pca.components.clone(), k, steps)
     got = as_tensor(out, "the interpolation", shape=(steps, x.shape[1]))
     codes = pca.encode(x[:2], k)

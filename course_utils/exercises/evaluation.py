@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from course_utils import evaluation, human_eval
-from course_utils.exercises import Wrong, as_number, call, checker, refusing
+from course_utils.exercises import Wrong, as_number, call_refusing, checker
 
 # --- the package's shortcuts: an exercise that asks for an algorithm refuses the function that does it ------------
 
@@ -20,25 +20,6 @@ PR_SHORTCUTS = ((evaluation, "precision_recall", "evaluation.precision_recall"),
 BOOTSTRAP_SHORTCUTS = ((evaluation, "bootstrap_interval", "evaluation.bootstrap_interval"),)
 WIN_RATE_SHORTCUTS = ((human_eval, "win_rates", "human_eval.win_rates"),
                       (human_eval, "wilson_interval", "human_eval.wilson_interval"))
-
-
-def call_without(shortcuts: tuple[tuple[Any, str, str], ...], task: str, fn: Any, what: str, *args: Any) -> Any:
-    """:func:`call`, with the package functions ``shortcuts`` (``(module, name, label)``) refused: passing or
-    calling one is :class:`Wrong`, with a hint that begins with ``task`` ("write the resampling yourself")."""
-    for owner, attr, label in shortcuts:  # the package's function itself, passed as the answer
-        if fn is getattr(owner, attr):
-            raise Wrong(f"{task}: {what} is {label} itself, which does the exercise for you. Build it from torch "
-                        "operations")
-    with refusing(shortcuts) as used:
-        try:
-            result = call(fn, what, *args)
-        except Wrong:
-            if not used:
-                raise
-    if used:  # also when the learner's function caught the refusal and answered some other way
-        raise Wrong(f"{task}: {what} calls {used[0]}, which does the exercise for you. Build it from torch "
-                    "operations")
-    return result
 
 
 # --- a bootstrap interval (section 2) ---------------------------------------------------------------
@@ -64,7 +45,7 @@ def check_bootstrap_interval(fn: Callable[..., Any]) -> str:
     values = _sample(400, 0)
 
     def ask(sample: torch.Tensor, seed: int) -> Any:
-        return call_without(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sample, 4000,
+        return call_refusing(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sample, 4000,
                             torch.Generator().manual_seed(seed))
 
     low, high = _pair_of_numbers(ask(values.clone(), 1),
@@ -163,7 +144,7 @@ def check_precision_recall(fn: Callable[..., Any]) -> str:
     k, found = 3, []
     tol = 1.5 / 300  # one point either way: a distance that ties a radius may round either side
     for name, (real, fake) in toy_manifold_cases().items():
-        out = call_without(PR_SHORTCUTS, "write it with torch yourself", fn, "your function", real.clone(),
+        out = call_refusing(PR_SHORTCUTS, "write it with torch yourself", fn, "your function", real.clone(),
                            fake.clone(), k)
         p, r = _pair_of_numbers(out, "(precision, recall)")
         ref = evaluation.precision_recall(real, fake, k)
@@ -248,7 +229,7 @@ def check_paired_ratio(fn: Callable[..., Any]) -> str:
     a, b = ratio_scores(256, 0)
 
     def ask(sa: torch.Tensor, sb: torch.Tensor, seed: int) -> tuple[float, float]:
-        out = call_without(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sa.clone(),
+        out = call_refusing(BOOTSTRAP_SHORTCUTS, "write the resampling yourself", fn, "your function", sa.clone(),
                            sb.clone(), 4000, torch.Generator().manual_seed(seed))
         return _pair_of_numbers(out, "the interval")
 
@@ -324,7 +305,7 @@ def _wald(wins: float, n: int) -> tuple[float, float]:
 
 
 def ask_win_rate(fn: Any, ratings: list[human_eval.Rating], model: str) -> Any:
-    return call_without(WIN_RATE_SHORTCUTS, "count the wins and write the interval yourself", fn, "your function",
+    return call_refusing(WIN_RATE_SHORTCUTS, "count the wins and write the interval yourself", fn, "your function",
                         ratings, model)
 
 

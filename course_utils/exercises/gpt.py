@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import decoding, gpt, text
-from course_utils.exercises import Wrong, as_tensor, call, checker, close, refusing
+from course_utils.exercises import Wrong, as_tensor, call, call_refusing, checker, close, refusing
 
 # --- the package's shortcuts: an exercise that asks for an algorithm refuses the function that does it ------------
 
@@ -20,34 +20,25 @@ from course_utils.exercises import Wrong, as_tensor, call, checker, close, refus
 SHORTCUT_OWNERS = {"gpt": gpt, "text": text, "decoding": decoding, "F": F}
 
 
-def _forbidden(names: tuple[str, ...]) -> contextlib.AbstractContextManager[list[str]]:
-    """:func:`refusing` for ``"module.function"`` names (and transformers' penalty, if the learner imported it)."""
+def _targets(names: tuple[str, ...]) -> list[tuple[Any, str, str]]:
+    """``"module.function"`` names as :func:`refusing` targets (and transformers' penalty, if imported)."""
     targets = [(SHORTCUT_OWNERS[name.split(".")[0]], name.split(".")[1], name) for name in names]
     hf = sys.modules.get("transformers.generation.logits_process")  # only if the learner has imported it
     if "decoding.apply_repetition_penalty" in names and hf is not None:
         targets.append((hf.RepetitionPenaltyLogitsProcessor, "__call__",
                         "transformers' RepetitionPenaltyLogitsProcessor"))
-    return refusing(targets)
+    return targets
+
+
+def _forbidden(names: tuple[str, ...]) -> contextlib.AbstractContextManager[list[str]]:
+    """:func:`refusing` for ``"module.function"`` names."""
+    return refusing(_targets(names))
 
 
 def call_without(shortcuts: tuple[str, ...], task: str, fn: Any, what: str, *args: Any) -> Any:
-    """:func:`call`, with the package functions ``shortcuts`` refused: using one is :class:`Wrong`, with a hint
-    that begins with ``task`` ("write the loop yourself")."""
-    for name in shortcuts:  # the package's function itself, passed as the answer
-        owner, attr = name.split(".")
-        if fn is getattr(SHORTCUT_OWNERS[owner], attr):
-            raise Wrong(f"{task}: {what} is {name} itself, which does the exercise for you. Build it from torch "
-                        "operations (the exercise says which package functions you may use)")
-    with _forbidden(shortcuts) as used:
-        try:
-            result = call(fn, what, *args)
-        except Wrong:
-            if not used:
-                raise
-    if used:
-        raise Wrong(f"{task}: {what} calls {used[0]}, which does the exercise for you. Build it from torch "
-                    "operations (the exercise says which package functions you may use)")
-    return result
+    """:func:`course_utils.exercises.call_refusing` for ``"module.function"`` names."""
+    return call_refusing(_targets(shortcuts), task, fn, what, *args, advice="build it from torch operations "
+                         "(the exercise says which package functions you may use)")
 
 
 # --- exercise 1 (section 2.4): a sliding-window causal mask -----------------------------------------------
