@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from collections import Counter
 
+import torch
 from transformers import GPT2Config
 
 from course_utils import music, seq2seq
@@ -190,27 +191,36 @@ def test_make_config_wrong():
 # --- exercise 5: labels for a padded batch -----------------------------------------------------------------
 
 
+def sft(ids, mask, prompt, fill=-100, count=None):
+    count = mask.cumsum(1) if count is None else count
+    return ids.masked_fill((mask == 0) | (count <= prompt[:, None]), fill)
+
+
 def test_lm_labels_right():
     assert_right(ex.check_lm_labels(sol.lm_labels))
-    assert_right(ex.check_lm_labels(lambda ids, mask: ids.masked_fill(~mask.bool(), -100)))
+    assert_right(ex.check_lm_labels(lambda ids, mask, prompt: sft(ids, mask, prompt)))
 
 
 def test_lm_labels_wrong():
     check = ex.check_lm_labels
 
-    def in_place(ids, mask):
+    def in_place(ids, mask, prompt):
         ids[mask == 0] = -100
         return ids
 
     assert_wrong(check(in_place), "changed input_ids in place")
-    assert_wrong(check(lambda ids, mask: ids.clone()), "padding is still learnt")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(ids == 0, -100)), "found the padding by its id")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, 0)), "not 0 or the pad id")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100)[:, 1:]), "one shorter")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100).roll(-1, dims=1)), "shifted by one")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 1, -100)), "wrong way round")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100).tolist()), "return a tensor")
-    assert_wrong(check(lambda ids, mask: ids.masked_fill(mask == 0, -100)[:2]), "shape of input_ids")
+    assert_wrong(check(lambda ids, mask, prompt: ids.clone()), "padding is still learnt")
+    assert_wrong(check(lambda ids, mask, prompt: ids.masked_fill(mask == 0, -100)), "prompt is still learnt")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, (ids != 0).long(), prompt)), "found the padding by its id")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt, 0)), "not 0 or the pad id")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt)[:, 1:]), "one shorter")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt).roll(-1, dims=1)), "shifted by one")
+    assert_wrong(check(lambda ids, mask, prompt: ids.masked_fill(mask == 1, -100)), "wrong way round")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt, count=torch.arange(1, 7)[None])),
+                 "starts after the padding")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt + 1)), "one token too long")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt).tolist()), "return a tensor")
+    assert_wrong(check(lambda ids, mask, prompt: sft(ids, mask, prompt)[:2]), "shape of input_ids")
     assert_not_done(check(stub))
 
 

@@ -154,3 +154,10 @@ def test_size_validation():
         seq2seq.TranslatorSize(d_model=30, heads=4)
     with pytest.raises(ValueError, match="layers"):
         seq2seq.TranslatorSize(layers=0)
+
+
+def test_bart_config_does_not_scale_embeddings_by_default():
+    # BART's sqrt(d_model) scaling of the token embeddings stalled the tiny models of notebook 05 on some seeds
+    tok = seq2seq.char_tokenizer()
+    assert seq2seq.bart_config(tok).scale_embedding is False
+    assert seq2seq.bart_config(tok, scale_embedding=True).scale_embedding is True

@@ -329,28 +329,34 @@ def check_make_config(make_fn: Callable[[int, int, int], Any]) -> str:
 
 END_ID = 0  # the end-of-text token, which is also the padding token (as in GPT-2)
 LABEL_BATCHES = (
-    # three names, each ending with its end token, padded on the right with the same id
+    # three prompt + answer rows, each ending with its end token, padded on the right with the same id
     (torch.tensor([[5, 9, 3, 0, 0, 0], [7, 2, 8, 4, 6, 0], [3, 3, 0, 0, 0, 0]]),
-     torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])),
-    # the same, padded on the left
+     torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]), torch.tensor([2, 3, 1])),
+    # the same, padded on the left: each prompt starts after its row's padding
     (torch.tensor([[0, 0, 5, 9, 3, 0], [7, 2, 8, 4, 6, 0], [0, 0, 0, 3, 3, 0]]),
-     torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])),
+     torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]]), torch.tensor([2, 3, 1])),
 )
 
 
+def _sft_labels(ids: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor, fill: int = -100) -> torch.Tensor:
+    """The reference: ``fill`` on the padding and on the first ``prompt[i]`` real tokens of row ``i``."""
+    return ids.masked_fill((mask == 0) | (mask.cumsum(1) <= prompt[:, None]), fill)
+
+
 @checker(solution="lm_labels")
-def check_lm_labels(labels_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
-    """``labels_fn(input_ids, attention_mask)``: the ``labels`` of a causal LM, -100 on the padding, not shifted."""
-    for ids, mask in LABEL_BATCHES:
+def check_lm_labels(labels_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> str:
+    """``labels_fn(input_ids, attention_mask, prompt_lengths)``: -100 on the padding and the prompt, not shifted."""
+    for ids, mask, prompt in LABEL_BATCHES:
+        ids, mask, prompt = ids.clone(), mask.clone(), prompt.clone()  # the function may change them in place
         before = ids.clone()
-        got = call(labels_fn, "your function", ids, mask)
+        got = call(labels_fn, "your function", ids, mask, prompt)
         not_done(got)
         if not torch.equal(ids, before):
             raise Wrong("your function changed input_ids in place: the model reads them too. Start from "
                         "input_ids.clone()")
         if not isinstance(got, torch.Tensor):
             raise Wrong(f"return a tensor of the same shape as input_ids; got {type(got).__name__}")
-        want = ids.masked_fill(mask == 0, -100)
+        want = _sft_labels(ids, mask, prompt)
         if torch.equal(got, want):
             continue
         if got.shape != ids.shape:
@@ -358,22 +364,34 @@ def check_lm_labels(labels_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> s
                 raise Wrong("your labels are one shorter: do not shift them. A Hugging Face causal LM compares "
                             "the logits at t with the labels at t + 1 itself")
             raise Wrong(f"labels have the shape of input_ids, {tuple(ids.shape)}; got {tuple(got.shape)}")
-        if torch.equal(got, ids):
+        pad_only = ids.masked_fill(mask == 0, -100)
+        if torch.equal(got, ids) or torch.equal(got, ids.masked_fill(mask.cumsum(1) <= prompt[:, None], -100)):
             raise Wrong("the padding is still learnt: where attention_mask is 0 the label must be -100, which the "
                         "loss ignores")
-        if torch.equal(got, ids.masked_fill(ids == END_ID, -100)):
+        if torch.equal(got, pad_only):
+            raise Wrong("the padding is right, but the prompt is still learnt: its first prompt_lengths[i] real "
+                        "tokens must be -100 too, so that the loss is on the answer only")
+        if torch.equal(got, _sft_labels(ids, (ids != END_ID).long(), prompt)):
             raise Wrong("you found the padding by its id; here the pad id is also the end token (as in GPT-2), so "
-                        "every name's real end token was dropped too. Use attention_mask == 0")
-        if torch.equal(got, ids.masked_fill(mask == 0, 0)) or torch.equal(got, ids.masked_fill(mask == 0, END_ID)):
+                        "every row's real end token was dropped too. Use attention_mask == 0")
+        if torch.equal(got, _sft_labels(ids, mask, prompt, END_ID)):  # END_ID is 0: the pad id and 0 at once
             raise Wrong("the ignored label is -100 (CrossEntropyLoss's ignore_index), not 0 or the pad id")
         if torch.equal(got[:, :-1], want[:, 1:]) or torch.equal(got[:, 1:], want[:, :-1]):
             raise Wrong("your labels are shifted by one: do not shift them, the model does it itself")
         if torch.equal(got, ids.masked_fill(mask == 1, -100)):
             raise Wrong("the mask is the wrong way round: attention_mask is 1 on real tokens and 0 on the padding")
+        from_zero = torch.arange(ids.shape[1])[None] < prompt[:, None]
+        if torch.equal(got, ids.masked_fill((mask == 0) | from_zero, -100)):
+            raise Wrong("on a row padded on the left the prompt starts after the padding, not at position 0: "
+                        "count the real tokens (attention_mask.cumsum(1) numbers them 1, 2, ...)")
+        for shift in (-1, 1):
+            if torch.equal(got, _sft_labels(ids, mask, prompt + shift)):
+                raise Wrong(f"your prompt is one token {'too short' if shift < 0 else 'too long'}: row i's prompt "
+                            f"is exactly its first prompt_lengths[i] real tokens")
         row, col = (got != want).nonzero()[0].tolist()
         raise Wrong(f"row {row}, position {col}: expected {int(want[row, col])}, got {int(got[row, col])}")
-    return ("padding ignored (-100), every real token learnt, each name's end token included; the model shifts "
-            "the labels itself")
+    return ("padding and prompts ignored (-100), every answer token learnt, each row's end token included; the "
+            "model shifts the labels itself")
 
 
 # --- exercise 6: a rule-based date normaliser (section 4) -----------------------------------------------------

@@ -94,9 +94,10 @@ def transpose(tokens, semitones):
     return out
 
 
-def lm_labels(input_ids, attention_mask):
-    """The labels of a causal LM for a padded batch: the input ids, -100 where the mask is 0 (not shifted)."""
+def lm_labels(input_ids, attention_mask, prompt_lengths):
+    """Causal-LM labels for padded prompt + answer rows: the input ids, -100 on the padding and the prompt."""
     labels = input_ids.clone()
     labels[attention_mask == 0] = -100  # CrossEntropyLoss's ignore_index: no loss on the padding
+    position = attention_mask.cumsum(1)  # 1, 2, ... on the real tokens, wherever the padding sits
+    labels[(attention_mask == 1) & (position <= prompt_lengths[:, None])] = -100  # nor on the prompt
     return labels
-
