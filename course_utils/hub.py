@@ -5,9 +5,7 @@ Taught in notebook 05:
 - section 3, the GPT-3 snippet of the learner's notes: :data:`GPT3_SNIPPET`
   (classes ``transformers`` never had, exactly as the notes give it; the
   notebook shows it as text and then the corrected lines as plain
-  ``transformers`` code), :func:`corrected_snippet` (the same lines with
-  ``Auto*`` classes and an open model, sampling) and :func:`run_snippet`,
-  which runs them on a Hub model or, offline, on the course's own GPT-2;
+  ``transformers`` code, run on a Hub model or, offline, on the course's own GPT-2);
 - :func:`offline_mode` and :func:`hub_reachable` (fast, and ``False`` at once
   under ``HF_HUB_OFFLINE=1``), :func:`resolve_model`: a Hub name or the local
   fallback. Every function that could download takes ``online``: 05's
@@ -23,14 +21,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from course_utils import REPO_ROOT
 from course_utils.checkpoints import SHIPPED_DIR
-from course_utils.hf import HF_GPT_NAME, fix_loss_type, quiet_hf, verify_hf
+from course_utils.hf import HF_GPT_NAME, quiet_hf, verify_hf
 
 HUB = ("huggingface.co", 443)
-OPEN_MODEL = "openai-community/gpt2"  # GPT-2 small (124M parameters): the open model closest to the snippet's intent
 SUMMARISER = "HuggingFaceTB/SmolLM2-360M-Instruct"  # a small open chat model (0.7 GB), Apache-2.0
 
 #: The code the learner's notes hold (``../COURSE_OUTLINE.md``): GPT-3 classes that ``transformers`` never had.
@@ -114,48 +109,6 @@ def resolve_model(
         why = _why_local(online)
         print(f"{why}: running the same code on the course's model in {_short(fallback)} instead of {name!r}")
     return str(fallback)
-
-
-# --- the GPT-3 snippet, corrected (section 3) -------------------------------------------------------------
-
-
-def run_snippet(
-    name: str = OPEN_MODEL, prompt: str = "Once upon a time", max_new_tokens: int = 40, seed: int = 0,
-    fallback: str | Path = SHIPPED_DIR / HF_GPT_NAME, online: bool = True, **sampling: Any,
-) -> dict[str, Any]:
-    """The learner's snippet, corrected: ``Auto*`` classes, an open model, sampling, a pad token.
-
-    ``name`` (GPT-2 by default) comes from the Hub when ``online`` and it is
-    reachable; otherwise, or if the download fails, one line says so and the
-    identical code runs on the course's shipped model. ``sampling`` overrides
-    ``do_sample=True, top_k=50, top_p=0.95``. Returns the model used, whether
-    it came from the Hub, and the text.
-    """
-    source = resolve_model(name, fallback, online=online)
-    try:
-        text = corrected_snippet(source, prompt, max_new_tokens, seed, sampling)
-    except OSError as err:  # reachable but the download failed (poor Wi-Fi, a wrong name, a gated model)
-        if source == str(fallback):
-            raise
-        print(f"loading {name!r} failed ({type(err).__name__}): running the same code on the course's model")
-        source = resolve_model(str(fallback), fallback, verbose=False)
-        text = corrected_snippet(source, prompt, max_new_tokens, seed, sampling)
-    return {"model": source, "from_hub": source == name and not Path(name).is_dir(), "text": text}
-
-
-def corrected_snippet(source: str, prompt: str, max_new_tokens: int, seed: int, sampling: dict[str, Any]) -> str:
-    """The learner's snippet, corrected: the same lines for a Hub name or a local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: importing transformers takes seconds
-
-    with quiet_hf():
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = fix_loss_type(AutoModelForCausalLM.from_pretrained(source, use_safetensors=True))
-    inputs = tokenizer(prompt, return_tensors="pt")
-    torch.manual_seed(seed)
-    settings = {"do_sample": True, "top_k": 50, "top_p": 0.95, **sampling}
-    output = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id, **settings)
-    return tokenizer.decode(output[0], skip_special_tokens=True)
 
 
 # --- summarisation through the same pipeline (section 4.1) -------------------------------------------------

@@ -114,31 +114,6 @@ def test_the_snippet_is_the_learners_and_the_notebook_shows_it():
         assert hub.GPT3_SNIPPET in outline.read_text(encoding="utf-8")
 
 
-def test_snippet_runs_offline_on_the_fallback(saved, monkeypatch, capsys):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = hub.run_snippet("openai-community/gpt2", prompt="First", max_new_tokens=5, fallback=saved)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "offline mode" in lines[0] and "openai-community/gpt2" in lines[0]
-    assert result["model"] == str(saved) and not result["from_hub"] and result["text"].startswith("First")
-    again = hub.run_snippet("openai-community/gpt2", prompt="First", max_new_tokens=5, fallback=saved)
-    assert again["text"] == result["text"]  # seeded
-
-
-def test_a_failed_download_falls_back_to_the_course_model(saved, online, monkeypatch, capsys):
-    monkeypatch.setattr(hub, "hub_reachable", lambda: True)  # "reachable", but the name does not load
-    real = hub.corrected_snippet
-
-    def no_such_model(source, *args):
-        if source != str(saved):
-            raise OSError(f"{source} is not a model on the Hub")
-        return real(source, *args)
-
-    monkeypatch.setattr(hub, "corrected_snippet", no_such_model)
-    result = hub.run_snippet("someone/missing", prompt="First", max_new_tokens=3, fallback=saved)
-    assert result["model"] == str(saved) and not result["from_hub"]
-    assert "loading 'someone/missing' failed (OSError)" in capsys.readouterr().out
-
-
 def test_online_false_makes_no_connection_and_says_so(saved, online, monkeypatch, capsys):
     """05's USE_HUB = False: no probe of the Hub at all, even outside offline mode."""
 
@@ -146,8 +121,7 @@ def test_online_false_makes_no_connection_and_says_so(saved, online, monkeypatch
         raise AssertionError("online=False tried to connect")
 
     monkeypatch.setattr(hub, "hub_reachable", no_network)
-    result = hub.run_snippet("openai-community/gpt2", prompt="First", max_new_tokens=3, fallback=saved, online=False)
-    assert result["model"] == str(saved) and not result["from_hub"]
+    assert hub.resolve_model("openai-community/gpt2", fallback=saved, online=False) == str(saved)
     assert "online=False" in capsys.readouterr().out
     assert hub.summarise("Some text.", "HuggingFaceTB/SmolLM2-360M-Instruct", online=False) is None
     assert "online=False" in capsys.readouterr().out
