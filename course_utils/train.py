@@ -114,7 +114,7 @@ COMMANDS: dict[str, Command] = {
                    tuple(gan.RECIPES)),
     "vae": Command("the convolutional VAE of notebook 03 (30 epochs); --bench: its speed benchmark", _vae,
                    (vae.VAE_NAME,), ("epochs", "recipe", "bench"), tuple(vae.RECIPES)),
-    "diffusion": Command("the class-conditional DDPM of notebook 04 (20 epochs; needs the classifier)", _diffusion,
+    "diffusion": Command("the class-conditional DDPM of notebook 04 (10 epochs; needs the classifier)", _diffusion,
                          (diffusion_training.DDPM_NAME,), ("epochs", "recipe"), tuple(diffusion_training.RECIPES)),
     "gpt": Command("the character GPT of notebook 04 (data-parallel under torchrun); --bench: its speed benchmark",
                    _gpt, (gpt_training.CHECKPOINT_NAME,), ("steps", "recipe", "bench"), tuple(gpt_training.RECIPES)),
