@@ -216,7 +216,7 @@ SCHEDULES: tuple[tuple[str, str, int, int, tuple[str | tuple[str, int], ...]], .
     ("Day 1: image models", "cpu", 9 * 60, 17 * 60,
      ("00", ("break", 15), "01", ("lunch", 60), "02", ("break", 15), "03")),
     ("Day 2: text models and evaluation", "cpu", 9 * 60, 17 * 60,
-     ("04", ("break", 15), "05", ("lunch", 60), "06")),
+     ("05", ("break", 15), "06", ("lunch", 60), "07")),
 )
 
 

@@ -1,6 +1,6 @@
 """The course's speed benchmarks, each against a well-known reference recipe run in the same process.
 
-- ``python -m course_utils.train gpt --bench`` (notebook 04, "For instructors
+- ``python -m course_utils.train gpt --bench`` (notebook 05, "For instructors
   and maintainers"): :func:`gpt_benchmark`, training seconds to reach 1.88
   nats/char with the course's ``cpu`` recipe beside nanoGPT's CPU recipe, and
   :func:`print_gpt_benchmark`;
@@ -50,7 +50,7 @@ GPT_TARGET = 1.88  # nats/char: nanoGPT's CPU recipe ends at 1.886 (val, 2,000 s
 VAE_TARGET = 250.0  # test -ELBO, nats per image
 
 
-# --- the character GPT against nanoGPT's CPU recipe (notebook 04) ----------------------------------------
+# --- the character GPT against nanoGPT's CPU recipe (notebook 05) ----------------------------------------
 
 
 def gpt_benchmark(

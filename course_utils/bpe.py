@@ -1,11 +1,11 @@
-"""Byte-level BPE: the tokenizer of GPT-2, trained with ``tokenizers`` (notebook 05, section 1).
+"""Byte-level BPE: the tokenizer of GPT-2, trained with ``tokenizers`` (notebook 06, section 1).
 
 - :func:`train_bpe` learns the merges from a text and returns a ``transformers``
   fast tokenizer (:func:`wrap_tokenizer`); :func:`merges` lists what it learnt,
   in order; :func:`encode` turns a whole text into token ids;
 - :func:`chars_per_token` and :func:`nats_per_char`: how many characters a token
   covers, and the conversion that puts a loss per BPE token beside notebook
-  04's loss per character.
+  05's loss per character.
 
 The GPT-2 that reads these tokens is in :mod:`course_utils.hf`.
 """
@@ -91,7 +91,7 @@ def nats_per_char(loss_per_token: float, num_tokens: int, num_chars: int) -> flo
 
     nats/char = nats/token x (number of tokens) / (number of characters)
 
-    so a BPE model and a character model of notebook 04 can be compared on the same text.
+    so a BPE model and a character model of notebook 05 can be compared on the same text.
     """
     if num_tokens <= 0 or num_chars <= 0:
         raise ValueError(f"num_tokens and num_chars must be positive, got {num_tokens} and {num_chars}")

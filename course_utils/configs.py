@@ -5,7 +5,7 @@ training recipe...). :func:`make_config` builds one from ``None`` (the
 defaults), a dict (a checkpoint card's JSON) or an instance, with keyword
 overrides; its ``__post_init__`` calls the ``require_*`` checks, so a bad value
 is refused with one line naming the field, the value and what is allowed,
-before any tensor is made. Shared: the models and recipes of notebooks 02 to 05
+before any tensor is made. Shared: the models and recipes of notebooks 02 to 06
 use it. No topic module is imported here.
 """
 

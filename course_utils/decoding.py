@@ -1,4 +1,4 @@
-"""Decoding: how a language model's next-token distributions become text (notebook 04, section 4).
+"""Decoding: how a language model's next-token distributions become text (notebook 05, section 4).
 
 Any model that maps ``[B, T]`` token indices to logits ``[B, T, V]`` (or to
 ``(logits, loss)``, as :class:`course_utils.gpt.GPT` does) and has
@@ -159,7 +159,7 @@ def generate(
     ``do_sample=True`` samples with ``temperature``, ``top_k``, ``top_p``.
     Passing a sampling setting without ``do_sample=True`` raises ``ValueError``:
     Hugging Face's ``generate`` ignores it (with a warning that is easy to
-    miss), and the text silently stays greedy (notebook 05 shows it).
+    miss), and the text silently stays greedy (notebook 06 shows it).
     """
     given = [name for name, v in zip(SAMPLING_SETTINGS, (temperature, top_k, top_p), strict=True) if v is not None]
     if not do_sample and given:

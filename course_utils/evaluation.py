@@ -1,6 +1,6 @@
 """Measuring generated images offline: FID-FMNIST, KID, precision/recall, memorisation, intervals.
 
-Taught in notebook 02, section 4 (and extended in 06):
+Taught in notebook 02, section 4 (and extended in 07):
 
 - :func:`frechet_distance` between two Gaussians fitted to features
   (:func:`feature_stats`);
@@ -12,11 +12,11 @@ Taught in notebook 02, section 4 (and extended in 06):
   :func:`image_report` (every number of 02's table from one classifier pass);
 - :func:`nearest_neighbours`, the memorisation check; :func:`mean_and_std`
   (02's accuracies over seeds);
-- notebook 06: :func:`kid` (unbiased at small sample sizes), :func:`precision_recall`
+- notebook 07: :func:`kid` (unbiased at small sample sizes), :func:`precision_recall`
   on the feature manifold, :func:`bootstrap_interval`,
   :func:`kid_difference_interval` (two models against one real set, paired on it).
 
-The text metrics of 04 and 06 (distinct-n, repetition, copied spans, known
+The text metrics of 05 and 07 (distinct-n, repetition, copied spans, known
 words) are in :mod:`course_utils.text`.
 
 FID-FMNIST follows Heusel et al. (2017) but with a 128-d feature space learnt
@@ -200,7 +200,7 @@ def image_report(
     return report
 
 
-# --- KID, precision and recall, bootstrap intervals (notebook 06) -------------------------------------------
+# --- KID, precision and recall, bootstrap intervals (notebook 07) -------------------------------------------
 
 
 def _polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ def manifold_membership(queries: torch.Tensor, support: torch.Tensor, k: int = 3
 
     Its mean is the precision (queries: generated, support: real) or the recall
     (the other way round) of :func:`precision_recall`; bootstrapping its rows gives
-    an interval for that share, for this fixed manifold (notebook 06, section 2).
+    an interval for that share, for this fixed manifold (notebook 07, section 2).
     """
     if queries.ndim != 2 or support.ndim != 2 or queries.shape[1] != support.shape[1]:
         raise ValueError(f"queries and support must be [N, d] with the same d, got {tuple(queries.shape)}, "
@@ -297,7 +297,7 @@ def bootstrap_interval(
     ``centre=True`` shifts the interval by ``value - median(resampled values)``.
     Use it for a statistic with a small-sample bias such as FID: the duplicates
     in a resample add that bias once more, so the plain percentile interval sits
-    above the value (notebook 06, section 2.5); shifted, it keeps the
+    above the value (notebook 07, section 2.5); shifted, it keeps the
     bootstrap's spread around the value measured.
     """
     if not 0 < level < 1 or resamples < 10:
@@ -323,7 +323,7 @@ def kid_interval(
     how often it drew each point (counts ``c``), so its kernel sums are
     ``c^T K c``. Pairs that are the *same* original point twice (a duplicate
     drawn with replacement, ``sum_j c_j^2`` of them) are left out, like the
-    diagonal, so the resampled values stay unbiased (notebook 06, section 2.5).
+    diagonal, so the resampled values stay unbiased (notebook 07, section 2.5).
     """
     if not 0 < level < 1 or resamples < 10:
         raise ValueError(f"need 0 < level < 1 and at least 10 resamples, got {level}, {resamples}")

@@ -1,6 +1,6 @@
-"""A character-level GPT, the model only, in one readable file in the spirit of nanoGPT's ``model.py`` (notebook 04).
+"""A character-level GPT, the model only, in one readable file in the spirit of nanoGPT's ``model.py`` (notebook 05).
 
-Taught in notebook 04, section 2 (the transformer): :func:`causal_mask`,
+Taught in notebook 05, section 2 (the transformer): :func:`causal_mask`,
 :func:`attention` (scaled dot-product attention written out),
 :class:`CausalSelfAttention` (heads, with PyTorch's fused kernel), :class:`MLP`,
 :class:`Block` (pre-norm, residual) and :class:`GPT` (token and position
@@ -46,7 +46,7 @@ class GPTConfig:
     MLP's GELU: ``"gelu"`` (exact, PyTorch's default) or ``"gelu_new"`` (the tanh
     approximation that GPT-2 uses, Hugging Face's name). The three switches
     are what Hugging Face's GPT-2 weights need (``bias=True, tie_weights=True,
-    activation="gelu_new"``; notebook 05 loads them).
+    activation="gelu_new"``; notebook 06 loads them).
     """
 
     vocab_size: int = 65  # tokens the model reads and predicts (Tiny Shakespeare's characters)

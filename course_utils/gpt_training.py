@@ -1,6 +1,6 @@
-"""Training the character GPT of :mod:`course_utils.gpt`: data, recipes, the loop, the shipped model (notebook 04).
+"""Training the character GPT of :mod:`course_utils.gpt`: data, recipes, the loop, the shipped model (notebook 05).
 
-Taught in notebook 04:
+Taught in notebook 05:
 
 - section 1, language modelling: :func:`char_data` (Tiny Shakespeare, 90/10
   split, the 65 characters as tokens), :func:`get_batch`, :func:`evaluate`
@@ -39,7 +39,7 @@ from course_utils.progress import TimeBudget, progress
 from course_utils.runtime import describe_hardware, get_device, seed_everything
 
 CHECKPOINT_NAME = "char_gpt"
-#: The bound notebook 04 asserts on the shipped model's validation loss: the CPU ship's bound (30 minutes of a
+#: The bound notebook 05 asserts on the shipped model's validation loss: the CPU ship's bound (30 minutes of a
 #: 2-core CPU); the 1.55 target needs the ``gpu`` recipe.
 SHIPPED_MAX_NATS_PER_CHAR = 1.65
 CHECK_WINDOWS = 200  # the card's quick check: the loss on 200 evenly spaced validation windows
@@ -184,7 +184,7 @@ class Recipe:
 #: nanoGPT's published CPU recipe for Tiny Shakespeare (the reference of ``--bench``).
 NANOGPT_CPU = Recipe(GPTConfig(tie_weights=True), batch_size=12, steps=2000, lr=1e-3, min_lr=1e-4,
                      warmup=100, decay_steps=1900, schedule="cosine")
-#: The course's recipes: ``ci``/``cpu``/``gpu`` are notebook 04's profiles, ``ship`` the shipped model.
+#: The course's recipes: ``ci``/``cpu``/``gpu`` are notebook 05's profiles, ``ship`` the shipped model.
 #: ``ci`` and ``cpu`` use a model smaller than nanoGPT's (0.24M parameters, not 0.8M) with a larger batch and
 #: learning rate: for a minute of CPU, a smaller model shown more text learns more (`train gpt --bench` times it).
 #: ``ship`` is nanoGPT's CPU model with a context of 128 characters (0.8M parameters): for half an hour of one
@@ -421,7 +421,7 @@ def _card(
     val, val_stored = evaluate(model, data.val), evaluate(stored, data.val)
     steps = history.eval_step[-1] if history.eval_step else recipe.steps
     return {
-        "task": "character-level GPT for Tiny Shakespeare (notebook 04)",
+        "task": "character-level GPT for Tiny Shakespeare (notebook 05)",
         "data": f"Tiny Shakespeare, first 90% for training ({len(data.train):,} characters), last 10% for "
                 f"validation ({len(data.val):,}); {len(data.vocab)} characters",
         "vocab": "".join(data.vocab.itos),

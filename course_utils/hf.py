@@ -1,6 +1,6 @@
-"""A small GPT-2 with Hugging Face ``transformers``: config, training, saving, loading, generating (notebook 05).
+"""A small GPT-2 with Hugging Face ``transformers``: config, training, saving, loading, generating (notebook 06).
 
-Taught in notebook 05 (the tokenizer it reads is :mod:`course_utils.bpe`; the
+Taught in notebook 06 (the tokenizer it reads is :mod:`course_utils.bpe`; the
 Hub and the GPT-3 snippet are :mod:`course_utils.hub`):
 
 - section 1: :func:`split_text`, the training and validation text (the
@@ -13,9 +13,9 @@ Hub and the GPT-3 snippet are :mod:`course_utils.hub`):
   :func:`save_hf` and :func:`load_hf` (``save_pretrained`` /
   ``from_pretrained``, safetensors only, checksums in a course card),
   :func:`quiet_hf` (no progress-bar or warning floods), and
-  :func:`generate_filters` (``generate``'s sampling filters, to compare with 04's);
-- section 2.3, 04 and 05 connected: :func:`gpt_from_hf`, a Hugging Face GPT-2's
-  weights in 04's :class:`course_utils.gpt.GPT` (same logits);
+  :func:`generate_filters` (``generate``'s sampling filters, to compare with 05's);
+- section 2.3, 05 and 06 connected: :func:`gpt_from_hf`, a Hugging Face GPT-2's
+  weights in 05's :class:`course_utils.gpt.GPT` (same logits);
 - section 6: :func:`train_hf_gpt`, what ``python -m course_utils.train hf-gpt`` runs.
 
 ``transformers`` is imported inside the functions that use it: importing it
@@ -48,8 +48,8 @@ from course_utils.runtime import describe_hardware, get_device, seed_everything
 
 HF_GPT_NAME = "hf_gpt"  # the shipped model's folder in data/checkpoints
 CARD_NAME = "course_card.json"  # the course's card beside Hugging Face's own files
-VAL_FRACTION = 0.1  # the last 10% of Tiny Shakespeare is the validation text (as in notebook 04)
-TARGET_NATS_PER_CHAR = 1.55  # what the shipped model must reach on the validation text (04's char GPT: 1.60, its card)
+VAL_FRACTION = 0.1  # the last 10% of Tiny Shakespeare is the validation text (as in notebook 05)
+TARGET_NATS_PER_CHAR = 1.55  # what the shipped model must reach on the validation text (05's char GPT: 1.60, its card)
 CHECKED_FILES = ("model.safetensors", "tokenizer.json", "config.json")  # what load_hf verifies by sha256
 
 
@@ -446,7 +446,7 @@ def train_hf_gpt(
     val = evaluate_lm(model, tokenizer, val_text)
     done = replace(recipe, steps=run["steps"])
     card = {
-        "task": "GPT-2 language model of Tiny Shakespeare with a byte-level BPE tokenizer (notebook 05)",
+        "task": "GPT-2 language model of Tiny Shakespeare with a byte-level BPE tokenizer (notebook 06)",
         "data": f"Tiny Shakespeare: the first {len(train_text):,} characters for training (tokenizer and model), "
                 f"the last {len(val_text):,} for validation",
         "tokenizer": {"type": "byte-level BPE", "vocab_size": len(tokenizer), "trained_on": "the training text"},
@@ -490,13 +490,13 @@ def generate_filters(
     return torch.stack(out.logits).float(), torch.stack(out.scores).float()
 
 
-# --- 04 and 05 connected: a Hugging Face GPT-2 in 04's GPT class (section 2.3) ------------------------------
+# --- 05 and 06 connected: a Hugging Face GPT-2 in 05's GPT class (section 2.3) ------------------------------
 
 
 def gpt_from_hf(model: Any) -> Any:
-    """04's :class:`course_utils.gpt.GPT` holding the weights of a Hugging Face ``GPT2LMHeadModel``.
+    """05's :class:`course_utils.gpt.GPT` holding the weights of a Hugging Face ``GPT2LMHeadModel``.
 
-    The architecture is GPT-2's with 04's three switches on (``bias=True``,
+    The architecture is GPT-2's with 05's three switches on (``bias=True``,
     ``tie_weights=True``, ``activation="gelu_new"``). The parameter names are
     the same up to the ``transformer.`` prefix; Hugging Face's ``Conv1D`` layers
     store their weights as ``[in, out]``, ``nn.Linear`` as ``[out, in]``, so

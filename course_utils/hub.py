@@ -1,6 +1,6 @@
-"""The Hugging Face Hub, online or not: the GPT-3 snippet corrected, and a chat model's summary (notebook 05).
+"""The Hugging Face Hub, online or not: the GPT-3 snippet corrected, and a chat model's summary (notebook 06).
 
-Taught in notebook 05:
+Taught in notebook 06:
 
 - section 3, the GPT-3 snippet of the learner's notes: :data:`GPT3_SNIPPET`
   (classes ``transformers`` never had, exactly as the notes give it; the
@@ -8,7 +8,7 @@ Taught in notebook 05:
   ``transformers`` code, run on a Hub model or, offline, on the course's own GPT-2);
 - :func:`offline_mode` and :func:`hub_reachable` (fast, and ``False`` at once
   under ``HF_HUB_OFFLINE=1``), :func:`resolve_model`: a Hub name or the local
-  fallback. Every function that could download takes ``online``: 05's
+  fallback. Every function that could download takes ``online``: 06's
   ``USE_HUB = False`` passes ``online=False`` and no connection is tried;
 - section 4.1: :func:`summarise`, a chat model through ``pipeline("text-generation")``.
 """
@@ -98,7 +98,7 @@ def resolve_model(
 ) -> str:
     """``name`` if it is a local folder or the Hub is used and reachable; else the course's model, with one line.
 
-    ``online=False`` makes no connection at all (05's ``USE_HUB`` opt-in). A
+    ``online=False`` makes no connection at all (06's ``USE_HUB`` opt-in). A
     local fallback is checked against its card's checksums before anything loads it.
     """
     if Path(name).is_dir() or (online and hub_reachable()):

@@ -1,4 +1,4 @@
-"""Human evaluation: recording ratings safely, and what a room's ratings can and cannot tell (notebook 06).
+"""Human evaluation: recording ratings safely, and what a room's ratings can and cannot tell (notebook 07).
 
 - :class:`RatingsLog`: one CSV file of ratings under ``data/ratings/``. Every row
   is written whole, under a file lock, with one ``write`` call: a crash never
@@ -13,7 +13,7 @@
   (a room's ratings of shared items are not independent); :func:`side_bias` (left against right);
   :func:`room_power`: how many raters and items a room needs, by simulation (simulated raters, not people).
 
-The Wilson interval and Bradley-Terry are taught in notebook 06 (section 4.3, exercise 4; section 4.4), so they
+The Wilson interval and Bradley-Terry are taught in notebook 07 (section 4.3, exercise 4; section 4.4), so they
 are written out here; ``tests/test_against_libraries.py`` checks them against SciPy and choix. Cohen's kappa is
 only named there, so scikit-learn's ``cohen_kappa_score`` computes it.
 """
@@ -144,7 +144,7 @@ def load_ratings(folder: str | Path | None = None) -> list[Rating]:
 def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """The Wilson score interval for a proportion (good at small ``n`` and near 0 or 1, unlike p ± 1.96 se).
 
-    Notebook 06 (section 4.3) teaches the formula. ``successes`` may be fractional (a tie is half a win);
+    Notebook 07 (section 4.3) teaches the formula. ``successes`` may be fractional (a tie is half a win);
     for whole counts it equals SciPy's ``binomtest(k, n).proportion_ci(level, method="wilson")``.
     """
     if n <= 0:
@@ -235,7 +235,7 @@ def quiz_accuracy(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, f
 def fleiss_kappa(counts: Sequence[Mapping[str, int]]) -> float:
     """Agreement of many raters: ``counts[i][label]`` is how many raters gave item ``i`` that label.
 
-    Every item must have the same number of raters (at least 2). Notebook 06 only names it; it is written out
+    Every item must have the same number of raters (at least 2). Notebook 07 only names it; it is written out
     because none of the course's libraries has it (statsmodels' ``inter_rater.fleiss_kappa`` does).
     """
     if not counts:
@@ -307,7 +307,7 @@ def agreement(ratings: Iterable[Rating], task: str = "pairwise") -> dict[str, fl
     return {"raters": len(raters), "items": len(common), "kappa": fleiss_kappa(counts), "method": "Fleiss"}
 
 
-# --- intervals that count raters and items (notebook 06, section 4.4) ---------------------------------------
+# --- intervals that count raters and items (notebook 07, section 4.4) ---------------------------------------
 
 
 def pair_key(r: Rating) -> str:

@@ -1,6 +1,6 @@
 """Music from a language model: Bach chorale melodies as tokens, baselines, metrics, sound and piano rolls.
 
-Taught in notebook 05, section 5:
+Taught in notebook 06, section 5:
 
 - the data: :func:`chorale_paths` (the MusicXML Bach chorales that ship inside
   ``music21``, no download), :func:`melody_tokens` (one chorale's soprano line

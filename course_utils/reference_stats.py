@@ -1,4 +1,4 @@
-"""FID-FMNIST's reference statistics, computed once and cached on disk (notebook 02, section 4; also 03 and 06).
+"""FID-FMNIST's reference statistics, computed once and cached on disk (notebook 02, section 4; also 03 and 07).
 
 FID compares the statistics of generated images with those of real ones: the
 mean and covariance of the classifier's features of the 60,000 Fashion-MNIST

@@ -1,4 +1,4 @@
-"""Translation with a tiny encoder-decoder: dates in words and formats -> ISO dates (notebook 05, section 4).
+"""Translation with a tiny encoder-decoder: dates in words and formats -> ISO dates (notebook 06, section 4).
 
 - the task: :func:`random_dates`, :data:`FORMATS` and :func:`render` (the
   same day written seven ways, e.g. ``"the twenty-first of March, 2021"``,
@@ -167,7 +167,7 @@ def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize(), scale_e
     BART multiplies the token embeddings by sqrt(d_model) but not the position
     embeddings, so at d_model 64 a position weighs 8 times less than a token at
     the start. With the scaling on, the date translator and the headline
-    writer of notebook 05 stalled on a loss plateau for some seeds at the ci
+    writer of notebook 06 stalled on a loss plateau for some seeds at the ci
     budget (the date translator near 0.9 nats per character); with it off,
     seeds 0, 1 and 2 all trained.
     """

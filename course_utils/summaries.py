@@ -1,4 +1,4 @@
-"""Summarisation with every fact known: generated match reports and their headlines (notebook 05, section 4.2).
+"""Summarisation with every fact known: generated match reports and their headlines (notebook 06, section 4.2).
 
 No summarisation data set can be fetched offline, so the course makes one, as
 it made the dates of :mod:`course_utils.seq2seq`:

@@ -3,7 +3,7 @@
 - :class:`Vocab` and :func:`build_vocab`: characters and their indices, with an
   optional **boundary token** at index 0 that starts and ends every word
   (notebook 01's names use ``'.'``; a vocabulary of Shakespeare, which contains
-  ``'.'``, has none: notebook 04).
+  ``'.'``, has none: notebook 05).
 - The bigram helpers (:func:`bigram_pairs`, :func:`bigram_counts`,
   :func:`counts_to_probs`, :func:`nll_per_char`, :func:`sample_names`, and
   :func:`ngram_nll` for longer contexts) and
@@ -11,8 +11,8 @@
   baseline of the transformer notebooks.
 - Sampling from **logits** with a temperature, top-k and top-p
   (:func:`filter_logits`, :func:`sample_logits`): one implementation, used by
-  the bigram of 01 and the transformers of 04 and 05.
-- Measuring generated text (04, sections 3.1 and 4.3; 06, section 3): :func:`distinct_n`
+  the bigram of 01 and the transformers of 05 and 06.
+- Measuring generated text (05, sections 3.1 and 4.3; 07, section 3): :func:`distinct_n`
   and :func:`repetition_rate` on :func:`words` or any token sequence
   (:func:`ngrams`), their character-level forms :func:`char_distinct_n` and
   :func:`char_repetition_rate`, :func:`token_log_probs` and :func:`mean_log_prob`, the
@@ -125,7 +125,7 @@ def pair_counts(xs: torch.Tensor, ys: torch.Tensor, vocab_size: int) -> torch.Te
 
 
 def stream_pairs(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(current, next) pairs of one running text (no boundary token): the bigram baseline of notebook 04."""
+    """(current, next) pairs of one running text (no boundary token): the bigram baseline of notebook 05."""
     if ids.ndim != 1 or len(ids) < 2:
         raise ValueError(f"need a 1-D sequence of at least two indices, got shape {tuple(ids.shape)}")
     return ids[:-1], ids[1:]
@@ -196,7 +196,7 @@ class NeuralBigram(nn.Module):
         return F.softmax(self.weight, dim=1)
 
 
-# --- sampling from logits (01, 04, 05) --------------------------------------------------------
+# --- sampling from logits (01, 05, 06) --------------------------------------------------------
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -207,7 +207,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
       reaches ``p``: a token is dropped when the tokens above it already hold
       ``p`` of the mass, so the most likely token always stays.
 
-    Applied in that order, as Hugging Face's ``generate`` does (notebook 05 checks it).
+    Applied in that order, as Hugging Face's ``generate`` does (notebook 06 checks it).
     """
     if top_k is not None:
         if top_k < 1:
@@ -279,7 +279,7 @@ def sample_names(
     return words
 
 
-# --- measuring generated text (notebooks 04 and 06) ---------------------------------------------------------------
+# --- measuring generated text (notebooks 05 and 07) ---------------------------------------------------------------
 
 
 def words(text: str) -> list[str]:
@@ -344,7 +344,7 @@ def char_distinct_n(text: str, n: int) -> float:
     Short generated texts (a hundred characters, some twenty words) almost
     never repeat a word pair, so word-level distinct-n sits at 1 for every
     decoding strategy; three-character pieces repeat often enough to tell
-    greedy, low temperatures and sampling apart (notebook 04, section 4.5).
+    greedy, low temperatures and sampling apart (notebook 05, section 4.5).
     """
     if not isinstance(text, str):
         raise ValueError(f"char_distinct_n measures a string, got {type(text).__name__}")
@@ -376,7 +376,7 @@ def mean_log_prob(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return token_log_probs(logits, targets).mean().item()
 
 
-# --- memorisation and vocabulary in text (notebook 06) ------------------------------------------------------
+# --- memorisation and vocabulary in text (notebook 07) ------------------------------------------------------
 
 
 def ngram_set(tokens: str | Sequence[Any], n: int) -> frozenset[tuple[Any, ...]]:

@@ -4,8 +4,8 @@
     python -m course_utils.train gan                 # gan.train_gan (the conditional DCGAN, notebook 02)
     python -m course_utils.train vae                 # vae.train_vae (the convolutional VAE, notebook 03)
     python -m course_utils.train diffusion           # diffusion_training.train_diffusion (the DDPM, notebook 04)
-    python -m course_utils.train gpt                 # gpt_training.train_gpt (the character GPT, notebook 04)
-    python -m course_utils.train hf-gpt              # hf.train_hf_gpt (GPT-2 and its BPE tokenizer, notebook 05)
+    python -m course_utils.train gpt                 # gpt_training.train_gpt (the character GPT, notebook 05)
+    python -m course_utils.train hf-gpt              # hf.train_hf_gpt (GPT-2 and its BPE tokenizer, notebook 06)
     python -m course_utils.train gan --ship          # ... and replace the shipped copy in data/checkpoints
 
 :data:`COMMANDS` is the whole list: each entry names the topic function that
@@ -116,9 +116,9 @@ COMMANDS: dict[str, Command] = {
                    (vae.VAE_NAME,), ("epochs", "recipe", "bench"), tuple(vae.RECIPES)),
     "diffusion": Command("the class-conditional DDPM of notebook 04 (10 epochs; needs the classifier)", _diffusion,
                          (diffusion_training.DDPM_NAME,), ("epochs", "recipe"), tuple(diffusion_training.RECIPES)),
-    "gpt": Command("the character GPT of notebook 04 (data-parallel under torchrun); --bench: its speed benchmark",
+    "gpt": Command("the character GPT of notebook 05 (data-parallel under torchrun); --bench: its speed benchmark",
                    _gpt, (gpt_training.CHECKPOINT_NAME,), ("steps", "recipe", "bench"), tuple(gpt_training.RECIPES)),
-    "hf-gpt": Command("the Hugging Face GPT-2 and BPE tokenizer of notebook 05 (data/checkpoints/hf_gpt/)", _hf_gpt,
+    "hf-gpt": Command("the Hugging Face GPT-2 and BPE tokenizer of notebook 06 (data/checkpoints/hf_gpt/)", _hf_gpt,
                       (hf.HF_GPT_NAME,), ("steps", "recipe"), tuple(hf.RECIPES)),
 }
 

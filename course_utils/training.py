@@ -3,7 +3,7 @@
 :func:`evaluating` is the one way the course switches a model to evaluation
 mode (no dropout, no gradients) and back. :func:`lr_at` is the one schedule:
 linear warm-up, an optional hold, then a cosine or linear decay to ``min_lr``
-(notebook 04 plots it; 05's GPT-2 and the shipped models use it). No topic
+(notebook 05 plots it; 06's GPT-2 and the shipped models use it). No topic
 module is imported here.
 """
 

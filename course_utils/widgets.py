@@ -7,7 +7,7 @@ or under nbval a widget shows as its text fallback; the browser test of the
 workshop kit drives a live kernel.
 
 Sections: the latent explorer of notebook 03 (VAE), the text playground of
-notebook 04 (transformers), the rating widgets of notebook 06 (evaluation).
+notebook 05 (transformers), the rating widgets of notebook 07 (evaluation).
 A consumer of the topic modules: the notebooks import it, nothing in
 ``course_utils`` does.
 """
@@ -122,11 +122,11 @@ class LatentExplorer:
         return box
 
 
-# --- notebook 04: the text playground -----------------------------------------------------------
+# --- notebook 05: the text playground -----------------------------------------------------------
 
 
 class TextPlayground:
-    """Prompt a character model and read its continuation; every control change redraws it (04, section 5).
+    """Prompt a character model and read its continuation; every control change redraws it (05, section 5).
 
     ``models`` maps a name to ``(model, vocab)``: e.g. the GPT trained in the
     notebook and the shipped one. :meth:`update` is the whole logic (tested
@@ -194,7 +194,7 @@ class TextPlayground:
         return box
 
 
-# --- notebook 06: rating widgets ------------------------------------------------------------------
+# --- notebook 07: rating widgets ------------------------------------------------------------------
 # A real-or-generated quiz and a blind pairwise comparison. Each click becomes one
 # :class:`course_utils.human_eval.Rating`, appended at once to the rater's CSV file
 # (:class:`course_utils.human_eval.RatingsLog`: whole rows, under a lock); the

@@ -7,7 +7,7 @@ without overwriting what the learner changed, then JupyterLab opens the chosen
 notebook.
 
     python -m course_utils.workshop link --hub https://hub.example.org            # opens 00
-    python -m course_utils.workshop link --hub https://hub.example.org 03 04      # one link per notebook
+    python -m course_utils.workshop link --hub https://hub.example.org 03 05      # one link per notebook
     python -m course_utils.workshop link --hub http://10.0.0.5:8000 --repo file:///opt/genai-course
 
 ``--repo`` defaults to the repository named in ``pyproject.toml`` (``[tool.course]``);

@@ -1,4 +1,4 @@
-"""What the tests of notebook 05's modules share: a sample text and a tiny GPT-2 on a BPE tokenizer of it.
+"""What the tests of notebook 06's modules share: a sample text and a tiny GPT-2 on a BPE tokenizer of it.
 
 Used by ``test_bpe.py``, ``test_hf.py`` and ``test_hub.py``.
 """

@@ -1,7 +1,7 @@
 """The course's hand-written metrics and decoders against libraries that compute the same thing.
 
-Where writing the code is the lesson (notebook 06: FID, KID, precision and recall, the bootstrap, the Wilson
-interval, Bradley-Terry; notebook 04: beam search), the course keeps its own code, and each test here runs it
+Where writing the code is the lesson (notebook 07: FID, KID, precision and recall, the bootstrap, the Wilson
+interval, Bradley-Terry; notebook 05: beam search), the course keeps its own code, and each test here runs it
 beside a library on the same input: torchmetrics (its FID and KID arithmetic on the course's features, not its
 Inception network), prdc (the reference code of Naeem et al., 2020, whose precision and recall are those of
 Kynkäänniemi et al., 2019), SciPy, choix and Hugging Face's ``generate``.
@@ -42,7 +42,7 @@ class Identity(nn.Module):
         return x
 
 
-# --- image metrics (notebook 06, section 2) -----------------------------------------------------------------
+# --- image metrics (notebook 07, section 2) -----------------------------------------------------------------
 
 
 def test_frechet_distance_matches_torchmetrics():
@@ -89,7 +89,7 @@ def test_precision_recall_match_prdc(capsys):
     assert evaluation.manifold_membership(fake, real, k=3).double().mean().item() == ours["precision"]
 
 
-# --- the bootstrap (notebook 06, sections 2.5 and 3.3) --------------------------------------------------------
+# --- the bootstrap (notebook 07, sections 2.5 and 3.3) --------------------------------------------------------
 
 # scipy.stats.bootstrap's seed argument: rng since SciPy 1.15, random_state before (the oldest SciPy claimed, 1.10)
 SEED = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
@@ -126,7 +126,7 @@ def test_bootstrap_interval_matches_scipy():
 
 
 def test_paired_bootstrap_matches_scipy():
-    """Two models' scores on the same items, stacked ``[n, 2]`` (notebook 06, section 3.3) = SciPy's ``paired=True``."""
+    """Two models' scores on the same items, stacked ``[n, 2]`` (notebook 07, section 3.3) = SciPy's ``paired=True``."""
     g = torch.Generator().manual_seed(8)
     difficulty = torch.empty(150, dtype=torch.float64).exponential_(generator=g) + 0.5
     a = difficulty * (1.05 + 0.05 * torch.randn(150, generator=g, dtype=torch.float64))
@@ -139,7 +139,7 @@ def test_paired_bootstrap_matches_scipy():
     assert ours[1] > 1.0  # paired, the 5% edge of model a is resolved; unpaired, difficulty would swamp it
 
 
-# --- human evaluation (notebook 06, section 4) ----------------------------------------------------------------
+# --- human evaluation (notebook 07, section 4) ----------------------------------------------------------------
 
 
 def test_wilson_interval_matches_scipy():
@@ -217,7 +217,7 @@ def test_room_power_of_independent_ratings_is_the_binomial_probability():
     assert ours == pytest.approx(exact, abs=3.5 * (exact * (1 - exact) / rooms) ** 0.5)
 
 
-# --- beam search (notebook 04, section 4) ---------------------------------------------------------------------
+# --- beam search (notebook 05, section 4) ---------------------------------------------------------------------
 
 
 class Logits(nn.Module):

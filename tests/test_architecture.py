@@ -149,5 +149,5 @@ def test_the_gpt_model_file_is_short():
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
 def test_every_module_names_its_notebook_or_says_it_is_shared(path):
     doc = ast.get_docstring(tree(path)) or ""
-    assert NOTEBOOK.search(doc), f"{module_name(path)}: the docstring names no notebook (e.g. 'notebook 04') " \
+    assert NOTEBOOK.search(doc), f"{module_name(path)}: the docstring names no notebook (e.g. 'notebook 05') " \
                                  "and does not say the module is shared"

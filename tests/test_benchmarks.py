@@ -1,4 +1,4 @@
-"""course_utils.benchmarks: what each benchmark counts, where it stops, and the --bench flags (notebooks 03, 04).
+"""course_utils.benchmarks: what each benchmark counts, where it stops, and the --bench flags (notebooks 03, 05).
 
 The clocks are replaced by one that ticks one second per reading, so every count of seconds is exact and
 does not depend on the machine's speed."""

@@ -1,4 +1,4 @@
-"""course_utils.bpe: byte-level BPE with ``tokenizers``, its merges, and losses per character (notebook 05)."""
+"""course_utils.bpe: byte-level BPE with ``tokenizers``, its merges, and losses per character (notebook 06)."""
 
 from __future__ import annotations
 

@@ -6,12 +6,12 @@ cells (``ci`` profile, ``TRAIN = False``: the shipped models), the cells the
 widget's cell needs (found by ``needed_cells``, a static slice of the notebook)
 and the widget's cell itself. It opens that notebook in JupyterLab, runs it
 from the Run menu, moves a control with the mouse and checks what the kernel
-redraws: 03's latent explorer (the image changes), 04's text playground (the
-continuation changes with the temperature), 06's rating widget (a click adds
+redraws: 03's latent explorer (the image changes), 05's text playground (the
+continuation changes with the temperature), 07's rating widget (a click adds
 a row to the ratings file, in a ratings folder of the test's own). The cells are
 found by markers, not by position: ``LatentExplorer`` with
 ``.widget(`` (03, the last such cell), ``TextPlayground(`` with ``.widget(``
-(04), the cell tag ``rating-widget`` in the cell's metadata (06; until 06 has
+(05), the cell tag ``rating-widget`` in the cell's metadata (07; until 07 has
 it, the test drives the same widget from a notebook of its own and warns).
 
 Skipped at once without Playwright or Chromium (Debian's ``chromium``;
@@ -233,7 +233,7 @@ def test_latent_explorer_redraws_the_image_when_a_slider_moves(lab, page):
 
 
 def test_text_playground_continuation_changes_with_the_temperature(lab, page):
-    nb = widget_notebook(NOTEBOOKS / "04_transformers_from_scratch.ipynb",
+    nb = widget_notebook(NOTEBOOKS / "05_transformers_from_scratch.ipynb",
                          lambda s: "TextPlayground(" in s and ".widget(" in s, lab["root"] / "playground.ipynb")
     widget = open_and_run(page, lab, nb, ".widget-textarea textarea[disabled]")
     output = widget.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')]")
@@ -247,9 +247,9 @@ def test_text_playground_continuation_changes_with_the_temperature(lab, page):
     eventually(lambda: widget.input_value() not in ("", before), REDRAW_TIMEOUT_S, "the continuation did not change")
 
 
-# Notebook 06's rating widget: the one code cell tagged with this (cell metadata "tags") builds the pairwise
+# Notebook 07's rating widget: the one code cell tagged with this (cell metadata "tags") builds the pairwise
 # comparison and writes to course_utils.human_eval.ratings_dir() (COURSE_RATINGS_DIR, set by the lab fixture to a
-# folder of its own). Until 06 has that cell, the test drives the same widget from a notebook it writes itself, and
+# folder of its own). Until 07 has that cell, the test drives the same widget from a notebook it writes itself, and
 # says so.
 RATING_TAG = "rating-widget"
 FALLBACK_RATING_CELLS = [
@@ -264,8 +264,8 @@ FALLBACK_RATING_CELLS = [
 
 
 def rating_notebook(dest: Path) -> tuple[Path, str]:
-    """06's rating-widget cell cut out as for the other widgets, else the fallback; returns (notebook, origin)."""
-    for source in sorted(NOTEBOOKS.glob("06_*.ipynb")):
+    """07's rating-widget cell cut out as for the other widgets, else the fallback; returns (notebook, origin)."""
+    for source in sorted(NOTEBOOKS.glob("07_*.ipynb")):
         cells = nbformat.read(source, as_version=4).cells
         tagged = [c.source for c in cells if c.cell_type == "code" and RATING_TAG in c.metadata.get("tags", [])]
         if tagged:
@@ -287,7 +287,7 @@ def test_rating_widget_click_appends_a_row_to_the_ratings_file(lab, page):
     nb, origin = rating_notebook(lab["root"] / "rating.ipynb")
     if origin == "fallback":
         warnings.warn(f"no notebooks/06_*.ipynb cell is tagged {RATING_TAG!r}: the rating widget was driven from "
-                      "the test's own notebook, not from 06", stacklevel=1)
+                      "the test's own notebook, not from 07", stacklevel=1)
     ratings = lab["ratings"]
     before = _rows(ratings)
     label, choice = next(iter(PAIR_BUTTONS.items()))  # "left is better" -> "left"

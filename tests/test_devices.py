@@ -55,7 +55,7 @@ def on(model: nn.Module, device: torch.device) -> nn.Module:
     return copy.deepcopy(model).to(device).eval()
 
 
-# --- the character GPT (notebook 04) ------------------------------------------------------------------------
+# --- the character GPT (notebook 05) ------------------------------------------------------------------------
 
 
 def tiny_gpt() -> gpt.GPT:
@@ -99,7 +99,7 @@ def test_decoding_strategies_agree(accelerator):
     assert there.device.type == "cpu" and torch.allclose(there, here, atol=1e-3)
 
 
-# --- the samplers (notebooks 01, 04, 05) ------------------------------------------------------------------------
+# --- the samplers (notebooks 01, 05, 06) ------------------------------------------------------------------------
 
 
 def test_sampling_filters_and_draws_agree(accelerator):
@@ -132,7 +132,7 @@ def test_vae_elbo_and_samples_agree(accelerator):
     assert torch.allclose(vae.encode_means(far, images), vae.encode_means(model, images), atol=1e-3)
 
 
-# --- GPT-2 through transformers (notebook 05) -------------------------------------------------------------------
+# --- GPT-2 through transformers (notebook 06) -------------------------------------------------------------------
 
 
 def tiny_gpt2() -> nn.Module:

@@ -1,4 +1,4 @@
-"""course_utils.exercises.evaluation: notebook 06's checkers say right to a right answer, and hint at each wrong one."""
+"""course_utils.exercises.evaluation: notebook 07's checkers say right to a right answer, and hint at each wrong one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""course_utils.exercises.gpt: notebook 04's checkers say right to a right answer, and hint at each wrong one."""
+"""course_utils.exercises.gpt: notebook 05's checkers say right to a right answer, and hint at each wrong one."""
 
 from __future__ import annotations
 

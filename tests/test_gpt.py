@@ -1,5 +1,5 @@
 """course_utils.gpt: the char GPT's parts against known answers and PyTorch, its initialisation and sampling;
-and the text playground of course_utils.widgets (notebook 04)."""
+and the text playground of course_utils.widgets (notebook 05)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """course_utils.gpt_training: the char data and batches, the whole-split loss, the recipes and their schedule,
-the optimiser, the training loop and the shipped model's card (notebook 04)."""
+the optimiser, the training loop and the shipped model's card (notebook 05)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""course_utils.hf: the GPT-2 helpers, training, saving/loading with checksums, generate's filters (notebook 05).
+"""course_utils.hf: the GPT-2 helpers, training, saving/loading with checksums, generate's filters (notebook 06).
 
 The tokenizer's tests are in ``test_bpe.py``, the Hub's in ``test_hub.py``.
 """
@@ -254,7 +254,7 @@ def test_batched_generation_with_the_end_token_in_the_data_warns_nothing():
     assert not [r for r in records if "attention_mask" in r.getMessage()]
 
 
-# --- 04 and 05 connected: a Hugging Face GPT-2 in 04's GPT class ------------------------------------------
+# --- 05 and 06 connected: a Hugging Face GPT-2 in 05's GPT class ------------------------------------------
 
 
 def test_gpt_from_hf_gives_the_same_logits(tokenizer):

@@ -1,4 +1,4 @@
-"""course_utils.hub: the Hub switch, the GPT-3 snippet corrected, the chat summariser (notebook 05).
+"""course_utils.hub: the Hub switch, the GPT-3 snippet corrected, the chat summariser (notebook 06).
 
 No test here needs the network, a free port or a fast machine: connections are
 either to a socket the test holds open, or replaced by a fake.
@@ -106,7 +106,7 @@ def test_the_learners_snippet_raises_import_error():
 def test_the_snippet_is_the_learners_and_the_notebook_shows_it():
     from course_utils import REPO_ROOT
 
-    notebook = (REPO_ROOT / "notebooks" / "05_transformers_huggingface.ipynb").read_text(encoding="utf-8")
+    notebook = (REPO_ROOT / "notebooks" / "06_transformers_huggingface.ipynb").read_text(encoding="utf-8")
     shown = "\n".join("".join(cell["source"]) for cell in json.loads(notebook)["cells"])
     assert hub.GPT3_SNIPPET in shown  # the markdown cell of section 3, as text
     outline = REPO_ROOT.parent / "shared" / "COURSE_OUTLINE.md"
@@ -115,7 +115,7 @@ def test_the_snippet_is_the_learners_and_the_notebook_shows_it():
 
 
 def test_online_false_makes_no_connection_and_says_so(saved, online, monkeypatch, capsys):
-    """05's USE_HUB = False: no probe of the Hub at all, even outside offline mode."""
+    """06's USE_HUB = False: no probe of the Hub at all, even outside offline mode."""
 
     def no_network(*args, **kwargs):
         raise AssertionError("online=False tried to connect")

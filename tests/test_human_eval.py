@@ -155,7 +155,7 @@ def test_agreement_uses_cohen_for_two_and_fleiss_for_more_on_common_items():
 
 
 def _room(n_raters, agree, seed=0):
-    """Raters on a design like notebook 06's: three pair types; coin-flippers, or all copying one coin flip."""
+    """Raters on a design like notebook 07's: three pair types; coin-flippers, or all copying one coin flip."""
     import random
 
     rng = random.Random(seed)

@@ -1,4 +1,4 @@
-"""course_utils.music: note tokens, the chorale cache, baselines and metrics, sound and piano rolls (notebook 05).
+"""course_utils.music: note tokens, the chorale cache, baselines and metrics, sound and piano rolls (notebook 06).
 
 Only two real chorales are parsed here (music21 takes a while per file); the rest uses hand-made melodies.
 """

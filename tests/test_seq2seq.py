@@ -1,4 +1,4 @@
-"""course_utils.seq2seq: the date task, the character tokenizer, the tiny BART and its measurements (notebook 05)."""
+"""course_utils.seq2seq: the date task, the character tokenizer, the tiny BART and its measurements (notebook 06)."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def test_size_validation():
 
 
 def test_bart_config_does_not_scale_embeddings_by_default():
-    # BART's sqrt(d_model) scaling of the token embeddings stalled the tiny models of notebook 05 on some seeds
+    # BART's sqrt(d_model) scaling of the token embeddings stalled the tiny models of notebook 06 on some seeds
     tok = seq2seq.char_tokenizer()
     assert seq2seq.bart_config(tok).scale_embedding is False
     assert seq2seq.bart_config(tok, scale_embedding=True).scale_embedding is True

@@ -94,7 +94,7 @@ def test_shipped_hf_gpt_verifies_is_small_and_reaches_its_card():
     from course_utils.datasets import load_text
 
     folder = SHIPPED_DIR / hf.HF_GPT_NAME
-    assert folder.is_dir(), f"{folder} is missing: notebook 05 loads it (python -m course_utils.train hf-gpt --ship)"
+    assert folder.is_dir(), f"{folder} is missing: notebook 06 loads it (python -m course_utils.train hf-gpt --ship)"
     card = hf.verify_hf(folder)  # raises on a checksum mismatch, a pickled file or a card of another format
     # loadable by transformers 4.x too (Colab): 5.x's own "TokenizersBackend" class does not exist there
     assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"

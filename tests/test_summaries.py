@@ -1,4 +1,4 @@
-"""course_utils.summaries: match reports, lead-k, ROUGE against rouge-score, hallucinations (notebook 05)."""
+"""course_utils.summaries: match reports, lead-k, ROUGE against rouge-score, hallucinations (notebook 06)."""
 
 from __future__ import annotations
 

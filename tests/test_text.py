@@ -180,7 +180,7 @@ def test_sample_logits_frequencies_and_seeding():
     assert set(nucleus.tolist()) == {0, 1}
     assert text.sample_logits(torch.tensor([0.0, 5.0, 1.0])).shape == ()
 
-# --- measuring generated text (notebooks 04 and 06) ------------------------------------------------------------
+# --- measuring generated text (notebooks 05 and 07) ------------------------------------------------------------
 
 
 def test_distinct_n_and_repetition_rate_known_answers():
@@ -233,7 +233,7 @@ def test_token_log_probs_are_minus_the_cross_entropy():
         text.token_log_probs(logits, targets.float())
 
 
-# --- memorisation and vocabulary in text (notebook 06) ---------------------------------------------------------
+# --- memorisation and vocabulary in text (notebook 07) ---------------------------------------------------------
 
 
 def test_ngram_overlap_counts_the_shared_ngrams():

@@ -1,4 +1,4 @@
-"""Notebook 06's rating widgets without a browser: what comes next, what a click records, the reveal at the end."""
+"""Notebook 07's rating widgets without a browser: what comes next, what a click records, the reveal at the end."""
 
 from __future__ import annotations
 

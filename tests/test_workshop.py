@@ -157,7 +157,7 @@ def test_schedule_adds_measured_run_time_to_the_plan_and_rounds_up_to_five_minut
 
 def test_a_break_is_written_only_before_a_notebook(monkeypatch):
     _plans(monkeypatch, {"00": 15})
-    table = authoring.schedule_table("Day", "ci", 9 * 60, 17 * 60, ["00", ("break", 15), "06"],
+    table = authoring.schedule_table("Day", "ci", 9 * 60, 17 * 60, ["00", ("break", 15), "07"],
                                      [_run("00_setup", "ci", 11)], ["00_setup"])
     assert "break" not in table and "Ends at 09:20" in table
 
@@ -212,9 +212,9 @@ def test_needed_cells_take_a_cells_loop_variables_as_its_own():
 
 
 def test_needed_cells_on_the_real_notebooks_find_the_widget_inputs():
-    path = REPO_ROOT / "notebooks" / "04_transformers_from_scratch.ipynb"
+    path = REPO_ROOT / "notebooks" / "05_transformers_from_scratch.ipynb"
     if not path.exists():
-        pytest.skip("notebook 04 is not in this checkout")
+        pytest.skip("notebook 05 is not in this checkout")
     import nbformat
 
     code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
@@ -275,11 +275,11 @@ def test_every_course_command_the_guide_names_answers_its_help(capsys):
         assert "usage:" in capsys.readouterr().out
 
 
-def test_the_guide_types_no_time_by_hand_and_links_06s_room_protocol():
+def test_the_guide_types_no_time_by_hand_and_links_07s_room_protocol():
     text = GUIDE.read_text(encoding="utf-8")
     prose = text[:text.index(authoring.SCHEDULE_START)] + text[text.index(authoring.SCHEDULE_END):]
     assert not HAND_TIME.findall(prose), f"docs/instructor.md states a time by hand: {HAND_TIME.findall(prose)}"
-    assert "](../notebooks/06_evaluation.ipynb)" in text and "A protocol for a room" in text
-    evaluation = REPO_ROOT / "notebooks" / "06_evaluation.ipynb"
+    assert "](../notebooks/07_evaluation.ipynb)" in text and "A protocol for a room" in text
+    evaluation = REPO_ROOT / "notebooks" / "07_evaluation.ipynb"
     if evaluation.exists():  # the section the guide sends instructors to
         assert "### 4.5 A protocol for a room" in evaluation.read_text(encoding="utf-8")

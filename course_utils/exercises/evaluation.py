@@ -1,4 +1,4 @@
-"""The exercise checkers of notebook 06 (evaluating generative models)."""
+"""The exercise checkers of notebook 07 (evaluating generative models)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exercise checkers of notebook 04 (transformers from scratch); the references are in solutions/gpt.py."""
+"""The exercise checkers of notebook 05 (transformers from scratch); the references are in solutions/gpt.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exercise checkers of notebook 05 (transformers with Hugging Face); the references are in solutions/hf.py."""
+"""The exercise checkers of notebook 06 (transformers with Hugging Face); the references are in solutions/hf.py."""
 
 from __future__ import annotations
 
@@ -285,16 +285,16 @@ def _config_mistake(config: Any, vocab_size: int, block_size: int, end_id: int) 
     if config.n_positions != block_size:
         if config.n_positions < block_size:
             return (f"n_positions is {config.n_positions}, smaller than the context of {block_size} tokens: positions "
-                    "past it have no embedding (04's block_size is GPT2Config's n_positions)")
+                    "past it have no embedding (05's block_size is GPT2Config's n_positions)")
         default = ", GPT2Config's default" if config.n_positions == 1024 else ""
         return (f"{case}, n_positions is {config.n_positions}{default}: the number of positions is the context, "
-                "block_size (04's block_size is GPT2Config's n_positions)")
+                "block_size (05's block_size is GPT2Config's n_positions)")
     for name, want in CONFIG_SIZE.items():
         if getattr(config, name) != want:
             return f"{name} should be {want}, not {getattr(config, name)} (the default is GPT-2 small's)"
     kept = [name for name in DROPOUTS if getattr(config, name) != 0]
     if kept:
-        return (f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not 0: 04's one dropout is three fields of "
+        return (f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not 0: 05's one dropout is three fields of "
                 "GPT2Config (see the table), and no dropout means all three at 0")
     if not config.tie_word_embeddings:
         return "keep tie_word_embeddings at its default, True: GPT-2's output layer shares the token embedding"

@@ -10,7 +10,7 @@ is the reference its checker is tested against (``tests/test_exercises.py``).
 - ``gan``: notebook 02
 - ``vae``: notebook 03
 - ``diffusion``: the diffusion notebook (04 once the series is renumbered, issue 22)
-- ``gpt``: notebook 04
-- ``hf``: notebook 05
-- ``evaluation``: notebook 06
+- ``gpt``: notebook 05
+- ``hf``: notebook 06
+- ``evaluation``: notebook 07
 """

@@ -1,4 +1,4 @@
-"""Reference solutions of notebook 06's exercises (evaluating generative models).
+"""Reference solutions of notebook 07's exercises (evaluating generative models).
 
 Shown on request by ``show_solution("name")``; never run by a notebook.
 """

@@ -1,4 +1,4 @@
-"""Reference solutions of notebook 04's exercises (transformers from scratch)."""
+"""Reference solutions of notebook 05's exercises (transformers from scratch)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Reference solutions of notebook 05's exercises (transformers with Hugging Face)."""
+"""Reference solutions of notebook 06's exercises (transformers with Hugging Face)."""
 
 import math
 from collections import Counter
