@@ -21,6 +21,8 @@ from course_utils.checkpoints import (
 from course_utils.classifier import FashionClassifier
 from course_utils.gan import Generator
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 def test_round_trip_rebuilds_the_model_from_its_card(tmp_path):
     torch.manual_seed(0)

@@ -8,6 +8,8 @@ import torch
 from course_utils import data, datasets
 from tests.data_support import private_cache, require_cached
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 def test_unknown_names_are_clear_errors():
     with pytest.raises(KeyError, match="not a text data set"):

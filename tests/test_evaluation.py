@@ -14,6 +14,8 @@ from course_utils import evaluation
 from course_utils.classifier import FashionClassifier
 from tests import image_support
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 def _random_cov(d: int, seed: int) -> torch.Tensor:
     a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

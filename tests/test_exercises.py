@@ -13,6 +13,8 @@ from course_utils import exercises
 from course_utils.exercises import CheckResult, Wrong, checker
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 # --- the pattern --------------------------------------------------------------------------
 
 EXERCISE_MODULES = ("setup", "basics", "gan", "vae", "diffusion", "gpt", "hf", "evaluation")

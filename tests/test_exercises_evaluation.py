@@ -12,6 +12,8 @@ from course_utils.exercises import evaluation as ex
 from course_utils.solutions import evaluation as solutions
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 @pytest.fixture(autouse=True)
 def lenient(monkeypatch):

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from collections import Counter
 
+import pytest
 import torch
 from transformers import GPT2Config
 
@@ -13,6 +14,8 @@ from course_utils import music, seq2seq
 from course_utils.exercises import hf as ex
 from course_utils.solutions import hf as sol
 from tests.checks import assert_not_done, assert_right, assert_wrong
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
 
 
 def stub(*args):

@@ -13,6 +13,8 @@ import torch
 
 from course_utils import music
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 @pytest.mark.parametrize("pitch, name", [(60, "C4"), (69, "A4"), (61, "C#4"), (71, "B4"), (72, "C5"), (0, "C-1")])
 def test_midi_names(pitch, name):

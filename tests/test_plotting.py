@@ -12,6 +12,8 @@ import torch
 
 from course_utils import plotting
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 @pytest.fixture(autouse=True)
 def close_figures():

@@ -11,6 +11,8 @@ from course_utils import checkpoints, evaluation, reference_stats
 from course_utils.classifier import FashionClassifier
 from tests import image_support
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def tiny_classifier():

@@ -9,6 +9,8 @@ import torch
 
 from course_utils import text
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 # --- the vocabulary -----------------------------------------------------------------------------
 
 

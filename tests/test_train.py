@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from course_utils import checkpoints, train
 from course_utils.checkpoints import load_checkpoint, read_metadata
 from course_utils.data import DataUnavailableError
 from course_utils.files import sha256_of
+from course_utils.gan import RECIPES as GAN_RECIPES
 from course_utils.gan import Generator
+
+# Tiny runs on one thread (the ``one_thread`` fixture); the gan command with its ``test`` recipe (a width-8 model,
+# batches of 16): the files, cards and options are the same as the shipped recipe's, at a small fraction of the cost.
+pytestmark = pytest.mark.usefixtures("one_thread")
+GAN_BATCH = GAN_RECIPES["test"].batch_size
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ck")
     assert train.main(["classifier", "--epochs", "1", "--limit", "256", "--out", str(out)]) == 0
-    gan = ["gan", "--epochs", "1", "--limit", "256", "--out", str(out), "--classifier", str(out),
+    gan = ["gan", "--recipe", "test", "--epochs", "1", "--limit", "256", "--out", str(out), "--classifier", str(out),
            "--curve-samples", "32", "--fid-samples", "48"]
     assert train.main(gan) == 0
     first = sha256_of(out / "cgan_generator.safetensors")[0]
@@ -36,7 +44,8 @@ def test_training_commands_write_weights_and_cards(tiny_run):
     gen = read_metadata(out / "cgan_generator")
     for key in ("architecture", "data", "training", "seconds", "hardware", "fid_fmnist", "fid_curve", "history"):
         assert key in gen, key
-    assert gen["training"]["steps"] == 2 and gen["fid_fmnist"]["samples"] == 48
+    assert gen["training"]["steps"] == 256 // GAN_BATCH and gen["fid_fmnist"]["samples"] == 48
+    assert gen["training"]["recipe"] == {**asdict(GAN_RECIPES["test"]), "steps": 256 // GAN_BATCH}
     assert gen["fid_curve"]["epoch"] == [0, 1] and len(gen["fid_curve"]["fid"]) == 2
     G, _ = load_checkpoint(out / "cgan_generator")
     assert isinstance(G, Generator) and G.config.num_classes == 10
@@ -86,11 +95,12 @@ def test_ship_writes_the_shipped_folder_and_says_what_it_replaces(tiny_run, tmp_
 def test_max_minutes_stops_at_the_first_epoch_boundary(tiny_run, tmp_path):
     out, _ = tiny_run
     run = tmp_path / "capped"
-    assert train.main(["gan", "--epochs", "3", "--max-minutes", "1e-9", "--limit", "256", "--out", str(run),
-                       "--classifier", str(out), "--curve-samples", "16", "--fid-samples", "16"]) == 0
+    capped = ["gan", "--recipe", "test", "--epochs", "3", "--max-minutes", "1e-9", "--limit", "256", "--out", str(run),
+              "--classifier", str(out), "--curve-samples", "16", "--fid-samples", "16"]
+    assert train.main(capped) == 0
     card = read_metadata(run / "cgan_generator")
     assert card["training"]["epochs"] == 1 and card["fid_curve"]["epoch"] == [0, 1]
-    assert card["command"].startswith("python -m course_utils.train gan --epochs 1")
+    assert card["command"].startswith("python -m course_utils.train gan --recipe test --epochs 1")
     assert train.main(["classifier", "--epochs", "3", "--max-minutes", "1e-9", "--limit", "256",
                        "--out", str(run)]) == 0
     assert read_metadata(run / "fmnist_classifier")["training"]["epochs"] == 1

@@ -10,6 +10,8 @@ from torch import nn
 
 from course_utils import training
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is fastest (conftest.py)
+
 
 def test_evaluating_switches_off_dropout_and_gradients_and_restores_the_mode_even_on_error():
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)).train()
