@@ -439,15 +439,18 @@ def schedule_of(model: nn.Module) -> Schedule:
 def denoise(
     model: nn.Module, x: torch.Tensor, t: int, labels: torch.Tensor | None, guidance: float = 1.0,
 ) -> torch.Tensor:
-    """The model's noise prediction at timestep ``t``, guided: one pass for ``guidance`` 1 (or no labels), else two.
+    """The model's noise prediction at timestep ``t``, guided: one pass for ``guidance`` 1 or 0 or no labels, else two.
 
-    With labels and ``guidance != 1`` the conditional and the unconditional (null-class) predictions come from
-    one batch of twice the size and are combined by :func:`guided_eps`.
+    With labels and any other ``guidance`` the conditional and the unconditional (null-class) predictions come
+    from one batch of twice the size and are combined by :func:`guided_eps`. ``guidance`` 0 is the unconditional
+    prediction alone (``guided_eps`` of it), so one pass with the null class gives it.
     """
     tt = torch.full((len(x),), t, dtype=torch.long, device=x.device)
     if labels is None or guidance == 1.0:
         return model(x, tt, labels)
     null = torch.full_like(labels, model.null_class)
+    if guidance == 0.0:
+        return model(x, tt, null)
     both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))
     eps_cond, eps_uncond = both.chunk(2)
     return guided_eps(eps_cond, eps_uncond, guidance)

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from course_utils import gpt_training, reference_stats, vae
+from course_utils import diffusion_training, gpt_training, reference_stats, vae
 from course_utils.checkpoints import SHIPPED_DIR, load_checkpoint, load_tensors, read_metadata
 from course_utils.classifier import accuracy
 from course_utils.datasets import image_tensors
@@ -22,6 +22,7 @@ SHIPPED = {  # name: largest size in bytes
     "cgan_generator": 2_400_000,
     "vae_fmnist": 5_000_000,
     "char_gpt": 5_000_000,
+    diffusion_training.DDPM_NAME: 20_000_000,
 }
 
 
@@ -72,6 +73,20 @@ def test_shipped_vae_reaches_its_card_on_all_test_images():
     # the same weights, images and noise: only float rounding differs between machines (well under 0.1 nats)
     assert abs(measured - claim["value"]) <= 0.1, f"{measured:.3f} vs card {claim['value']}"
     assert measured <= 240
+
+
+def test_shipped_ddpm_recomputes_its_fid_check():
+    model, meta = load_checkpoint(SHIPPED_DIR / diffusion_training.DDPM_NAME)
+    assert meta["weights_bytes"] <= 20_000_000
+    claim = meta["fid_fmnist"]  # the card's FID: 5,000 DDIM samples (notebook 04 recomputes it in the gpu profile)
+    assert claim["samples"] >= 5000 and claim["noise_seed"] == diffusion_training.FID_SEED, "retrain with --ship"
+    check = meta["fid_check"]
+    assert (check["samples"], check["steps"]) == (diffusion_training.CHECK_SAMPLES, diffusion_training.CHECK_STEPS)
+    clf, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
+    measured = diffusion_training.sample_fid(model, clf, reference_stats.load_or_compute(clf), check["samples"],
+                                             check["steps"], check["guidance"], seed=check["noise_seed"])
+    # the same weights, noise and classifier: only float rounding differs between machines
+    assert abs(measured - check["value"]) <= 0.01 * check["value"], f"{measured:.3f} vs card {check['value']}"
 
 
 def test_shipped_char_gpt_card_and_quick_check():
