@@ -153,7 +153,7 @@ def test_trigram_nll():
     assert_not_done(basics.check_trigram_nll(...))
 
 
-# --- exercise 3: the penalised neural bigram with a bias ---------------------------------------------
+# --- exercise 4: the penalised neural bigram with a bias ---------------------------------------------
 
 
 def test_penalised_loss():
@@ -187,8 +187,8 @@ def _adam_steps(W, b, loss_of, groups, steps=20):
 
 
 def test_adam_weight_decay_trains_the_penalised_loss():
-    """What section 3.7 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
-    takes the same steps as Adam on the penalised loss of exercise 3."""
+    """What section 5 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
+    takes the same steps as Adam on the penalised loss of exercise 4."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
     W_start, b_start = torch.randn(5, 5, generator=g), torch.randn(5, generator=g)
@@ -209,7 +209,7 @@ def test_adam_weight_decay_trains_the_penalised_loss():
     assert not torch.allclose(W_plain, W_wd, atol=1e-3)
 
 
-# --- exercise 4: interpolation in PCA space -----------------------------------------------------------
+# --- exercise 3: interpolation in PCA space -----------------------------------------------------------
 
 
 def interpolate(x_a, x_b, mean, components, k, steps):

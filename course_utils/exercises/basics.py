@@ -230,7 +230,7 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
                 "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
 
 
-# --- exercise 3: a penalised neural bigram with a bias (section 3.7) ---------------------------------------
+# --- exercise 4: a penalised neural bigram with a bias (section 5, optional) --------------------------------
 
 
 @checker(solution="penalised_loss")
@@ -273,7 +273,7 @@ def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
                 "(row x of W plus the bias) for the targets, plus lam times the sum of the squared entries of W")
 
 
-# --- exercise 4: interpolation in PCA space (section 4.1) ---------------------------------------------------
+# --- exercise 3: interpolation in PCA space (section 4.1) ---------------------------------------------------
 
 
 def _pca_fixture() -> tuple[torch.Tensor, density.PCA]:
@@ -310,7 +310,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
 
 
-# --- exercise 5: a stratified validation split (section 6.3, optional) ---------------------------------------
+# --- exercise 5: a stratified validation split (section 7.3, optional) ---------------------------------------
 
 
 def _split_labels() -> torch.Tensor:
