@@ -216,9 +216,8 @@ SCHEDULES: tuple[tuple[str, str, int, int, tuple[str | tuple[str, int], ...]], .
     ("Day 1: image models", "cpu", 9 * 60, 17 * 60,
      ("00", ("break", 15), "01", ("lunch", 60), "02", ("break", 15), "03")),
     ("Day 2: diffusion and transformers", "cpu", 9 * 60, 17 * 60,
-     ("04", ("lunch", 60), "05")),
-    ("Day 3: Hugging Face and evaluation", "cpu", 9 * 60, 17 * 60,
-     ("06", ("lunch", 60), "07")),
+     ("04", ("break", 15), "05", ("lunch", 60), "06")),
+    ("Day 3 (half day): evaluation", "cpu", 9 * 60, 12 * 60 + 30, ("07",)),
 )
 
 
