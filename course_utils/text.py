@@ -341,10 +341,11 @@ def repetition_rate(tokens: str | Sequence[Any], n: int = 4) -> float:
 def char_distinct_n(text: str, n: int) -> float:
     """Distinct-n over the *characters* of ``text``: distinct ``n``-character sequences / all of them.
 
-    Short generated texts (a hundred characters, some twenty words) almost
-    never repeat a word pair, so word-level distinct-n sits at 1 for every
-    decoding strategy; three-character pieces repeat often enough to tell
-    greedy, low temperatures and sampling apart (notebook 05, section 4.5).
+    On short generated texts (a hundred characters, some twenty words),
+    word-level distinct-n separates greedy and beam search (whose loops repeat
+    word pairs) from sampling, but sits at about 1 for every sampler, so it
+    cannot rank temperatures; three-character pieces repeat often enough to
+    (notebook 05, section 4.5).
     """
     if not isinstance(text, str):
         raise ValueError(f"char_distinct_n measures a string, got {type(text).__name__}")
