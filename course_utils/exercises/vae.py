@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from course_utils import anomaly
-from course_utils.exercises import Wrong, as_number, as_tensor, call, checker, close, refusing
+from course_utils.exercises import Wrong, as_number, as_tensor, call, call_refusing, checker, close
 
 # --- exercise 1: the reparameterised sampler ---------------------------------------------------------------
 
@@ -179,20 +179,13 @@ _KL_SHORTCUT = "torch.distributions.kl_divergence"
 
 
 def _call_kl(kl_fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> Any:
-    """:func:`call`, with torch's KL refused: the exercise asks for the formula, not the library's answer."""
+    """:func:`course_utils.exercises.call_refusing`, with torch's KL refused: the exercise asks for the formula."""
     targets = [(torch.distributions, "kl_divergence", _KL_SHORTCUT), (torch_kl, "kl_divergence", _KL_SHORTCUT),
                (torch_kl, "_dispatch_kl", _KL_SHORTCUT)]  # the last: a kl_divergence imported before the check
     torch_kl._KL_MEMOIZE.clear()  # torch's cache of looked-up KL functions: cleared, every call dispatches
-    with refusing(targets) as used:
-        try:
-            result = call(kl_fn, "your function", *args)
-        except Wrong:
-            if not used:
-                raise
-    if used:
-        raise Wrong(f"your function calls {_KL_SHORTCUT}, which does the exercise for you: write the formula of "
-                    "section 1.4, generalised to a prior N(mu_p, var_p), with torch operations")
-    return result
+    return call_refusing(targets, "write the KL yourself", kl_fn, "your function", *args,
+                         advice="write the formula of section 1.4, generalised to a prior N(mu_p, var_p), with "
+                                "torch operations")
 
 
 @checker(solution="kl_diag_gaussians")
