@@ -310,7 +310,9 @@ class LatentDenoiser(nn.Module):
     """Predicts the noise in a noisy latent code (section 6): Stable Diffusion's design, in miniature.
 
     The codes are standardised first: ``shift`` and ``scale`` (buffers, saved with the weights) map the
-    VAE's codes to mean 0 and standard deviation 1 per dimension, the scale the noise schedule assumes.
+    VAE's codes to mean 0 and standard deviation 1 per dimension, the scale the noise schedule assumes; ``low``
+    and ``high`` hold the standardised codes' range, to which the sampler clamps its predicted codes, as it
+    clamps predicted images to [-1, 1].
     """
 
     def __init__(self, config: LatentConfig | dict | None = None, **overrides: Any) -> None:
@@ -318,6 +320,8 @@ class LatentDenoiser(nn.Module):
         self.config = c = make_config(LatentConfig, config, overrides)
         self.register_buffer("shift", torch.zeros(c.latent_dim))
         self.register_buffer("scale", torch.ones(c.latent_dim))
+        self.register_buffer("low", torch.full((c.latent_dim,), -4.0))  # the standardised codes' range, per
+        self.register_buffer("high", torch.full((c.latent_dim,), 4.0))  # dimension: what the sampler clamps to
         self.time_mlp = nn.Sequential(nn.Linear(c.time_dim, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.hidden))
         self.class_embed = nn.Embedding(c.num_classes + 1, c.hidden) if c.num_classes else None
         self.inp = nn.Linear(c.latent_dim, c.hidden)
@@ -337,6 +341,11 @@ class LatentDenoiser(nn.Module):
 
     def unstandardise(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.scale + self.shift
+
+    @property
+    def data_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)``: the standardised training codes' range per dimension, the ``clip`` of :func:`sample`."""
+        return self.low, self.high
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted noise ``[N, latent_dim]`` in standardised noisy codes ``z``."""
@@ -367,19 +376,30 @@ def sampling_timesteps(T: int, steps: int) -> list[int]:  # noqa: N803
     return list(range(T - 1, -1, -stride))
 
 
-def predict_x0(eps: torch.Tensor, t: int, x_t: torch.Tensor, schedule: Schedule, clip: bool = False) -> torch.Tensor:
+Clip = bool | tuple[torch.Tensor, torch.Tensor]  # False, True: [-1, 1], or (low, high) per element
+
+
+def predict_x0(eps: torch.Tensor, t: int, x_t: torch.Tensor, schedule: Schedule, clip: Clip = False) -> torch.Tensor:
     """The clean image that ``x_t`` and the predicted noise imply: ``(x_t - sqrt(1 - ab) eps) / sqrt(ab)``.
 
-    With ``clip`` it is clamped to [-1, 1], the range of the data (diffusers' ``clip_sample``).
+    ``clip`` clamps it to the range of the data: ``True`` to [-1, 1], the range of images (diffusers'
+    ``clip_sample``); a pair ``(low, high)`` of tensors that broadcast against ``x_t`` to that range per element
+    (section 6: latent codes, per dimension). Near ``t = T - 1`` the division by ``sqrt(ab)`` (5e-5 for the cosine
+    schedule) multiplies any error in ``eps`` 20,000-fold; the clamp is what keeps the first steps in range.
     """
     ab = schedule.alpha_bar_at(t)
     x0 = (x_t - float((1 - ab).sqrt()) * eps) / float(ab.sqrt())
-    return x0.clamp(-1, 1) if clip else x0
+    if clip is False:
+        return x0
+    if clip is True:
+        return x0.clamp(-1, 1)
+    low, high = clip
+    return torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
 
 
 def ddpm_step(
     eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, schedule: Schedule, noise: torch.Tensor | None = None,
-    clip: bool = False,
+    clip: Clip = False,
 ) -> torch.Tensor:
     """One DDPM reverse step, from ``x_t`` to ``x_{t_prev}`` (Ho et al. 2020, eqs. 6, 7 and 11; section 4).
 
@@ -403,7 +423,7 @@ def ddpm_step(
 
 def ddim_step(
     eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, schedule: Schedule, eta: float = 0.0,
-    noise: torch.Tensor | None = None, clip: bool = False,
+    noise: torch.Tensor | None = None, clip: Clip = False,
 ) -> torch.Tensor:
     """One DDIM step (Song et al. 2021, eq. 12; section 4): deterministic for ``eta = 0``.
 
@@ -458,7 +478,7 @@ def denoise(
 
 def sample(
     model: nn.Module, n: int, labels: torch.Tensor | None = None, steps: int = 50, method: str = "ddim",
-    guidance: float = 1.0, generator: torch.Generator | None = None, clip: bool = True, eta: float = 0.0,
+    guidance: float = 1.0, generator: torch.Generator | None = None, clip: Clip = True, eta: float = 0.0,
     batch_size: int = 500, shape: tuple[int, ...] = IMAGE_SHAPE, progress_bar: Any = None,
 ) -> torch.Tensor:
     """``n`` samples on the CPU (images in [-1, 1] for the U-Net), made in eval mode, batch by batch (section 4).
@@ -467,7 +487,8 @@ def sample(
     :func:`sampling_timesteps`. The starting noise and every step's noise are drawn on the CPU from
     ``generator``, so a seed gives the same samples on every device (up to float rounding). ``labels``
     ``[n]`` are the classes asked for (None: unconditional); ``guidance`` is the classifier-free guidance scale.
-    ``clip`` clamps each predicted x0 to [-1, 1] (for images; pass False for latent codes). ``progress_bar``,
+    ``clip`` clamps each predicted x0 (:func:`predict_x0`): ``True`` to [-1, 1], for images; ``(low, high)`` for
+    latent codes (a :class:`LatentDenoiser`'s ``data_range``). ``progress_bar``,
     if given, is updated once per step of each batch.
     """
     if method not in ("ddim", "ddpm"):

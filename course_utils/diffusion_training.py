@@ -314,9 +314,10 @@ def fit_latent(
 ) -> tuple[LatentDenoiser, dict[str, Any]]:
     """A :class:`LatentDenoiser` trained on ``codes`` ``[N, d]`` for ``steps`` steps (seconds on a CPU; section 6).
 
-    The codes are standardised per dimension (the model keeps the shift and scale); the loss is
-    :func:`diffusion_loss` with labels dropped with probability ``p_uncond``. Returns the model, in eval mode,
-    and the history (``loss`` per step, ``seconds``).
+    The codes are standardised per dimension (the model keeps the shift and scale, and the standardised codes'
+    range, its ``data_range``); the loss is :func:`diffusion_loss` with labels dropped with probability
+    ``p_uncond``. ``labels`` None trains an unconditional model. Returns the model, in eval mode, and the history
+    (``loss`` per step, ``seconds``).
     """
     if codes.ndim != 2 or len(codes) < batch_size:
         raise ValueError(f"codes must be [N, d] with N >= batch_size = {batch_size}, got {tuple(codes.shape)}")
@@ -326,6 +327,8 @@ def fit_latent(
     model.shift.copy_(codes.mean(0))
     model.scale.copy_(codes.std(0).clamp(min=1e-3))
     z = model.standardise(codes)
+    model.low.copy_(z.min(0).values)
+    model.high.copy_(z.max(0).values)
     sched = schedule_of(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history: dict[str, Any] = {"loss": []}
@@ -348,10 +351,12 @@ def fit_latent(
 def latent_images(
     denoiser: LatentDenoiser, vae_model: vae.LatentModel, n: int, labels: torch.Tensor | None = None,
     steps: int = 50, guidance: float = 1.0, generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """``n`` images in [0, 1]: codes sampled by DDIM from ``denoiser``, unstandardised, decoded by the VAE."""
-    z = sample(denoiser, n, labels, steps=steps, guidance=guidance, generator=generator, clip=False,
-               shape=(denoiser.config.latent_dim,), batch_size=n)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` sampled codes ``[n, d]`` and their images in [0, 1]: DDIM in the standardised code space, each
+    predicted code clamped to the training codes' range (``denoiser.data_range``), unstandardised, decoded by the
+    VAE (section 6). ``labels`` None for an unconditional denoiser."""
+    z = sample(denoiser, n, labels, steps=steps, guidance=guidance, generator=generator,
+               clip=denoiser.data_range, shape=(denoiser.config.latent_dim,), batch_size=n)
     with evaluating(denoiser):
         codes = denoiser.unstandardise(z.to(denoiser.shift.device)).cpu()
-    return vae.decode_probs(vae_model, codes)
+    return codes, vae.decode_probs(vae_model, codes)

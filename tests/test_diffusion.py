@@ -307,9 +307,26 @@ def test_latent_diffusion_trains_and_decodes():
     codes = torch.randn(512, 4) * torch.tensor([3.0, 1.0, 0.1, 0.01]) + 2
     denoiser, history = dt.fit_latent(codes, torch.arange(512) % 10, steps=30, batch_size=64, hidden=32, depth=1)
     assert torch.allclose(denoiser.shift, codes.mean(0)) and len(history["loss"]) == 30
-    images = dt.latent_images(denoiser, vae_model, 6, torch.arange(6), steps=10,
-                              generator=torch.Generator().manual_seed(0))
-    assert images.shape == (6, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    z = denoiser.standardise(codes)
+    assert torch.equal(denoiser.data_range[0], z.min(0).values) and torch.equal(denoiser.data_range[1], z.max(0).values)
+    sampled, images = dt.latent_images(denoiser, vae_model, 6, torch.arange(6), steps=10,
+                                       generator=torch.Generator().manual_seed(0))
+    assert sampled.shape == (6, 4) and images.shape == (6, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    # the last DDIM step returns the clamped prediction: every code inside the training codes' range (a 30-step
+    # model unclamped puts them thousands of standard deviations out: the first step divides by sqrt(ab) ~ 5e-5)
+    low, high = codes.min(0).values, codes.max(0).values
+    assert ((sampled >= low - 1e-4) & (sampled <= high + 1e-4)).all()
+
+
+def test_predict_x0_clamps_to_a_range_per_element():
+    s = d.make_schedule("cosine")
+    x_t, eps = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(5, 3)
+    raw = d.predict_x0(eps, 999, x_t, s)
+    assert raw.abs().max() > 1000  # 1 / sqrt(alpha_bar[999]) ~ 20,000
+    low, high = torch.tensor([-1.0, -2.0, -3.0]), torch.tensor([1.0, 0.5, 3.0])
+    clamped = d.predict_x0(eps, 999, x_t, s, clip=(low, high))
+    assert torch.equal(clamped, torch.maximum(torch.minimum(raw, high), low))
+    assert torch.equal(d.predict_x0(eps, 999, x_t, s, clip=True), raw.clamp(-1, 1))
 
 
 # --- the command line --------------------------------------------------------------------------------------------

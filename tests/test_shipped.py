@@ -89,6 +89,17 @@ def test_shipped_ddpm_recomputes_its_fid_check():
     assert abs(measured - check["value"]) <= 0.01 * check["value"], f"{measured:.3f} vs card {check['value']}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_shipped_ddpm_samples_better_with_ddpm_than_ddim_at_five_steps(seed):
+    """Notebook 04, section 4.3 says so for its noise seed (1234); two more seeds here, 200 samples each."""
+    model, _ = load_checkpoint(SHIPPED_DIR / diffusion_training.DDPM_NAME)
+    clf, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
+    ref = reference_stats.load_or_compute(clf)
+    ddpm, ddim = (diffusion_training.sample_fid(model, clf, ref, 200, 5, seed=seed, method=m) for m in ("ddpm", "ddim"))
+    assert ddpm < ddim, f"seed {seed}: DDPM {ddpm:.1f}, DDIM {ddim:.1f}"
+
+
 def test_shipped_char_gpt_card_and_quick_check():
     model, meta = load_checkpoint(SHIPPED_DIR / gpt_training.CHECKPOINT_NAME)
     data = gpt_training.char_data()
