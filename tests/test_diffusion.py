@@ -318,6 +318,17 @@ def test_latent_diffusion_trains_and_decodes():
     assert ((sampled >= low - 1e-4) & (sampled <= high + 1e-4)).all()
 
 
+def test_latent_diffusion_without_labels():
+    torch.manual_seed(0)
+    vae_model = ConvVAE(latent_dim=4, hidden=16, channels=(4, 8)).eval()
+    codes = torch.randn(256, 4) * 2
+    denoiser, _ = dt.fit_latent(codes, None, steps=5, batch_size=64, hidden=16, depth=1)
+    assert denoiser.class_embed is None and denoiser.null_class == 0
+    sampled, images = dt.latent_images(denoiser, vae_model, 5, steps=5, generator=torch.Generator().manual_seed(0))
+    again, _ = dt.latent_images(denoiser, vae_model, 5, steps=5, generator=torch.Generator().manual_seed(0))
+    assert sampled.shape == (5, 4) and images.shape == (5, 1, 28, 28) and torch.equal(sampled, again)
+
+
 def test_predict_x0_clamps_to_a_range_per_element():
     s = d.make_schedule("cosine")
     x_t, eps = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(5, 3)
