@@ -6,6 +6,8 @@ These tests fail (never skip) when a shipped file is missing: the notebooks need
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,3 +154,14 @@ def test_the_ship_recipes_are_what_the_shipped_checkpoints_ran():
         cards[vae.VAE_NAME]["training"]["optimizer"]
     model, _ = load_checkpoint(SHIPPED_DIR / vae.VAE_NAME)
     assert model.config.latent_dim == v.latent_dim and tuple(model.config.channels) == v.channels
+
+
+def test_each_shipped_card_names_the_notebook_that_teaches_it():
+    """A card's task ends "(notebook NN)": that notebook exists and teaches the card's topic (after renumbering)."""
+    topics = {"cgan_generator": "gan", "fmnist_classifier": "gan", vae.VAE_NAME: "vae", "char_gpt": "from_scratch",
+              diffusion_training.DDPM_NAME: "diffusion", "hf_gpt/course_card": "huggingface"}
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    for name, topic in topics.items():
+        card = json.loads((SHIPPED_DIR / f"{name}.json").read_text())
+        number = re.search(r"\(notebook (\d\d)\)$", card["task"]).group(1)
+        assert [p.stem for p in notebooks.glob(f"{number}_*{topic}*.ipynb")], f"{name}: notebook {number}"
