@@ -122,8 +122,9 @@ def test_ddpm_steps_equal_diffusers_ddpm_scheduler(steps, clip, kind):
 @pytest.mark.parametrize("steps", [10, 50, 1000])
 @pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_ddim_steps_equal_diffusers_ddim_scheduler(steps, clip, eta):
-    schedule = d.make_schedule("cosine")
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_ddim_steps_equal_diffusers_ddim_scheduler(steps, clip, eta, kind):
+    schedule = d.make_schedule(kind)
     sched = float64_scheduler(DDIMScheduler, schedule, steps, clip_sample=clip, set_alpha_to_one=True)
     times = d.sampling_timesteps(schedule.T, steps)
     assert sched.timesteps.tolist() == times
