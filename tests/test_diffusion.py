@@ -11,9 +11,10 @@ from diffusers.schedulers.scheduling_ddpm import betas_for_alpha_bar
 
 from course_utils import diffusion as d
 from course_utils import diffusion_training as dt
-from course_utils import train
-from course_utils.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from course_utils import evaluation, reference_stats, train, vae
+from course_utils.checkpoints import SHIPPED_DIR, load_checkpoint, read_metadata, save_checkpoint
 from course_utils.configs import choose_recipe
+from course_utils.datasets import image_tensors
 from course_utils.files import sha256_of
 from course_utils.vae import ConvVAE
 
@@ -381,3 +382,32 @@ def test_the_sampler_lands_on_the_data_with_an_exact_noise_predictor(method):
     oracle = Oracle()
     out = d.sample(oracle, 3, torch.arange(3), steps=10, method=method, generator=torch.Generator().manual_seed(0))
     assert (out - oracle.c).abs().max() < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1])  # the notebook trains seed 0; seed 2 passed too when this was written
+def test_latent_diffusion_claims_of_notebook_04_hold_at_other_training_seeds(seed):
+    """Section 6 at its ci sizes (10,000 codes, 1,500 steps, 50 DDIM steps, 2,000 samples), trained at another seed:
+    latent diffusion beats the prior and the prior widened to its spread on FID, and its codes lie nearer the
+    training codes than either prior's (median distance to the nearest one, in the used dimensions)."""
+    vae_model, _ = load_checkpoint(SHIPPED_DIR / vae.VAE_NAME)
+    classifier, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
+    reference = reference_stats.load_or_compute(classifier)
+    codes = dt.latent_codes(vae_model, image_tensors("fashion-mnist", train=True)[0][:10_000])
+    spread = codes.std(0)
+    used = spread > 0.1
+    denoiser, _ = dt.fit_latent(codes, None, steps=1500, seed=seed)
+    sampled, images = dt.latent_images(denoiser, vae_model, 2000, steps=50,
+                                       generator=torch.Generator().manual_seed(1234))
+    prior = torch.randn(2000, codes.shape[1], generator=torch.Generator().manual_seed(1234))
+    w = (sampled.std(0)[used] / spread[used]).mean() / (prior.std(0)[used] / spread[used]).mean()
+
+    def fid(z_or_images, decode=True):
+        return evaluation.fid_fmnist(vae.decode_probs(vae_model, z_or_images) if decode else z_or_images,
+                                     classifier, reference)
+
+    def nearest(z):
+        return torch.cdist(z[:, used], codes[:, used]).min(1).values.median()
+
+    assert fid(images, decode=False) < min(fid(prior), fid(w * prior))
+    assert nearest(sampled) < min(nearest(prior), nearest(w * prior))
