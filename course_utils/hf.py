@@ -137,7 +137,7 @@ class LMRecipe:
 
 RECIPES: dict[str, LMRecipe] = {
     "test": LMRecipe(n_layer=1, n_embd=16, n_head=2, block_size=16, batch_size=4, steps=4, warmup=1),
-    "ci": LMRecipe(n_layer=2, n_embd=64, n_head=4, block_size=64, batch_size=32, steps=200, lr=3e-3, warmup=20),
+    "ci": LMRecipe(n_layer=2, n_embd=64, n_head=4, block_size=64, batch_size=16, steps=200, lr=3e-3, warmup=20),
     "cpu": LMRecipe(n_layer=4, n_embd=128, n_head=4, block_size=128, batch_size=16, steps=600, lr=2e-3, warmup=40),
     "gpu": LMRecipe(n_layer=6, n_embd=192, n_head=6, block_size=256, batch_size=32, steps=3000, lr=1e-3,
                     warmup=100, dropout=0.2),
