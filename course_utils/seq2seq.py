@@ -163,7 +163,7 @@ class TranslatorSize:
 def bart_config(tokenizer: Any, size: TranslatorSize = TranslatorSize(), scale_embedding: bool = False) -> Any:
     """A small ``BartConfig`` for ``tokenizer``: its special ids, no dropout, eager attention (so it can be drawn).
 
-    ``scale_embedding=False`` (BART's own default is True, bart-base's too):
+    ``scale_embedding=False`` (``BartConfig``'s default; a config may turn it on):
     BART multiplies the token embeddings by sqrt(d_model) but not the position
     embeddings, so at d_model 64 a position weighs 8 times less than a token at
     the start. With the scaling on, the date translator and the headline
