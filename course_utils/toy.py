@@ -9,6 +9,7 @@ which trains one toy GAN per seed side by side). Every sampler takes a
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -165,9 +166,57 @@ def _bce_per_member(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none").mean((1, 2))
 
 
+def _train_group(
+    Gs: list[nn.Module], Ds: list[nn.Module], data_rngs: list[torch.Generator], noise_rngs: list[torch.Generator],
+    fixed: torch.Tensor, lr_g: float, lr_d: float, steps: int, pack: int, r1: float, batch: int, std: float,
+    snapshot_at: tuple[int, ...],
+) -> dict:
+    """The loop of :func:`train_toy_gans` for one group of members, stacked; its weights and samples over training."""
+    pg, pd = _stack(Gs), _stack(Ds)
+    K, G0, D0 = len(Gs), Gs[0], Ds[0]
+    fixed = fixed.expand(K, -1, -1)
+    G = lambda z: _run_stacked(G0, pg, z)  # noqa: E731
+    D = lambda x: _run_stacked(D0, pd, x.reshape(K, -1, x.shape[2] * pack))  # noqa: E731  (PacGAN's packing)
+    # foreach: Adam's arithmetic, tensor by tensor as without it, in fewer calls from Python
+    opt_g = torch.optim.Adam(pg, lr=lr_g, betas=(0.5, 0.999), foreach=True)
+    opt_d = torch.optim.Adam(pd, lr=lr_d, betas=(0.5, 0.999), foreach=True)
+    centres, snapshots = ring_centres(), {}
+    for step in range(1, steps + 1):
+        # ring_of_gaussians(batch, std=std, generator=r) for each member: the same draws, then one sum for all
+        which = torch.stack([torch.randint(len(centres), (batch,), generator=r) for r in data_rngs])
+        real = centres[which] + std * torch.stack([torch.randn(batch, 2, generator=r) for r in data_rngs])
+        fake = G(torch.stack([torch.randn(batch, G0.config.z_dim, generator=r) for r in noise_rngs]))
+        real.requires_grad_(r1 > 0)
+        d_real, d_fake = D(real), D(fake.detach())
+        loss_d = _bce_per_member(d_real, 1.0) + _bce_per_member(d_fake, 0.0)
+        if r1 > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss_d = loss_d + r1 / 2 * grad.square().sum(2).mean(1)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.sum().backward()  # member k's weights get the gradient of member k's loss only
+        opt_d.step()
+        loss_g = _bce_per_member(D(fake), 1.0)  # non-saturating
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.sum().backward(inputs=pg)  # G's gradients only: D's would be thrown away unused
+        opt_g.step()
+        if step in snapshot_at:
+            with torch.no_grad():
+                snapshots[step] = {"samples": G(fixed).clone(), "pd": [p.detach().clone() for p in pd]}
+    with torch.no_grad():
+        return {"pg": [p.detach() for p in pg], "samples": G(fixed).clone(), "snapshots": snapshots}
+
+
+def _groups(members: int, threads: int) -> list[range]:
+    """Split ``members`` into at most ``threads`` consecutive groups of at least 2 (one group if fewer than 4)."""
+    n = max(1, min(threads, members // 2))
+    cuts = [round(i * members / n) for i in range(n + 1)]
+    return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
 def train_toy_gans(
     seeds: list[int], lr_g: float, lr_d: float, steps: int, *, pack: int = 1, r1: float = 0.0, batch: int = 128,
     std: float = 0.05, snapshot_at: tuple[int, ...] = (), samples: int = 2000, noise_seed: int = 1,
+    threads: int = 1,
 ) -> dict:
     """One toy GAN per seed on :func:`ring_of_gaussians`, all trained side by side; their samples over training.
 
@@ -181,11 +230,20 @@ def train_toy_gans(
     (Mescheder et al. 2018). Returns ``generators`` (plain ``ToyGenerator`` modules),
     ``samples`` (``[K, samples, 2]`` from the same fixed noise, ``noise_seed``) and ``snapshots``:
     for each step in ``snapshot_at``, the samples then and the discriminators (``ToyDiscriminator``).
+
+    ``threads`` > 1 splits the members into up to that many groups of at least two, each stacked and
+    trained on its own Python thread at the same time (torch releases the GIL inside its operations, so
+    two cores train two groups). A member's numbers do not depend on how many others share its stack
+    (two or more), so every member comes out bit for bit as with ``threads=1``, and torch's global
+    random generator ends in the same state; the intra-op thread count is the caller's to set (1 suits
+    these tiny networks).
     """
     if batch % pack:
         raise ValueError(f"batch {batch} is not a multiple of pack={pack}")
     if not seeds or steps < 1:
         raise ValueError(f"need at least one seed and one step, got {len(seeds)} seeds and {steps} steps")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     Gs, Ds, data_rngs, noise_rngs = [], [], [], []
     for seed in seeds:
         data_rngs.append(seed_everything(seed))
@@ -193,34 +251,23 @@ def train_toy_gans(
         Ds.append(gan.ToyDiscriminator(pack=pack))
         noise_rngs.append(torch.Generator())
         noise_rngs[-1].set_state(torch.get_rng_state())  # gan_step draws z from torch's global generator
-    pg, pd = _stack(Gs), _stack(Ds)
-    K, G0, D0 = len(seeds), Gs[0], Ds[0]
-    fixed = torch.randn(samples, G0.config.z_dim, generator=torch.Generator().manual_seed(noise_seed)).expand(K, -1, -1)
-    G = lambda z: _run_stacked(G0, pg, z)  # noqa: E731
-    D = lambda x: _run_stacked(D0, pd, x.reshape(K, -1, x.shape[2] * pack))  # noqa: E731  (PacGAN's packing)
-    opt_g = torch.optim.Adam(pg, lr=lr_g, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(pd, lr=lr_d, betas=(0.5, 0.999))
+    fixed = torch.randn(samples, Gs[0].config.z_dim, generator=torch.Generator().manual_seed(noise_seed))
+    settings = (fixed, lr_g, lr_d, steps, pack, r1, batch, std, tuple(snapshot_at))
+    jobs = [([Gs[i] for i in g], [Ds[i] for i in g], [data_rngs[i] for i in g], [noise_rngs[i] for i in g])
+            for g in _groups(len(seeds), threads)]
+    if len(jobs) == 1:
+        runs = [_train_group(*jobs[0], *settings)]
+    else:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            runs = list(pool.map(lambda job: _train_group(*job, *settings), jobs))
+
+    def cat_each(parts: list[list[torch.Tensor]]) -> list[torch.Tensor]:  # the groups' members, back in seed order
+        return [torch.cat(ts) for ts in zip(*parts, strict=True)]
+
     snapshots = {}
-    for step in range(1, steps + 1):
-        real = torch.stack([ring_of_gaussians(batch, std=std, generator=r) for r in data_rngs])
-        fake = G(torch.stack([torch.randn(batch, G0.config.z_dim, generator=r) for r in noise_rngs]))
-        real.requires_grad_(r1 > 0)
-        d_real, d_fake = D(real), D(fake.detach())
-        loss_d = _bce_per_member(d_real, 1.0) + _bce_per_member(d_fake, 0.0)
-        if r1 > 0:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss_d = loss_d + r1 / 2 * grad.square().sum(2).mean(1)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.sum().backward()  # member k's weights get the gradient of member k's loss only
-        opt_d.step()
-        loss_g = _bce_per_member(D(fake), 1.0)  # non-saturating
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.sum().backward()
-        opt_g.step()
-        if step in snapshot_at:
-            with torch.no_grad():
-                snapshots[step] = {"samples": G(fixed).clone(),
-                                   "discriminators": _unstack(pd, [gan.ToyDiscriminator(pack=pack) for _ in seeds])}
-    with torch.no_grad():
-        final = G(fixed).clone()
-    return {"generators": _unstack(pg, Gs), "samples": final, "snapshots": snapshots}
+    for step in sorted(runs[0]["snapshots"]):  # D modules made here, in step order: the global generator as before
+        snaps = [run["snapshots"][step] for run in runs]
+        snapshots[step] = {"samples": torch.cat([s["samples"] for s in snaps]), "discriminators": _unstack(
+            cat_each([s["pd"] for s in snaps]), [gan.ToyDiscriminator(pack=pack) for _ in seeds])}
+    generators = _unstack(cat_each([run["pg"] for run in runs]), Gs)
+    return {"generators": generators, "samples": torch.cat([run["samples"] for run in runs]), "snapshots": snapshots}

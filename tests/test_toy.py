@@ -107,6 +107,30 @@ def test_train_toy_gans_is_the_single_runs_side_by_side(pack, one_thread):
     assert not torch.allclose(out["snapshots"][10]["samples"], out["samples"])  # it trained between the two
 
 
+@pytest.mark.parametrize("pack, r1", [(1, 0.0), (2, 0.0), (1, 1.0)])
+def test_train_toy_gans_threads_change_nothing(pack, r1, one_thread):
+    """Notebook 02 splits its 6 seeds over Python threads: every number, bit for bit, as on one thread."""
+    z = torch.randn(100, 2, generator=torch.Generator().manual_seed(7))
+
+    def numbers(threads):
+        out = toy.train_toy_gans([3, 0, 5, 1, 4, 2], lr_g=1e-3, lr_d=1e-2, steps=12, pack=pack, r1=r1,
+                                 snapshot_at=(5, 12), threads=threads)
+        x = out["samples"][0][:64]
+        with torch.no_grad():
+            snaps = [s["samples"] for s in out["snapshots"].values()]
+            judged = [torch.stack([d(x) for d in s["discriminators"]]) for s in out["snapshots"].values()]
+            return [out["samples"], *snaps, *judged, torch.stack([g(z) for g in out["generators"]]),
+                    torch.get_rng_state()]  # torch's global generator ends where it did, too
+
+    one = numbers(1)
+    for threads in (2, 3, 16):  # groups of 3 + 3, of 2 + 2 + 2, and never fewer than two seeds in a group
+        assert all(torch.equal(a, b) for a, b in zip(one, numbers(threads), strict=True)), threads
+    assert [list(g) for g in toy._groups(6, 2)] == [[0, 1, 2], [3, 4, 5]]
+    assert [len(g) for g in toy._groups(5, 8)] == [2, 3] and len(toy._groups(3, 4)) == 1
+    with pytest.raises(ValueError, match="threads"):
+        toy.train_toy_gans([0, 1], 1e-3, 1e-3, 5, threads=0)
+
+
 def test_train_toy_gans_r1_penalty_and_errors(one_thread):
     plain = toy.train_toy_gans([0], lr_g=1e-3, lr_d=1e-2, steps=15)["samples"]
     penalised = toy.train_toy_gans([0], lr_g=1e-3, lr_d=1e-2, steps=15, r1=10.0)["samples"]
