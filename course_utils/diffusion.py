@@ -394,7 +394,7 @@ def predict_x0(eps: torch.Tensor, t: int, x_t: torch.Tensor, schedule: Schedule,
     if clip is True:
         return x0.clamp(-1, 1)
     low, high = clip
-    return torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
+    return x0.clamp(low.to(x0), high.to(x0))
 
 
 def ddpm_step(
