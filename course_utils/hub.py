@@ -7,7 +7,9 @@ Taught in notebook 06:
   notebook shows it as text and then the corrected lines as plain
   ``transformers`` code, run on a Hub model or, offline, on the course's own GPT-2);
 - :func:`offline_mode` and :func:`hub_reachable` (fast, and ``False`` at once
-  under ``HF_HUB_OFFLINE=1``), :func:`resolve_model`: a Hub name or the local
+  under ``HF_HUB_OFFLINE=1``), :func:`use_hub`: 06's ``USE_HUB`` switch, turned
+  off with one printed line when the Hub cannot be reached, so that the
+  notebook runs on offline; :func:`resolve_model`: a Hub name or the local
   fallback. Every function that could download takes ``online``: 06's
   ``USE_HUB = False`` passes ``online=False`` and no connection is tried;
 - section 4.1: :func:`summarise`, a chat model through ``pipeline("text-generation")``.
@@ -83,6 +85,24 @@ def _why_local(online: bool) -> str:
     if not online:
         return "the Hub is not used (online=False)"
     return "offline mode (HF_HUB_OFFLINE=1)" if offline_mode() else "the Hugging Face Hub is not reachable"
+
+
+def use_hub(requested: bool, verbose: bool = True) -> bool:
+    """06's ``USE_HUB``: ``True`` only if it was asked for and the Hub answers.
+
+    ``requested=False`` makes no connection. Asked for but unreachable (offline
+    mode, no network), it prints one line saying why and returns ``False``: the
+    notebook then runs its offline path (the course's GPT-2, no online summary)
+    instead of failing in ``from_pretrained``.
+    """
+    if not requested:
+        return False
+    if hub_reachable():
+        return True
+    if verbose:
+        print(f"USE_HUB = True, but {_why_local(True)}: sections 3 and 4 run offline instead "
+              "(the course's GPT-2; no online summary)")
+    return False
 
 
 def _short(path: Path) -> str:

@@ -324,10 +324,12 @@ def tune_groups(chorales: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def split(chorales: Sequence[dict[str, Any]], val_every: int = 10) -> tuple[list[dict], list[dict]]:
-    """Training and validation chorales: a fixed one in ``val_every`` tunes goes to validation.
+    """Training and validation chorales: a tune is for validation when its name's CRC-32 divides by ``val_every``.
 
-    The choice hashes the tune's name (:func:`tune_groups`, CRC-32), so it does not depend on the
-    order of the files, and two versions or settings of one tune never sit on both sides.
+    The choice hashes the tune's name (:func:`tune_groups`), so it does not depend on the order of the
+    files; it falls like a die of ``val_every`` faces thrown once per tune, so the share of tunes (and of
+    chorales) in validation is near ``1 / val_every``, not exactly it; and two versions or settings of one
+    tune never sit on both sides.
     """
     if val_every < 2:
         raise ValueError(f"val_every must be at least 2, got {val_every}")

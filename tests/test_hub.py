@@ -95,6 +95,71 @@ def test_resolve_model_keeps_a_local_folder_and_verifies_the_fallback(saved, onl
         hub.resolve_model("someone/model", fallback=tmp_path)  # a fallback without a card is refused
 
 
+def test_use_hub_turns_itself_off_offline_and_says_why(monkeypatch, capsys):
+    """06's USE_HUB = True under HF_HUB_OFFLINE=1: False, one line, no connection tried; the notebook runs on."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub.socket, "create_connection", lambda *args, **kwargs: pytest.fail("offline: no connection"))
+    assert hub.use_hub(True) is False
+    said = capsys.readouterr().out
+    assert said.count("\n") == 1 and "USE_HUB = True" in said and "offline mode" in said
+    assert hub.use_hub(False) is False and capsys.readouterr().out == ""  # not asked for: nothing to say
+
+
+def test_use_hub_stays_on_when_the_hub_answers_and_asks_nothing_when_off(online, monkeypatch, capsys):
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
+    assert hub.use_hub(True) is True
+    monkeypatch.setattr(hub, "hub_reachable", lambda: pytest.fail("USE_HUB = False tried to connect"))
+    assert hub.use_hub(False) is False
+    assert capsys.readouterr().out == ""
+
+
+def test_section_3_runs_on_a_hub_gpt2_and_needs_only_the_imports_and_parameters(monkeypatch, capsys):
+    """06's section 3 with USE_HUB = True, the Hub call mocked: the snippet loads "openai-community/gpt2".
+
+    The stand-in is the course's GPT-2 with GPT-2's tokenizer habit (no padding token). The cells run in a
+    namespace of the imports and parameters only: a cell that leans on an earlier section's model (as one did,
+    whose 05-class copy held the course's weights, not the Hub's) fails here.
+    """
+    import logging
+    import warnings
+
+    import torch
+    import transformers
+
+    from course_utils import REPO_ROOT, decoding
+    from course_utils.checkpoints import SHIPPED_DIR
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shipped = SHIPPED_DIR / hf.HF_GPT_NAME
+    hf.verify_hf(shipped)
+    real_model, real_tok = transformers.AutoModelForCausalLM.from_pretrained, transformers.AutoTokenizer.from_pretrained
+
+    def from_hub(real, name, *args, **kwargs):
+        assert name == "openai-community/gpt2", name  # USE_HUB = True: the snippet asks the Hub for GPT-2
+        return real(str(shipped), *args, **kwargs)
+
+    def hub_tokenizer(name, *args, **kwargs):
+        tok = from_hub(real_tok, name, *args, **kwargs)
+        tok.pad_token = None  # as GPT-2's: no padding token
+        return tok
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda name, *a, **k: from_hub(real_model, name, *a, **k))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", hub_tokenizer)
+    cells = json.loads((REPO_ROOT / "notebooks" / "06_transformers_huggingface.ipynb").read_text(encoding="utf-8"))
+    ids = [c["id"] for c in cells["cells"]]
+    section = cells["cells"][ids.index("4fbebef0"):ids.index("nb05-039")]  # the snippet to the end of section 3
+    namespace = {"torch": torch, "logging": logging, "warnings": warnings, "transformers": transformers,
+                 "decoding": decoding, "hf": hf, "USE_HUB": True, "SEED": 0, "DEVICE": "cpu",
+                 "SAMPLING": {"temperature": 0.7, "top_k": 10, "top_p": 0.9}}
+    code = [c for c in section if c["cell_type"] == "code"]
+    assert len(code) >= 5
+    for cell in code:
+        exec(compile("".join(cell["source"]), f"<06 cell {cell['id']}>", "exec"), namespace)  # noqa: S102
+    assert namespace["tokenizer"].pad_token is not None  # the several-prompt cell set one before padding
+    assert "same weights, same tokens: True" in capsys.readouterr().out
+
+
 # --- the GPT-3 snippet ------------------------------------------------------------------------------------
 
 
