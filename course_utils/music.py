@@ -46,6 +46,9 @@ REST = "R"
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SCALE = frozenset({0, 2, 4, 5, 7, 9, 11})  # pitch classes of the key signature without sharps or flats
 SAMPLE_RATE = 16_000  # samples per second of the synthesised audio
+# The held-out chorales that notebook 06 draws and plays labelled "Bach" (its first validation chorale, val_ch[0]):
+# notebook 07's blind listening test starts after them and asserts that it plays none of them, nor their tunes.
+LABELLED_CHORALES = ("bwv102.7",)
 _TOKEN = re.compile(r"^(R|[A-G]#?-?\d+)_(\d+(?:/\d+)?(?:\.\d+)?)$")
 
 
