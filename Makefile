@@ -95,11 +95,18 @@ lint: setup
 	$(PY) -m course_utils.colab check
 	$(PY) -m course_utils.authoring tables --check
 
+# The workshop kit's end-to-end checks (a real hub, a real browser) are skipped here: make hub-test and make
+# browser-test run them on their own, as .ci/run does after make test.
 unit: setup data
-	$(PY) -m pytest -q tests
+	COURSE_REQUIRE_WORKSHOP_TESTS=0 $(PY) -m pytest -q tests
 
+# Two notebooks at a time (pytest-xdist, a notebook per worker, the longest first: conftest.py), each kernel on
+# one thread, so two kernels share two cores without oversubscribing them. NBVAL_WORKERS=1 runs them one by one.
+NBVAL_WORKERS ?= 2
+NBVAL_PARALLEL = $(if $(filter-out 1,$(NBVAL_WORKERS)),OMP_NUM_THREADS=1 $(NBVAL) -n $(NBVAL_WORKERS) \
+  --dist loadfile --no-loadscope-reorder,$(NBVAL))
 nbval: setup data
-	$(call NOTEBOOK_ENV,ci) $(NBVAL)
+	$(call NOTEBOOK_ENV,ci) $(NBVAL_PARALLEL)
 
 test: lint unit nbval
 

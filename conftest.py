@@ -1,10 +1,30 @@
-"""Prints seconds per notebook after an nbval run (make test, make test-gpu)."""
+"""nbval runs (make test, make test-gpu): the longest notebooks first, and the seconds per notebook at the end.
+
+``make test`` runs the notebooks on two workers (pytest-xdist, a notebook per worker); starting with the longest
+keeps both busy to the end. "Longest" is the notebook's last measured ``ci`` time in ``docs/timings.json``.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 
 _seconds: dict[str, float] = defaultdict(float)
+
+
+def _measured_seconds() -> dict[str, float]:
+    path = Path(__file__).parent / "docs" / "timings.json"
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
+    return {run["notebook"]: run["seconds"] for run in runs if run["profile"] == "ci"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Notebooks longest first (a stable sort: every notebook's cells keep their order); other tests untouched."""
+    if not any(str(item.fspath).endswith(".ipynb") for item in items):
+        return
+    seconds = _measured_seconds()
+    items.sort(key=lambda item: -seconds.get(Path(str(item.fspath)).stem, float("inf")))
 
 
 def pytest_runtest_logreport(report) -> None:

@@ -7,7 +7,7 @@ is ended, even when the test fails.
 ``COURSE_REQUIRE_WORKSHOP_TESTS=1`` (set by ``make hub-test`` and ``make
 browser-test``, which ``.ci/run`` runs) turns a missing requirement from a skip
 into a failure, so CI can never pass by skipping them; ``=0`` skips them
-(``.ci/run`` sets it for ``make test``, so they do not run twice).
+(``make test``'s unit run sets it: ``.ci/run`` runs them on their own after it).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ LOCAL_PROXY = REPO_ROOT / "build" / "node" / "node_modules" / ".bin" / "configur
 def require(missing: Sequence[str], what: str) -> None:
     """Skip the module (or fail it, under ``COURSE_REQUIRE_WORKSHOP_TESTS=1``) when something is missing.
 
-    ``COURSE_REQUIRE_WORKSHOP_TESTS=0`` skips it anyway: ``.ci/run`` runs it on its own after ``make test``.
+    ``COURSE_REQUIRE_WORKSHOP_TESTS=0`` (``make test``) skips it anyway: ``make hub-test`` and ``make browser-test``
+    run it on their own.
     """
     if os.environ.get(REQUIRE_ENV) == "0":
         pytest.skip(f"{what}: run on its own (.ci/run, make hub-test, make browser-test)", allow_module_level=True)
