@@ -406,7 +406,7 @@ def load_hf(
     with quiet_hf():
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    tokenizer.model_input_names = list(bpe.MODEL_INPUTS)  # folders saved before save_hf wrote it (the shipped one)
+    tokenizer.model_input_names = list(bpe.MODEL_INPUTS)  # folders saved before save_hf wrote it
     fix_loss_type(model)
     return model.to(device).eval(), tokenizer, card
 

@@ -10,8 +10,9 @@
 - training and measuring: :func:`encode_pairs`, :func:`train_seq2seq` (any
   task that draws fresh pairs, such as :mod:`course_utils.summaries`),
   :func:`train_translator`, :func:`translate` (greedy or beam ``generate``),
-  :func:`exact_match`, and :func:`cross_attention` (which source characters
-  each output character looked at);
+  :func:`exact_match`, :func:`cross_attention` (which source characters
+  each output character looked at) and :func:`year_attention` (how much the
+  steps that write the year look at the source's year, over many dates);
 - the held-out splits: every tenth day (:func:`is_held_out`) and ten whole
   years (:data:`HELD_OUT_YEARS`), never seen in training in any format.
 """
@@ -314,3 +315,29 @@ def cross_attention(model: Any, tokenizer: Any, source: str, target: str, layer:
     out = model(**batch, output_attentions=True)
     weights = out.cross_attentions[layer][0].mean(0)
     return weights[:, batch["attention_mask"][0].bool()].cpu()  # the source's columns, without the padding
+
+
+@torch.no_grad()
+def year_attention(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], layer: int = -1,
+                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(share, positions)`` per ``(source, ISO date)`` pair: how much the year's output steps look at the year.
+
+    ``share``: the cross-attention that the four steps writing the year's
+    digits (teacher-forced on the ISO target) put on the source's last four
+    characters, its year, averaged over those steps and over the heads of
+    decoder layer ``layer``. ``positions``: the year's share of the source's
+    positions (four of its characters and ``</s>``), what attention spread
+    evenly would give. Sources are padded on the left (:data:`SOURCE_LENGTH`),
+    so the year is the four tokens before the final ``</s>`` in every row.
+    """
+    shares, positions = [], []
+    with evaluating(model):
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            if any(not s.endswith(t[:4]) or len(t) != 10 for s, t in chunk):
+                raise ValueError("year_attention needs sources that end in the year and ISO-date targets")
+            batch = _to(encode_pairs(tokenizer, chunk), model)
+            weights = model(**batch, output_attentions=True).cross_attentions[layer].mean(1)  # [B, out, source]
+            shares.append(weights[:, :4, -5:-1].sum(-1).mean(-1).cpu())
+            positions.append(4 / batch["attention_mask"].sum(-1).float().cpu())
+    return torch.cat(shares), torch.cat(positions)

@@ -156,7 +156,7 @@ def test_section_3_runs_on_a_hub_gpt2_and_needs_only_the_imports_and_parameters(
     assert len(code) >= 5
     for cell in code:
         exec(compile("".join(cell["source"]), f"<06 cell {cell['id']}>", "exec"), namespace)  # noqa: S102
-    assert namespace["tokenizer"].pad_token is not None  # the several-prompt cell set one before padding
+    assert namespace["snippet_tokenizer"].pad_token is not None  # the several-prompt cell set one before padding
     assert "same weights, same tokens: True" in capsys.readouterr().out
 
 

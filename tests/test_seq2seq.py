@@ -161,3 +161,17 @@ def test_bart_config_does_not_scale_embeddings_by_default():
     tok = seq2seq.char_tokenizer()
     assert seq2seq.bart_config(tok).scale_embedding is False
     assert seq2seq.bart_config(tok, scale_embedding=True).scale_embedding is True
+
+
+def test_year_attention_is_the_year_columns_of_cross_attention(tok):
+    model = tiny(tok)
+    pairs = [("21 March 2021", "2021-03-21"), ("01.02.1999", "1999-02-01")]
+    share, even = seq2seq.year_attention(model, tok, pairs)
+    assert share.shape == even.shape == (2,)
+    for (source, target), s, e in zip(pairs, share, even, strict=True):
+        weights = seq2seq.cross_attention(model, tok, source, target)  # the source's columns, its </s> last
+        expected = weights[:4, len(source) - 4:len(source)].sum(-1).mean()
+        assert torch.allclose(s, expected, atol=1e-6)
+        assert e == pytest.approx(4 / (len(source) + 1))
+    with pytest.raises(ValueError, match="end in the year"):
+        seq2seq.year_attention(model, tok, [("21 March 2021", "21.03.2021")])

@@ -125,7 +125,10 @@ def test_shipped_hf_gpt_verifies_is_small_and_reaches_its_card():
     assert folder.is_dir(), f"{folder} is missing: notebook 06 loads it (python -m course_utils.train hf-gpt --ship)"
     card = hf.verify_hf(folder)  # raises on a checksum mismatch, a pickled file or a card of another format
     # loadable by transformers 4.x too (Colab): 5.x's own "TokenizersBackend" class does not exist there
-    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    # and no token_type_ids from 4.x's tokenizer: GPT-2 would add a token-type embedding (hf.save_hf writes this)
+    assert config["model_input_names"] == list(hf.bpe.MODEL_INPUTS)
     assert sum(p.stat().st_size for p in folder.iterdir()) <= 15_000_000
     model, tokenizer, _ = hf.load_hf(folder)
     _, val_text = hf.split_text(load_text("tinyshakespeare"))
