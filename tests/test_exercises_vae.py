@@ -106,8 +106,7 @@ def elbo_fn(variant: str = "right"):
             "KL summed over batch": recon.mean() + kl.sum(),
             "item": per_image.mean().item(),
             "detached mu": (recon + 0.5 * (mu.detach() ** 2 + var - 1 - logvar).sum(1)).mean(),
-            "package": vae.vae_loss(logits, x, mu, logvar)[0],
-        }.get(variant, per_image.mean())
+        }.get(variant, per_image.mean()) if variant != "package" else vae.vae_loss(logits, x, mu, logvar)[0]
 
     return negative_elbo
 
@@ -115,7 +114,6 @@ def elbo_fn(variant: str = "right"):
 def test_negative_elbo():
     assert_right(ex.check_negative_elbo(ref.negative_elbo))
     assert_right(ex.check_negative_elbo(elbo_fn()))
-    assert_right(ex.check_negative_elbo(elbo_fn("package")))
     assert_right(ex.check_negative_elbo(elbo_fn("sigmoid, then probabilities")))
 
 
@@ -285,3 +283,75 @@ def test_auroc_checker_test_case_has_ties_and_matches_the_pair_definition():
     pairs = ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
     sk = roc_auc_score([0] * 300 + [1] * 200, torch.cat([normal, anomalous]).numpy())
     assert abs(pairs - sk) < 1e-12
+
+
+# --- the package's one-liners are refused -------------------------------------------------------------------
+
+
+def test_sampler_refuses_the_package_and_torch_rsample():
+    """Each shortcut samples right outside the checker; the checker refuses it, names it, and restores it."""
+    original, rsample = vae.reparameterize, Normal.rsample
+    by_package = lambda mu, logvar: vae.reparameterize(mu, logvar)  # noqa: E731
+    by_rsample = lambda mu, logvar: Normal(mu, (0.5 * logvar).exp()).rsample()  # noqa: E731
+    mu, logvar = torch.zeros(4, 3, requires_grad=True), torch.zeros(4, 3, requires_grad=True)
+    for shortcut in (by_package, by_rsample):
+        assert shortcut(mu, logvar).requires_grad  # a right, differentiable answer outside the checker
+    assert_wrong(ex.check_reparameterize(by_package), "write the trick yourself", "calls vae.reparameterize",
+                 "torch.randn_like")
+    assert_wrong(ex.check_reparameterize(vae.reparameterize), "is vae.reparameterize itself")
+    assert_wrong(ex.check_reparameterize(by_rsample), "calls torch.distributions.Normal.rsample")
+    assert vae.reparameterize is original and Normal.rsample is rsample
+    assert_right(ex.check_reparameterize(sampler()))
+
+
+def test_negative_elbo_refuses_the_package_loss_and_its_terms():
+    original = (vae.vae_loss, vae.bernoulli_nll, vae.gaussian_kl)
+    x, logits, mu, logvar = ex._elbo_case()
+
+    def by_terms(logits, x, mu, logvar):  # the package's two terms, added by hand
+        return (vae.bernoulli_nll(logits, x) + vae.gaussian_kl(mu, logvar).sum(1)).mean()
+
+    def hidden(logits, x, mu, logvar):  # catches the refusal, then answers anyway
+        try:
+            return vae.vae_loss(logits, x, mu, logvar)[0]
+        except Exception:
+            return ref.negative_elbo(logits, x, mu, logvar)
+
+    right = ref.negative_elbo(logits, x, mu, logvar)
+    for shortcut in (elbo_fn("package"), by_terms):
+        assert torch.allclose(shortcut(logits, x, mu, logvar), right)  # right outside the checker
+    assert_wrong(ex.check_negative_elbo(elbo_fn("package")), "write the loss yourself", "calls vae.vae_loss",
+                 "section 1.4")
+    assert_wrong(ex.check_negative_elbo(by_terms), "calls vae.bernoulli_nll")
+    assert_wrong(ex.check_negative_elbo(hidden), "calls vae.vae_loss")
+    assert (vae.vae_loss, vae.bernoulli_nll, vae.gaussian_kl) == original
+
+
+def test_auroc_refuses_scikit_learn_by_every_route():
+    """anomaly.auroc, and scikit-learn's roc_auc_score or roc_curve + auc, imported before the check or not."""
+    import sklearn.metrics
+    from sklearn.metrics import auc, roc_auc_score, roc_curve
+
+    from course_utils import anomaly
+
+    def labels_scores(normal, anomalous):
+        return [0] * len(normal) + [1] * len(anomalous), torch.cat([normal, anomalous]).numpy()
+
+    answers = {
+        "anomaly.auroc": lambda n, a: anomaly.auroc(n, a),
+        "module attribute": lambda n, a: sklearn.metrics.roc_auc_score(*labels_scores(n, a)),
+        "imported before the check": lambda n, a: roc_auc_score(*labels_scores(n, a)),
+        "roc_curve and auc": lambda n, a: auc(*roc_curve(*labels_scores(n, a))[:2]),
+    }
+    originals = (anomaly.auroc, sklearn.metrics.roc_auc_score, sklearn.metrics.roc_curve, sklearn.metrics.auc)
+    g = torch.Generator().manual_seed(0)
+    normal, anomalous = torch.randn(30, generator=g), torch.randn(20, generator=g) + 1
+    for name, answer in answers.items():
+        assert abs(answer(normal, anomalous) - ref.auroc_by_pairs(normal, anomalous)) < 1e-9, name  # right outside
+        result = ex.check_auroc(answer)
+        assert_wrong(result, "count the pairs yourself, without scikit-learn", "torch operations")
+        assert ("anomaly.auroc" if name == "anomaly.auroc" else "scikit-learn's") in result.message, (name, result)
+    assert_wrong(ex.check_auroc(anomaly.auroc), "is anomaly.auroc itself")
+    assert (anomaly.auroc, sklearn.metrics.roc_auc_score, sklearn.metrics.roc_curve, sklearn.metrics.auc) == originals
+    assert anomaly.auroc(torch.zeros(3), torch.ones(2)) == 1.0  # and working after the checks
+    assert_right(ex.check_auroc(auroc_fn()))

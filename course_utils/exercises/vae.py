@@ -5,13 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import sklearn.metrics
+import sklearn.metrics._ranking as sk_ranking
 import torch
 import torch.distributions.kl as torch_kl
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from course_utils import anomaly
-from course_utils.exercises import Wrong, as_number, as_tensor, call, call_refusing, checker, close
+from course_utils import anomaly, vae
+from course_utils.exercises import Wrong, as_number, as_tensor, call_refusing, checker, close
+
+# --- the package's one-liners: an exercise that asks for a step refuses the functions that do it ----------------
+
+SAMPLER_SHORTCUTS = ((vae, "reparameterize", "vae.reparameterize"),
+                     (Normal, "rsample", "torch.distributions.Normal.rsample"))
+ELBO_SHORTCUTS = ((vae, "vae_loss", "vae.vae_loss"), (vae, "bernoulli_nll", "vae.bernoulli_nll"),
+                  (vae, "gaussian_kl", "vae.gaussian_kl"))
+_SKLEARN_AUC = "scikit-learn's roc_auc_score"
+AUROC_SHORTCUTS = tuple(  # the exercise says "without scikit-learn": its ROC functions, by every route
+    (owner, attr, label) for owner, attr, label in (
+        (anomaly, "auroc", "anomaly.auroc"), (anomaly, "roc_auc_score", _SKLEARN_AUC),
+        (sklearn.metrics, "roc_auc_score", _SKLEARN_AUC), (sk_ranking, "roc_auc_score", _SKLEARN_AUC),
+        (sk_ranking, "_binary_roc_auc_score", _SKLEARN_AUC),  # what a roc_auc_score imported before the check calls
+        (sklearn.metrics, "roc_curve", "scikit-learn's roc_curve"),
+        (sk_ranking, "roc_curve", "scikit-learn's roc_curve"),
+        (sklearn.metrics, "auc", "scikit-learn's auc"), (sk_ranking, "auc", "scikit-learn's auc"),
+        # under roc_curve, however it was imported (the name depends on scikit-learn's version)
+        (sklearn.metrics, "confusion_matrix_at_thresholds", "scikit-learn's ROC curve"),
+        (sk_ranking, "confusion_matrix_at_thresholds", "scikit-learn's ROC curve"),
+        (sk_ranking, "_binary_clf_curve", "scikit-learn's ROC curve"),
+    ) if hasattr(owner, attr)
+)
 
 # --- exercise 1: the reparameterised sampler ---------------------------------------------------------------
 
@@ -26,7 +50,8 @@ def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], 
     mu = _MU.repeat(_ROWS, 1).requires_grad_(True)
     logvar = (2 * _STD.log()).repeat(_ROWS, 1).requires_grad_(True)
     torch.manual_seed(0)  # the answer may use torch.randn_like: seeded, the check is deterministic
-    out = call(reparameterize, "your function", mu, logvar)
+    out = call_refusing(SAMPLER_SHORTCUTS, "write the trick yourself", reparameterize, "your function", mu, logvar,
+                        advice="draw eps with torch.randn_like and build z from mu, logvar and eps (section 1.3)")
     z = as_tensor(out, "z", shape=tuple(mu.shape))
     # 20,000 draws per column: the sample mean is within 4 standard errors (4 * 2 / sqrt(20,000) = 0.057)
     # of the true mean, and the sample std within 2% of the true std, except with negligible probability.
@@ -127,7 +152,9 @@ def check_negative_elbo(negative_elbo: Callable[..., Any]) -> str:
     x, logits, mu, logvar = _elbo_case()
     inputs = [t.clone().requires_grad_(True) for t in (logits, mu, logvar)]
     try:
-        out = call(negative_elbo, "your function", inputs[0], x.clone(), *inputs[1:])
+        out = call_refusing(ELBO_SHORTCUTS, "write the loss yourself", negative_elbo, "your function", inputs[0],
+                            x.clone(), *inputs[1:], advice="write both terms of section 1.4 with torch operations "
+                            "(F.binary_cross_entropy_with_logits for the reconstruction is fine)")
     except Wrong as wrong:
         if "between 0 and 1" in str(wrong):
             raise Wrong("F.binary_cross_entropy takes probabilities in [0, 1], but logits are any real numbers: use "
@@ -250,16 +277,22 @@ def _fail(kl_fn: Callable[..., torch.Tensor], kl: torch.Tensor, expected: torch.
 # --- exercise 4: AUROC by counting pairs ----------------------------------------------------------------------
 
 
+def _call_auroc(auroc_fn: Callable[..., Any], *args: torch.Tensor) -> Any:
+    """:func:`course_utils.exercises.call_refusing`, with scikit-learn's ROC functions and anomaly.auroc refused."""
+    return call_refusing(AUROC_SHORTCUTS, "count the pairs yourself, without scikit-learn", auroc_fn, "your function",
+                         *args, advice="compare every anomalous score with every normal one using torch operations")
+
+
 @checker(solution="auroc_by_pairs")
 def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``auroc_fn(normal, anomalous)``: the share of (normal, anomalous) pairs the score ranks right, ties 1/2."""
     g = torch.Generator().manual_seed(0)
     normal = torch.randn(300, generator=g).round(decimals=1)  # rounded: many ties, as with integer scores
     anomalous = (torch.randn(200, generator=g) + 1.0).round(decimals=1)
-    value = as_number(call(auroc_fn, "your function", normal.clone(), anomalous.clone()), "your AUROC")
-    expected = anomaly.auroc(normal, anomalous)  # scikit-learn's roc_auc_score
+    value = as_number(_call_auroc(auroc_fn, normal.clone(), anomalous.clone()), "your AUROC")
+    expected = anomaly.auroc(normal, anomalous)  # scikit-learn's roc_auc_score, outside the learner's call
     if close(value, expected, 1e-6):
-        perfect = as_number(call(auroc_fn, "your function", torch.zeros(5), torch.ones(4)), "AUROC of a perfect score")
+        perfect = as_number(_call_auroc(auroc_fn, torch.zeros(5), torch.ones(4)), "AUROC of a perfect score")
         if not close(perfect, 1.0, 1e-9):
             raise Wrong(f"a score that puts every anomaly above every normal item should give 1.0, not {perfect:.3f}")
         return f"{value:.4f}, the same as sklearn's roc_auc_score: P(anomalous scores higher), ties counted 1/2"
