@@ -128,24 +128,72 @@ def test_reverse_step_cases_tell_the_variances_apart():
     assert 0.4 < posterior / s.betas[1] < 0.6
 
 
-# --- exercise 3: classifier-free guidance --------------------------------------------------------------------------
+# --- exercise 3: one guided noise prediction ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("answer", "fragment"), [
-    (lambda c, u, s: c + s * (u - c), "the sign of the guidance"),
-    (lambda c, u, s: (1 + s) * c - s * u, "Ho & Salimans' convention"),
-    (lambda c, u, s: u + s * c, "add the *difference*"),
-    (lambda c, u, s: s * (c - u), "the difference is a direction"),
-    (lambda c, u, s: s * c, "guidance extrapolates from eps_uncond"),
-    (lambda c, u, s: (c + u) / 2, "scale 0 gives eps_uncond"),
+def guider(variant: str = "right"):
+    def guided_noise(model, x_t, t, labels, scale):
+        tt = torch.full((len(x_t),), t)
+        null = {"class 0": torch.zeros_like(labels), "labels twice": labels}.get(
+            variant, torch.full_like(labels, model.null_class))
+        if variant == "none for null":
+            c, u = model(x_t, tt, labels), model(x_t, tt, None)
+        elif variant == "int t":
+            c, u = model(x_t, t, labels), model(x_t, t, null)
+        elif variant == "swapped halves":
+            u, c = model(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([labels, null])).chunk(2)
+        elif variant == "t not doubled":
+            c, u = model(torch.cat([x_t, x_t]), tt, torch.cat([labels, null])).chunk(2)
+        else:
+            c, u = model(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([labels, null])).chunk(2)
+        return {"sign": c + scale * (u - c), "ho salimans": (1 + scale) * c - scale * u, "no difference": u + scale * c,
+                "no uncond": scale * (c - u), "scaled cond": scale * c}.get(variant, u + scale * (c - u))
+
+    return guided_noise
+
+
+def two_calls(model, x_t, t, labels, scale):  # the two predictions in two calls, combined rearranged
+    tt = torch.full((len(x_t),), t)
+    eps_cond, eps_uncond = model(x_t, tt, labels), model(x_t, tt, torch.full_like(labels, model.null_class))
+    return scale * eps_cond + (1 - scale) * eps_uncond
+
+
+@pytest.mark.parametrize("variant", ["right", "none for null", "int t"])
+def test_guided_noise(variant):
+    assert_right(ex.check_guided_noise(guider(variant)))
+
+
+def test_guided_noise_accepts_the_reference_two_calls_and_a_real_unet():
+    assert_right(ex.check_guided_noise(ref.guided_noise))
+    assert_right(ex.check_guided_noise(two_calls))
+    model = diffusion.UNet(channels=(8,), time_dim=8).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)  # not the zero output of a fresh U-Net: the two calls differ
+    x, labels = torch.randn(3, 1, 8, 8), torch.tensor([1, 4, 9])
+    with torch.no_grad():
+        ours = ref.guided_noise(model, x, 700, labels, 2.5)
+        package = diffusion.denoise(model, x, 700, labels, guidance=2.5)
+    assert torch.allclose(ours, package, atol=1e-5)
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("sign", "the sign of the guidance"),
+    ("swapped halves", "the two halves of the batch are swapped"),
+    ("ho salimans", "Ho & Salimans' convention"),
+    ("class 0", "class 0 is a real class"),
+    ("labels twice", "never asked without the label"),
+    ("no difference", "add the *difference*"),
+    ("no uncond", "the difference is a direction"),
+    ("scaled cond", "guidance extrapolates from eps_uncond"),
+    ("t not doubled", "your function raised RuntimeError"),
 ])
-def test_guide_names_each_mistake(answer, fragment):
-    assert_wrong(ex.check_guide(answer), fragment)
+def test_guided_noise_names_each_mistake(variant, fragment):
+    assert_wrong(ex.check_guided_noise(guider(variant)), fragment)
 
 
-def test_guide():
-    assert_right(ex.check_guide(ref.guide))
-    assert_right(ex.check_guide(diffusion.guided_eps))
-    assert_right(ex.check_guide(lambda c, u, s: s * c + (1 - s) * u))  # the same line, rearranged
-    assert_not_done(ex.check_guide(_stub))
-    assert_wrong(ex.check_guide(lambda c, u: c), "your function raised TypeError")
+def test_guided_noise_stub_shortcuts_and_others():
+    assert_not_done(ex.check_guided_noise(_stub))
+    assert_wrong(ex.check_guided_noise(diffusion.denoise), "diffusion.denoise itself")
+    assert_wrong(ex.check_guided_noise(lambda m, x, t, y, s: diffusion.guided_eps(m(x, t, y), m(x, t, None), s)),
+                 "calls diffusion.guided_eps")
+    assert_wrong(ex.check_guided_noise(lambda m, x, t, y, s: (m(x, t, y) + m(x, t, None)) / 2), "scale 0 gives")
+    assert_wrong(ex.check_guided_noise(lambda m, x, t, y: x), "your function raised TypeError")

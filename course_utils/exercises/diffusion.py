@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
+from course_utils import diffusion
 from course_utils.diffusion import make_schedule
-from course_utils.exercises import Wrong, as_tensor, call, checker, close
+from course_utils.exercises import Wrong, as_tensor, call, call_refusing, checker, close
 
 _SCHEDULE = make_schedule("linear")  # betas 1e-4 .. 0.02, T = 1000: every mistake below changes the answer visibly
 
@@ -135,34 +136,74 @@ def check_reverse_step(reverse_step: Callable[..., Any]) -> str:
             "variance, and no noise at the last step")
 
 
-# --- exercise 3: classifier-free guidance -----------------------------------------------------------------------
+# --- exercise 3: one guided noise prediction --------------------------------------------------------------------
 
 
-@checker(solution="guide")
-def check_guide(guide: Callable[..., Any]) -> str:
-    """``guide(eps_cond, eps_uncond, scale)``: eps_uncond + scale * (eps_cond - eps_uncond)."""
+class _Denoiser(torch.nn.Module):
+    """A stand-in for the U-Net, called as ``model(x, t, labels)``: a prediction that depends on the image, the
+    timestep and the label (the null class 10 included), and a note of the labels of each call."""
+
+    null_class = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # as a real model, it has parameters
+        self.calls: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, t: Any, labels: torch.Tensor | None = None) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float32)
+        t = t.expand(len(x)) if t.ndim == 0 else t
+        if labels is None:  # as the U-Net: no labels is the null class
+            labels = torch.full((len(x),), self.null_class, dtype=torch.long)
+        self.calls.append(torch.as_tensor(labels).detach().cpu().clone())
+        scale = 1 + 0.25 * torch.as_tensor(labels, dtype=torch.float32).view(-1, 1, 1, 1)
+        return torch.sin(3 * x + t.view(-1, 1, 1, 1) / 300) * scale
+
+
+def _guidance_mistakes(c: torch.Tensor, u: torch.Tensor, zero: torch.Tensor, scale: float) -> list:
+    return [
+        (c + scale * (u - c), "the sign of the guidance: this moves away from the class, towards the unconditional "
+                              "prediction (or the two halves of the batch are swapped). Start from eps_uncond and "
+                              "add scale times (eps_cond - eps_uncond)"),
+        ((1 + scale) * c - scale * u, "this is Ho & Salimans' convention, where w = 0 means the conditional model; "
+                                      "here scale = 1 is the conditional model and scale = 0 the unconditional one"),
+        (zero + scale * (c - zero), "class 0 is a real class (T-shirt/top), not \"no label\": the unconditional "
+                                    "prediction uses the null class, model.null_class (10 here), one past the real "
+                                    "classes"),
+        (u + scale * c, "add the *difference* eps_cond - eps_uncond, scaled: the direction that makes the image more "
+                        "like its class"),
+        (scale * (c - u), "the unconditional prediction is missing: the difference is a direction, to be added to "
+                          "eps_uncond"),
+        (scale * c, "the unconditional prediction is missing: guidance extrapolates from eps_uncond through "
+                    "eps_cond"),
+    ]
+
+
+@checker(solution="guided_noise")
+def check_guided_noise(guided_noise: Callable[..., Any]) -> str:
+    """``guided_noise(model, x_t, t, labels, scale)``: eps_uncond + scale * (eps_cond - eps_uncond), from two
+    predictions of ``model``, with the labels and with the null class."""
     g = torch.Generator().manual_seed(3)
-    eps_c, eps_u = torch.randn(2, 1, 6, 6, generator=g), torch.randn(2, 1, 6, 6, generator=g)
+    x_t, labels, t = torch.randn(4, 1, 6, 6, generator=g), torch.tensor([0, 3, 7, 9]), 500
+    model = _Denoiser()
+    with torch.no_grad():
+        c, u, zero = (model(x_t, torch.full((4,), t), y) for y in (labels, torch.full((4,), 10), torch.zeros(4).long()))
+    shortcuts = [(diffusion, "denoise", "diffusion.denoise"), (diffusion, "guided_eps", "diffusion.guided_eps")]
     for scale in (3.0, 0.0, 1.0):
-        out = as_tensor(call(guide, "your function", eps_c.clone(), eps_u.clone(), scale), f"the result at scale "
-                        f"{scale:g}", shape=tuple(eps_c.shape))
-        expected = eps_u + scale * (eps_c - eps_u)
-        if close(out, expected, 1e-5):
+        model.calls.clear()
+        out = call_refusing(shortcuts, "write the two predictions and their combination yourself", guided_noise,
+                            "your function", model, x_t.clone(), t, labels.clone(), scale,
+                            advice="call model(...) and combine its outputs")
+        out = as_tensor(out, f"the result at scale {scale:g}", shape=tuple(x_t.shape))
+        if close(out, u + scale * (c - u), 1e-5):
             continue
-        _first_match(out, [
-            (eps_c + scale * (eps_u - eps_c), "the sign of the guidance: this moves away from the class, towards the "
-                                              "unconditional prediction. Start from eps_uncond and add scale times "
-                                              "(eps_cond - eps_uncond)"),
-            ((1 + scale) * eps_c - scale * eps_u, "this is Ho & Salimans' convention, where w = 0 means the "
-                                                  "conditional model; here scale = 1 is the conditional model and "
-                                                  "scale = 0 the unconditional one"),
-            (eps_u + scale * eps_c, "add the *difference* eps_cond - eps_uncond, scaled: the direction that makes "
-                                    "the image more like its class"),
-            (scale * (eps_c - eps_u), "the unconditional prediction is missing: the difference is a direction, to be "
-                                      "added to eps_uncond"),
-            (scale * eps_c, "the unconditional prediction is missing: guidance extrapolates from eps_uncond "
-                            "through eps_cond"),
-        ], 1e-5)
-        raise Wrong(f"at scale {scale:g} the result should be eps_uncond + scale * (eps_cond - eps_uncond): "
-                    "scale 0 gives eps_uncond and scale 1 gives eps_cond")
-    return "eps_uncond + scale * (eps_cond - eps_uncond): scale 0 is unconditional, 1 conditional, above 1 guided"
+        _first_match(out, _guidance_mistakes(c, u, zero, scale), 1e-5)
+        asked = torch.cat([y.flatten() for y in model.calls]) if model.calls else torch.empty(0, dtype=torch.long)
+        if not (asked == model.null_class).any():
+            raise Wrong("the model was never asked without the label: the unconditional prediction is the model's "
+                        "with every label replaced by the null class, model.null_class (10 here)")
+        raise Wrong(f"at scale {scale:g} the result should be eps_uncond + scale * (eps_cond - eps_uncond), with "
+                    "eps_cond = model(x_t, t, labels) and eps_uncond the same with the null class: scale 0 gives "
+                    "eps_uncond and scale 1 gives eps_cond")
+    return ("eps_uncond + scale * (eps_cond - eps_uncond), the unconditional prediction from the null class: scale 0 "
+            "is unconditional, 1 conditional, above 1 guided")

@@ -20,6 +20,9 @@ def reverse_step(x_t, eps, t, noise, betas, alpha_bar):
     return mean + torch.sqrt(variance) * noise
 
 
-def guide(eps_cond, eps_uncond, scale):
-    """Classifier-free guidance: start from the unconditional prediction and move `scale` times towards the class."""
-    return eps_uncond + scale * (eps_cond - eps_uncond)
+def guided_noise(model, x_t, t, labels, scale):
+    """Classifier-free guidance at timestep t: the noise predicted with the labels and with the null class, combined."""
+    tt = torch.full((len(x_t),), t, dtype=torch.long, device=x_t.device)  # one timestep per image
+    null = torch.full_like(labels, model.null_class)  # "no label" for every image
+    eps_cond, eps_uncond = model(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([labels, null])).chunk(2)
+    return eps_uncond + scale * (eps_cond - eps_uncond)  # start from no label, move scale times towards the class
