@@ -6,17 +6,16 @@ keeps both busy to the end. "Longest" is the notebook's last measured ``ci`` tim
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
+
+from course_utils.authoring import load_timings
 
 _seconds: dict[str, float] = defaultdict(float)
 
 
 def _measured_seconds() -> dict[str, float]:
-    path = Path(__file__).parent / "docs" / "timings.json"
-    runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
-    return {run["notebook"]: run["seconds"] for run in runs if run["profile"] == "ci"}
+    return {run["notebook"]: run["seconds"] for run in load_timings() if run["profile"] == "ci"}
 
 
 def pytest_collection_modifyitems(items) -> None:

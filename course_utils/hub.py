@@ -87,7 +87,7 @@ def _why_local(online: bool) -> str:
     return "offline mode (HF_HUB_OFFLINE=1)" if offline_mode() else "the Hugging Face Hub is not reachable"
 
 
-def use_hub(requested: bool, verbose: bool = True) -> bool:
+def use_hub(requested: bool) -> bool:
     """06's ``USE_HUB``: ``True`` only if it was asked for and the Hub answers.
 
     ``requested=False`` makes no connection. Asked for but unreachable (offline
@@ -99,9 +99,8 @@ def use_hub(requested: bool, verbose: bool = True) -> bool:
         return False
     if hub_reachable():
         return True
-    if verbose:
-        print(f"USE_HUB = True, but {_why_local(True)}: sections 3 and 4 run offline instead "
-              "(the course's GPT-2; no online summary)")
+    print(f"USE_HUB = True, but {_why_local(True)}: sections 3 and 4 run offline instead "
+          "(the course's GPT-2; no online summary)")
     return False
 
 
