@@ -386,6 +386,28 @@ def two_way_bootstrap(
             "n": int(games.sum())}
 
 
+def _bradley_terry_draws(pairwise: Sequence[Rating], models: Iterable[str], resamples: int,
+                         seed: int) -> list[dict[str, float]]:
+    """The strengths refitted on each two-way resample (raters and items drawn with replacement).
+
+    A resample in which one of ``models`` drew no game is skipped: its strength is undefined there.
+    """
+    models = set(models)
+    by_cell: dict[tuple[str, str], list[Rating]] = defaultdict(list)
+    for r in pairwise:
+        by_cell[(r.rater, pair_key(r))].append(r)
+    raters, items = sorted({c[0] for c in by_cell}), sorted({c[1] for c in by_cell})
+    rng, draws = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        pick_r = rng.integers(len(raters), size=len(raters))
+        pick_i = rng.integers(len(items), size=len(items))
+        resample = [r for a in pick_r for b in pick_i for r in by_cell.get((raters[a], items[b]), ())]
+        if len({m for r in resample for m in (r.model_a, r.model_b)}) < len(models):
+            continue
+        draws.append(bradley_terry(resample))
+    return draws
+
+
 def bradley_terry_intervals(
     ratings: Iterable[Rating], resamples: int = 200, seed: int = 0, level: float = 0.95,
 ) -> dict[str, tuple[float, float, float]]:
@@ -393,27 +415,41 @@ def bradley_terry_intervals(
 
     Each resample draws raters and items (pairs of item ids) with replacement, as :func:`two_way_bootstrap`
     does, and refits the strengths (normalised to sum 1, so each interval is of a model's share of strength).
-    Fit the models of one :func:`comparison_groups` group at a time.
+    Fit the models of one :func:`comparison_groups` group at a time. To compare two models, use the interval
+    of their difference (:func:`bradley_terry_differences`), not whether their two intervals overlap.
     """
 
     pairwise = [r for r in ratings if r.task == "pairwise"]
     fitted = bradley_terry(pairwise)
-    by_cell: dict[tuple[str, str], list[Rating]] = defaultdict(list)
-    for r in pairwise:
-        by_cell[(r.rater, pair_key(r))].append(r)
-    raters, items = sorted({c[0] for c in by_cell}), sorted({c[1] for c in by_cell})
-    rng, draws = np.random.default_rng(seed), {m: [] for m in fitted}
-    for _ in range(resamples):
-        pick_r = rng.integers(len(raters), size=len(raters))
-        pick_i = rng.integers(len(items), size=len(items))
-        resample = [r for a in pick_r for b in pick_i for r in by_cell.get((raters[a], items[b]), ())]
-        if len({m for r in resample for m in (r.model_a, r.model_b)}) < len(fitted):
-            continue  # a model drew no game: its strength is undefined in this resample
-        for m, s in bradley_terry(resample).items():
-            draws[m].append(s)
+    draws = _bradley_terry_draws(pairwise, fitted, resamples, seed)
     alpha = (1 - level) / 2
-    return {m: (fitted[m], float(np.quantile(draws[m], alpha)), float(np.quantile(draws[m], 1 - alpha)))
-            for m in fitted}
+    return {m: (fitted[m], float(np.quantile([d[m] for d in draws], alpha)),
+                float(np.quantile([d[m] for d in draws], 1 - alpha))) for m in fitted}
+
+
+def bradley_terry_differences(
+    ratings: Iterable[Rating], pairs: Iterable[tuple[str, str]], resamples: int = 200, seed: int = 0,
+    level: float = 0.95,
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """``{(a, b): (s_a - s_b, low, high)}``: the difference of two Bradley-Terry strengths with its interval.
+
+    Both strengths are refitted on the **same** two-way resamples (with the same ``seed``, the resamples of
+    :func:`bradley_terry_intervals`), so the interval is of the difference itself: an interval that contains 0
+    says these ratings cannot order the two models. Fit the models of one :func:`comparison_groups` group.
+    """
+
+    pairwise, pairs = [r for r in ratings if r.task == "pairwise"], list(pairs)
+    fitted = bradley_terry(pairwise)
+    unknown = {m for pair in pairs for m in pair} - set(fitted)
+    if unknown:
+        raise ValueError(f"no pairwise rating involves {sorted(unknown)}")
+    draws = _bradley_terry_draws(pairwise, fitted, resamples, seed)
+    alpha = (1 - level) / 2
+    out = {}
+    for a, b in pairs:
+        d = [x[a] - x[b] for x in draws]
+        out[a, b] = (fitted[a] - fitted[b], float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)))
+    return out
 
 
 def side_bias(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, float]:

@@ -314,3 +314,25 @@ def test_kid_difference_interval_is_the_kid_difference_and_pairing_on_the_real_s
     assert high - low < 0.8 * sum(widths)  # far narrower than two separate intervals side by side
     with pytest.raises(ValueError, match="resamples"):
         evaluation.kid_difference_interval(real, a, b, resamples=5)
+
+
+def test_kid_difference_standard_errors_match_the_bootstrap_spread():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    a = torch.randn(300, 8, generator=g, dtype=torch.float64) * 1.3 + 0.3  # both clearly unlike the real set
+    b = torch.randn(300, 8, generator=g, dtype=torch.float64) * 0.8 + 0.5
+    se = evaluation.kid_difference_standard_errors(real, a, b)
+    _, low, high = evaluation.kid_difference_interval(real, a, b, resamples=1000,
+                                                      generator=torch.Generator().manual_seed(1))
+    widths = [hi - lo for _, lo, hi in (evaluation.kid_interval(real, x, resamples=1000,
+                                                                generator=torch.Generator().manual_seed(2))
+                                        for x in (a, b))]
+    z = 2 * 1.959964  # a 95% interval of a normal spread is this many standard errors wide
+    assert se["paired"] == pytest.approx((high - low) / z, rel=0.1)  # the paired bootstrap's spread
+    assert se["unpaired"] == pytest.approx(math.hypot(*widths) / z, rel=0.1)  # two separate KIDs' spreads
+    assert se["paired"] < 0.9 * se["unpaired"]  # the shared real set's part cancels
+    kaa, kar = (a @ a.T / 8 + 1) ** 3, (a @ real.T / 8 + 1) ** 3  # one model twice: no real part is left
+    own = 4 * ((kaa.sum(1) - kaa.diagonal()) / 299 - kar.mean(1)).var().item() / 300  # each generated set's term
+    assert evaluation.kid_difference_standard_errors(real, a, a)["paired"] == pytest.approx(math.sqrt(2 * own))
+    with pytest.raises(ValueError, match="at least 3"):
+        evaluation.kid_difference_standard_errors(real[:2], a, b)

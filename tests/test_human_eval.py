@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 
+import numpy as np
 import pytest
 
 from course_utils import human_eval as he
@@ -243,6 +245,28 @@ def test_bradley_terry_intervals_hold_the_fit_and_separate_clear_differences():
     assert fit["a"][1] > max(fit["b"][2], fit["c"][2]) and fit["b"][0] > fit["c"][0]
 
 
+def test_bradley_terry_differences_come_from_the_same_resamples():
+    import random
+
+    rng, ratings = random.Random(4), []
+    strength = {"a": 4.0, "b": 1.0, "c": 1.0}  # b and c equally strong
+    for r in range(5):
+        for i in range(60):
+            m1, m2 = [("a", "b"), ("b", "c"), ("a", "c")][i % 3]
+            won = rng.random() < strength[m1] / (strength[m1] + strength[m2])
+            ratings.append(pair(f"r{r}", f"{m1}{i}", f"{m2}{i}", f"{m1}{i}", "left" if won else "right", m1, m2))
+    diff = he.bradley_terry_differences(ratings, [("a", "b"), ("b", "c")], resamples=200, seed=0)
+    point, fit = he.bradley_terry(ratings), he.bradley_terry_intervals(ratings, resamples=200, seed=0)
+    assert all(d == point[a] - point[b] and lo <= d <= hi for (a, b), (d, lo, hi) in diff.items())
+    assert diff["a", "b"][1] > 0  # a clearly stronger
+    assert diff["b", "c"][1] < 0 < diff["b", "c"][2]  # equally strong: the interval of the difference holds 0
+    draws = he._bradley_terry_draws(ratings, point, 200, 0)  # the resamples both functions use
+    assert len(draws) == 200 and math.isclose(fit["b"][1], np.quantile([x["b"] for x in draws], 0.025))
+    assert math.isclose(diff["b", "c"][1], np.quantile([x["b"] - x["c"] for x in draws], 0.025))
+    with pytest.raises(ValueError, match="no pairwise rating"):
+        he.bradley_terry_differences(ratings, [("a", "x")])
+
+
 def test_side_bias_finds_a_leaning_rater_and_ignores_ties():
     fair = [pair("r", f"g{i}", f"v{i}", f"g{i}", "left" if i % 2 else "right") for i in range(100)]
     leaning = [pair("r", f"g{i}", f"v{i}", f"g{i}", "left" if i % 4 else "right") for i in range(100)]
@@ -265,3 +289,18 @@ def test_room_power_false_alarms_near_five_percent_and_power_grows_with_items():
         he.room_power(0.6, 5, 5, method="t")
     with pytest.raises(ValueError, match="win_rate"):
         he.room_power(1.0, 5, 5)
+
+
+@pytest.mark.parametrize(("rooms", "seeds"), [(60, range(8)), (300, range(1))], ids=["ci-rooms", "cpu-rooms"])
+def test_more_items_beat_more_raters_for_the_same_ratings_over_seeds(rooms, seeds):
+    """The pooled comparison of notebook 07, section 4.4 (its instructors' notes cite this test), over seeds."""
+
+    def pooled(size, seed):  # as in notebook 07: the table's rooms (seed) and five times as many more (seed + 1)
+        return (he.room_power(0.7, *size, rooms=rooms, resamples=100, seed=seed)
+                + 5 * he.room_power(0.7, *size, rooms=5 * rooms, resamples=100, seed=seed + 1)) / 6
+
+    for seed in seeds:
+        assert pooled((5, 48), seed) > pooled((20, 12), seed), seed  # 240 ratings each: 48 items beat 20 raters
+    if rooms == 60:  # on the table's 60 rooms alone, one seed ties them: why the notebook pools
+        assert he.room_power(0.7, 5, 48, rooms=60, resamples=100, seed=7) == \
+            he.room_power(0.7, 20, 12, rooms=60, resamples=100, seed=7)
