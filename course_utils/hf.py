@@ -79,9 +79,9 @@ def quiet_hf() -> Iterator[None]:
 def fix_loss_type(model: Any) -> Any:
     """Name the loss of a causal LM whose class name does not (``GPT2LMHeadModel``).
 
-    ``transformers`` 5 looks the loss up by the class name and warns
-    "``loss_type=None`` ... unrecognized" at the first loss it computes, then
-    uses ``ForCausalLM``; saying so up front is the same loss without the warning.
+    ``transformers`` (4.57 and 5 alike) looks the loss up by the class name and
+    warns "``loss_type=None`` ... unrecognized" at the first loss it computes,
+    then uses ``ForCausalLM``; saying so up front is the same loss without the warning.
     """
     if getattr(model, "loss_type", "ForCausalLM") is None:
         model.loss_type = "ForCausalLM"
