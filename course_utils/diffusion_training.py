@@ -146,7 +146,7 @@ RECIPES: dict[str, DiffusionRecipe] = {
     "cpu": DiffusionRecipe(channels=(16, 32, 32), time_dim=32, batch_size=64, lr=2e-3, warmup=50, epochs=1,
                            images=20_000, ema=0.995, fid_samples=1000, fid_steps=20, curve_samples=500),
     "gpu": DiffusionRecipe(epochs=20),
-    "ship": DiffusionRecipe(epochs=10, lr=2e-3, curve_samples=500),  # about an hour of a 2-core CPU
+    "ship": DiffusionRecipe(epochs=10, lr=2e-3, curve_samples=500),  # planned as about an hour of a quiet 2-core CPU
     "test": DiffusionRecipe(channels=(8, 16), time_dim=16, T=100, batch_size=16, warmup=2, epochs=1, images=64,
                             ema=0.9, fid_samples=32, fid_steps=5, curve_samples=16, curve_steps=5),
 }

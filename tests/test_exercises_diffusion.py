@@ -44,7 +44,11 @@ def noiser(variant: str = "right"):
 def test_add_noise():
     assert_right(ex.check_add_noise(ref.add_noise))
     assert_right(ex.check_add_noise(noiser()))
-    assert_right(ex.check_add_noise(noiser("package")))
+
+
+def test_add_noise_refuses_the_package_version():
+    assert_wrong(ex.check_add_noise(noiser("package")), "calls diffusion.q_sample")
+    assert_wrong(ex.check_add_noise(diffusion.q_sample), "diffusion.q_sample itself")
 
 
 @pytest.mark.parametrize(("variant", "fragment"), [
@@ -96,7 +100,11 @@ def stepper(variant: str = "right"):
 def test_reverse_step():
     assert_right(ex.check_reverse_step(ref.reverse_step))
     assert_right(ex.check_reverse_step(stepper()))
-    assert_right(ex.check_reverse_step(stepper("package")))
+
+
+def test_reverse_step_refuses_the_package_version():
+    assert_wrong(ex.check_reverse_step(stepper("package")), "calls diffusion.ddpm_step")
+    assert_wrong(ex.check_reverse_step(diffusion.ddpm_step), "diffusion.ddpm_step itself")
 
 
 @pytest.mark.parametrize(("variant", "fragment"), [

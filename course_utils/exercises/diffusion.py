@@ -9,7 +9,7 @@ import torch
 
 from course_utils import diffusion
 from course_utils.diffusion import make_schedule
-from course_utils.exercises import Wrong, as_tensor, call, call_refusing, checker, close
+from course_utils.exercises import Wrong, as_tensor, call_refusing, checker, close
 
 _SCHEDULE = make_schedule("linear")  # betas 1e-4 .. 0.02, T = 1000: every mistake below changes the answer visibly
 
@@ -57,7 +57,9 @@ def check_add_noise(add_noise: Callable[..., Any]) -> str:
     x0, noise = _case(0)
     t = torch.tensor([3, 150, 600, 998])
     ab_all = _SCHEDULE.alpha_bar.float()
-    out = call(add_noise, "your function", x0.clone(), t.clone(), noise.clone(), ab_all.clone())
+    out = call_refusing([(diffusion, "q_sample", "diffusion.q_sample")], "write the closed form yourself", add_noise,
+                        "your function", x0.clone(), t.clone(), noise.clone(), ab_all.clone(),
+                        advice="index alpha_bar with t and combine x0 and noise")
     if isinstance(out, torch.Tensor) and out.shape == (4, 4, 1, 6, 6):
         raise Wrong("the result has shape (4, 4, 1, 6, 6): alpha_bar[t] has shape [4] and broadcasts against the "
                     "wrong axis; reshape it to [N, 1, 1, 1] first")
@@ -122,8 +124,9 @@ def check_reverse_step(reverse_step: Callable[..., Any]) -> str:
     for t in (500, 1, 0):
         x_t, eps = _case(10 + t)
         noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(t))
-        out = call(reverse_step, "your function", x_t.clone(), eps.clone(), t, noise.clone(), betas.clone(),
-                   ab_all.clone())
+        out = call_refusing([(diffusion, "ddpm_step", "diffusion.ddpm_step")], "write the step yourself", reverse_step,
+                            "your function", x_t.clone(), eps.clone(), t, noise.clone(), betas.clone(), ab_all.clone(),
+                            advice="build the mean and the noise's scale from betas and alpha_bar")
         x_prev = as_tensor(out, f"x_(t-1) at t = {t}", shape=tuple(x_t.shape))
         beta, ab, _, var = (v.float() for v in _step_parts(t))
         expected = (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt() + var.sqrt() * noise
