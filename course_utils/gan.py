@@ -75,7 +75,7 @@ def pack(x: torch.Tensor, m: int) -> torch.Tensor:
     """PacGAN's packing: ``[N, d]`` samples -> ``[N / m, m * d]``, ``m`` consecutive samples per row.
 
     A discriminator that reads a pack of a collapsed generator's samples sees
-    near-copies side by side, which a pack of real data never shows.
+    near-copies side by side, which a pack of real data shows less often.
     """
     if m < 1:
         raise ValueError(f"pack size must be at least 1, got {m}")
@@ -195,10 +195,13 @@ def _conditional(model: nn.Module, labels: torch.Tensor | None, what: str) -> bo
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation (use ``model.apply(dcgan_init)``): weights N(0, 0.02), BN scale N(1, 0.02).
+    """DCGAN initialisation (use ``model.apply(dcgan_init)``): conv and linear weights N(0, 0.02), BN scale N(1, 0.02).
 
     The weights follow Radford et al. (2015); the batch-norm scales follow the
-    PyTorch DCGAN example (notebook 02, section 3).
+    PyTorch DCGAN example (notebook 02, section 3). Biases and batch-norm shifts
+    are set to 0. Other modules are left alone: the class embeddings of the
+    conditional networks (``nn.Embedding``, which DCGAN did not have) keep
+    PyTorch's default N(0, 1).
     """
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)

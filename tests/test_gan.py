@@ -62,6 +62,16 @@ def test_dcgan_init_sets_small_weights():
     assert abs(bn.weight.mean().item() - 1) < 0.01 and bn.bias.abs().max() == 0
 
 
+def test_dcgan_init_leaves_the_class_embeddings_alone():
+    torch.manual_seed(0)
+    G, D = Generator(z_dim=16, channels=16, num_classes=10), Discriminator(channels=16, num_classes=10)
+    before = [G.embed.weight.clone(), D.embed.weight.clone()]
+    G.apply(dcgan_init)
+    D.apply(dcgan_init)
+    assert torch.equal(G.embed.weight, before[0]) and torch.equal(D.embed.weight, before[1])  # PyTorch's N(0, 1)
+    assert abs(D.embed.weight.std().item() - 1) < 0.05  # 7,840 draws
+
+
 def test_generate_is_seeded_batched_and_restores_train_mode():
     torch.manual_seed(0)
     G = Generator(z_dim=8, channels=8, num_classes=10)
