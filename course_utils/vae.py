@@ -247,7 +247,8 @@ def vae_loss(
     ``recon`` is :func:`bernoulli_nll` (summed over pixels), ``kl`` the closed-form KL summed over
     the latent dimensions; ``loss = recon + beta * kl`` (beta = 1: the ELBO; beta != 1: the
     beta-VAE). With ``free_bits`` > 0 each dimension's batch-mean KL counts at least that many
-    nats in the loss (Kingma et al. 2016), which stops the optimiser from switching dimensions off;
+    nats in the loss (the free bits of Kingma et al. 2016, whose budget is per group of dimensions; here
+    every group is one dimension), which stops the optimiser from switching dimensions off;
     the returned ``kl`` is always the true one.
     """
     if beta < 0 or free_bits < 0:
