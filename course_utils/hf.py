@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -79,8 +80,9 @@ def quiet_hf() -> Iterator[None]:
 def fix_loss_type(model: Any) -> Any:
     """Name the loss of a causal LM whose class name does not (``GPT2LMHeadModel``).
 
-    ``transformers`` (4.57 and 5 alike) looks the loss up by the class name and
-    warns "``loss_type=None`` ... unrecognized" at the first loss it computes,
+    ``transformers`` looks the loss up by the class name, finds none in
+    ``GPT2LMHeadModel`` (``loss_type`` is ``None``), warns "``loss_type=None`` ...
+    unrecognized" at the first loss it computes (``PreTrainedModel.loss_function``),
     then uses ``ForCausalLM``; saying so up front is the same loss without the warning.
     """
     if getattr(model, "loss_type", "ForCausalLM") is None:
@@ -261,7 +263,7 @@ def train_step(model: Any, opt: torch.optim.Optimizer, x: torch.Tensor) -> float
 def train_lm(
     model: Any, train_ids: torch.Tensor, recipe: LMRecipe, val_ids: torch.Tensor | None = None,
     eval_every: int = 0, eval_tokens: int = 20_000, seed: int = 0, max_minutes: float | None = None,
-    desc: str = "GPT-2", verbose: bool = False,
+    desc: str = "GPT-2", verbose: bool = False, keep_best: bool = False,
 ) -> dict[str, Any]:
     """Train a causal LM on a token stream with ``recipe``; return its curves and the seconds spent.
 
@@ -270,13 +272,19 @@ def train_lm(
     loss since the last point. ``max_minutes`` stops early (the history says
     how many steps were done), and the cosine decay then follows whichever of
     the steps or the minutes runs out first (:meth:`LMRecipe.lr_at`).
-    ``verbose`` prints each point of the curves.
+    ``verbose`` prints each point of the curves. ``keep_best`` (early
+    stopping; needs ``val_ids``) puts back, at the end, the weights of the
+    point with the lowest validation loss (the first, on a tie), and the
+    result's ``"best_step"`` says which step that was.
     """
+    if keep_best and val_ids is None:
+        raise ValueError("keep_best needs val_ids: the best point is chosen on the validation loss")
     rng = seed_everything(seed)
     device = next(model.parameters()).device
     opt = make_optimizer(model, recipe)
     history: dict[str, list[float]] = {"step": [], "train": [], "val": []}
     budget, seconds, running, count = TimeBudget(max_minutes), 0.0, 0.0, 0
+    best: dict[str, Any] = {"val": math.inf, "step": None, "state": None}
     model.train()
     bar = progress(total=recipe.steps, desc=desc)
     step = 0
@@ -296,6 +304,9 @@ def train_lm(
             val = float(token_nll(model, val_ids[:eval_tokens], recipe.block_size).mean()) if val_ids is not None \
                 else float("nan")
             history["val"].append(round(val, 4))
+            if keep_best and val < best["val"]:  # a copy of the weights, off the accelerator
+                best.update(val=val, step=step, state={k: v.detach().to("cpu", copy=True)
+                                                       for k, v in model.state_dict().items()})
             if verbose:
                 bar.write(f"step {step}: train {history['train'][-1]:.3f}, val {val:.3f} nats/token")
             model.train()
@@ -303,8 +314,13 @@ def train_lm(
         if last:
             break
     bar.close()
+    if keep_best and best["state"] is not None:
+        model.load_state_dict(best["state"])  # copied into the parameters in place: tied weights stay tied
     model.eval()
-    return {"history": history, "seconds": round(seconds, 1), "steps": step}
+    result = {"history": history, "seconds": round(seconds, 1), "steps": step}
+    if keep_best:
+        result["best_step"] = best["step"]
+    return result
 
 
 # --- saving and loading in Hugging Face format, with the course's checksums --------------------------------

@@ -69,12 +69,21 @@ def transformers_log() -> Iterator[list[logging.LogRecord]]:
 
 
 def test_the_loss_runs_without_the_loss_type_warning(tokenizer):
+    from transformers import GPT2LMHeadModel
+
     model = tiny(tokenizer)
+    x = bpe.encode(tokenizer, SAMPLE)[:16][None]
+    if hasattr(logging.Logger, "warning_once"):  # transformers says this warning once a session: forget it
+        logging.Logger.warning_once.cache_clear()
     with transformers_log() as records:
-        x = bpe.encode(tokenizer, SAMPLE)[:16][None]
         loss = model(input_ids=x, labels=x).loss
     assert torch.isfinite(loss)
     assert not [r for r in records if "loss_type" in r.getMessage()]
+    bare = GPT2LMHeadModel(model.config).eval()  # without hf.fix_loss_type: the warning the fix avoids
+    with transformers_log() as records:
+        assert torch.allclose(bare(input_ids=x, labels=x).loss, bare(input_ids=x).logits[0, :-1].log_softmax(-1)
+                              .gather(-1, x[0, 1:, None]).mean().neg())
+    assert bare.loss_type is None and [r for r in records if "loss_type" in r.getMessage()]
 
 
 def test_token_nll_predicts_every_token_once_from_its_window(tokenizer):
@@ -138,6 +147,27 @@ def test_train_lm_stops_when_its_time_is_up(tokenizer, monkeypatch):
     run = hf.train_lm(tiny(tokenizer, block=8), ids, recipe, val_ids=ids[:40], eval_every=10, max_minutes=1)
     assert 1 <= run["steps"] < 10 and run["history"]["step"] == [run["steps"]]  # one point: where it stopped
 
+
+def test_train_lm_keeps_the_weights_of_the_best_validation_point(tokenizer, monkeypatch):
+    """Scripted validation losses, lowest at the second of four points: the model ends with that point's weights."""
+    losses, seen = iter([3.0, 1.0, 2.0, 1.5]), []
+
+    def scripted(model, ids, block_size=None, batch_size=32):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return torch.full((len(ids) - 1,), next(losses))
+
+    monkeypatch.setattr(hf, "token_nll", scripted)
+    ids = torch.arange(10).repeat(20)
+    recipe = hf.LMRecipe(n_layer=1, n_embd=16, n_head=2, block_size=8, batch_size=2, steps=40, warmup=0)
+    model = tiny(tokenizer, block=8)
+    run = hf.train_lm(model, ids, recipe, val_ids=ids[:40], eval_every=10, keep_best=True)
+    assert run["history"]["val"] == [3.0, 1.0, 2.0, 1.5] and run["best_step"] == 20
+    final = model.state_dict()
+    assert not all(torch.equal(final[k], seen[-1][k]) for k in final)  # not the last point's weights
+    assert all(torch.equal(final[k], seen[1][k]) for k in final)  # the best point's
+    assert model.lm_head.weight is model.transformer.wte.weight  # still tied
+    with pytest.raises(ValueError, match="val_ids"):
+        hf.train_lm(model, ids, recipe, keep_best=True)
 
 def test_make_optimizer_decays_matrices_only(tokenizer):
     model = tiny(tokenizer)
