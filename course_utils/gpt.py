@@ -160,7 +160,9 @@ class GPT(nn.Module):
     parameter names are nanoGPT's, so its checkpoints load into this class.
     Every weight starts N(0, 0.02) (embeddings included: with PyTorch's default
     N(0, 1) the embeddings would drown the blocks' first outputs, section 2.8),
-    the residual projections N(0, 0.02 / sqrt(2 n_layer)) (GPT-2).
+    the residual projections N(0, 0.02 / sqrt(2 n_layer)): nanoGPT's form of the GPT-2
+    paper's 1/sqrt(N) scaling, which GPT-2's released code does not apply (it
+    starts its position embedding at N(0, 0.01), the rest at N(0, 0.02)).
     """
 
     def __init__(self, config: GPTConfig | dict | None = None, **overrides: Any) -> None:

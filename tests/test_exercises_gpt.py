@@ -49,86 +49,117 @@ def test_local_causal_mask_bad_answers():
     assert_wrong(ex.check_local_causal_mask(lambda s: None), "raised TypeError")
 
 
-# --- exercise 2: the ALiBi head -------------------------------------------------------------------------
+# --- exercise 2: multi-head attention with ALiBi -------------------------------------------------------------
 
 
-def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, dim=-1, weights=False, use_slope=True,
-          zero_after=False):
-    """A learner's ALiBi head, written out, with one mistake chosen by the arguments."""
+def alibi(sign=-1.0, scale=None, bias_first=False, mask=True, absolute=False, dim=-1, weights=False, use_slopes=True,
+          zero_after=False, split="channels", merge=True, first_slope=False, hard_heads=None):
+    """A learner's multi-head ALiBi attention, written out, with one mistake chosen by the arguments."""
 
-    def fn(x, w_q, w_k, w_v, slope):
-        q, k, v = x @ w_q, x @ w_k, x @ w_v
-        i, j = torch.arange(len(x))[:, None], torch.arange(len(x))[None, :]
+    def fn(x, w_q, w_k, w_v, slopes):
+        T, C = x.shape
+        h = hard_heads or len(slopes)
+        hs = C // h
+        heads = {"channels": lambda t: t.view(T, h, hs).transpose(0, 1), "rows": lambda t: t.reshape(h, T, hs),
+                 "none": lambda t: t[None]}[split]
+        q, k, v = heads(x @ w_q), heads(x @ w_k), heads(x @ w_v)
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
         dist = (i - j).abs() if absolute else i - j
-        bias = sign * (slope if use_slope else 1.0) * dist
-        div = math.sqrt(k.shape[-1]) if scale is None else scale(k.shape[-1], x.shape[-1])
-        s = (q @ k.T + bias) / div if bias_first else q @ k.T / div + bias
+        m = slopes[:1] if split == "none" else slopes[:1].expand(h) if first_slope else slopes[:h]
+        bias = sign * (m.view(-1, 1, 1) if use_slopes else 1.0) * dist
+        div = math.sqrt(q.shape[-1]) if scale is None else scale(q.shape[-1], C)
+        s = (q @ k.transpose(1, 2) + bias) / div if bias_first else q @ k.transpose(1, 2) / div + bias
         if mask:
             s = s.masked_fill(j > i, float("-inf"))
         w = s.softmax(dim)
         if zero_after:
             w = w * (j <= i)  # the future's weights removed after the softmax (section 2.4's warning)
-        return w if weights else w @ v
+        if weights:
+            return w
+        y = w @ v
+        return y.transpose(0, 1).reshape(T, C) if merge else y
 
     return fn
 
 
-def test_alibi_head():
-    assert_right(ex.check_alibi_head(sol.alibi_head))
-    assert_right(ex.check_alibi_head(alibi()))
-    assert_wrong(ex.check_alibi_head(lambda x, q, k, v, slope: alibi()(x, q, k, v, 0.0)), "ignores the slope")
-    assert_wrong(ex.check_alibi_head(alibi(sign=1.0)), "favours distant keys")
-    assert_wrong(ex.check_alibi_head(alibi(bias_first=True)), "before dividing by sqrt(hs)")
-    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: 1.0)), "did not scale")
-    assert_wrong(ex.check_alibi_head(alibi(mask=False)), "the bias alone does not hide")
-    assert_wrong(ex.check_alibi_head(alibi(mask=False, zero_after=True)), "AFTER the softmax", "sum to 1")
-    assert_wrong(ex.check_alibi_head(alibi(mask=False, absolute=True, zero_after=True)), "AFTER the softmax")
+def test_alibi_attention():
+    assert_right(ex.check_alibi_attention(sol.alibi_attention))
+    assert_right(ex.check_alibi_attention(alibi()))
+    assert_wrong(ex.check_alibi_attention(alibi(use_slopes=False, sign=0.0)), "ignore the slopes")
+    assert_wrong(ex.check_alibi_attention(alibi(first_slope=True)), "every head uses the first slope")
+    assert_wrong(ex.check_alibi_attention(lambda x, q, k, v, m: alibi()(x, q, k, v, m.flip(0))), "reverse order")
+    assert_wrong(ex.check_alibi_attention(alibi(split="none")), "one head of size C")
+    assert_wrong(ex.check_alibi_attention(alibi(split="rows")), "mix positions")
+    assert_wrong(ex.check_alibi_attention(alibi(merge=False)), "stacked")
+    assert_wrong(ex.check_alibi_attention(alibi(hard_heads=2)), "4 heads of size 2")  # right only for 2 heads
+    assert_wrong(ex.check_alibi_attention(alibi(sign=1.0)), "favours distant keys")
+    assert_wrong(ex.check_alibi_attention(alibi(bias_first=True)), "before dividing by sqrt(hs)")
+    assert_wrong(ex.check_alibi_attention(alibi(scale=lambda hs, c: 1.0)), "did not scale")
+    assert_wrong(ex.check_alibi_attention(alibi(scale=lambda hs, c: math.sqrt(c))), "embedding width")
+    assert_wrong(ex.check_alibi_attention(alibi(scale=lambda hs, c: hs)), "square root")
+    assert_wrong(ex.check_alibi_attention(alibi(mask=False)), "the bias alone does not hide")
+    assert_wrong(ex.check_alibi_attention(alibi(mask=False, zero_after=True)), "AFTER the softmax", "sum to 1")
+    assert_wrong(ex.check_alibi_attention(alibi(mask=False, absolute=True, zero_after=True)), "AFTER the softmax")
 
-    def renormalised(x, w_q, w_k, w_v, slope):  # zeroed after the softmax, then renormalised: the same as before
-        w = alibi(mask=False, zero_after=True, weights=True)(x, w_q, w_k, w_v, slope)
-        return (w / w.sum(-1, keepdim=True)) @ (x @ w_v)
+    def renormalised(x, w_q, w_k, w_v, slopes):  # zeroed after the softmax, then renormalised: the same as before
+        w = alibi(mask=False, zero_after=True, weights=True)(x, w_q, w_k, w_v, slopes)
+        T, C, h = *x.shape, len(slopes)
+        v = (x @ w_v).view(T, h, C // h).transpose(0, 1)
+        return ((w / w.sum(-1, keepdim=True)) @ v).transpose(0, 1).reshape(T, C)
 
-    assert_right(ex.check_alibi_head(renormalised))
-    assert_wrong(ex.check_alibi_head(alibi(mask=False, absolute=True)), "|i - j|")
-    assert_wrong(ex.check_alibi_head(alibi(dim=0)), "dim=0")
-    assert_wrong(ex.check_alibi_head(alibi(weights=True)), "attention weights")
-    assert_wrong(ex.check_alibi_head(alibi(use_slope=False)), "differs from softmax")  # slope 1 whatever asked
-    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: math.sqrt(c))), "embedding width")
-    assert_wrong(ex.check_alibi_head(alibi(scale=lambda hs, c: hs)), "square root")
-    assert_wrong(ex.check_alibi_head(lambda x, q, k, v, slope: 2 * alibi()(x, q, k, v, slope)), "differs from softmax")
-    assert_wrong(ex.check_alibi_head(lambda x, q, k, v: x @ v), "raised TypeError")  # no slope argument
-    assert_not_done(ex.check_alibi_head(stub))
+    assert_right(ex.check_alibi_attention(renormalised))
+    assert_wrong(ex.check_alibi_attention(alibi(mask=False, absolute=True)), "|i - j|")
+    assert_wrong(ex.check_alibi_attention(alibi(dim=-2)), "dim=0")  # down the columns of [h, T, T]
+    assert_wrong(ex.check_alibi_attention(alibi(weights=True)), "attention weights")
+    assert_wrong(ex.check_alibi_attention(alibi(use_slopes=False)), "differs from each head")  # slope 1 always
+    assert_wrong(ex.check_alibi_attention(lambda x, q, k, v, m: 2 * alibi()(x, q, k, v, m)), "differs from each head")
+    assert_wrong(ex.check_alibi_attention(lambda x, q, k, v: x @ v), "raised TypeError")  # no slopes argument
+    assert_not_done(ex.check_alibi_attention(stub))
 
 
-def test_alibi_head_refuses_the_package_and_torch_attention():
-    def fused(x, w_q, w_k, w_v, slope):  # right, but PyTorch's kernel does the work
-        i, j = torch.arange(len(x))[:, None], torch.arange(len(x))[None, :]
-        bias = (-slope * (i - j)).float().masked_fill(j > i, float("-inf"))
-        return F.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, attn_mask=bias)
+def test_alibi_attention_refuses_the_package_and_torch_attention():
+    def fused(x, w_q, w_k, w_v, slopes):  # right, but PyTorch's kernel does the work
+        T, C, h = *x.shape, len(slopes)
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        bias = (-slopes.view(h, 1, 1) * (i - j)).masked_fill(j > i, float("-inf"))
+        q, k, v = ((x @ w).view(T, h, C // h).transpose(0, 1) for w in (w_q, w_k, w_v))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(0, 1).reshape(T, C)
 
-    assert torch.allclose(fused(*_alibi_inputs(), 0.75), sol.alibi_head(*_alibi_inputs(), 0.75), atol=1e-5)
+    assert torch.allclose(fused(*_alibi_inputs()), sol.alibi_attention(*_alibi_inputs()), atol=1e-5)
     original = F.scaled_dot_product_attention
-    assert_wrong(ex.check_alibi_head(fused), "write the head yourself", "F.scaled_dot_product_attention")
+    assert_wrong(ex.check_alibi_attention(fused), "write the attention yourself", "F.scaled_dot_product_attention")
     assert F.scaled_dot_product_attention is original  # restored
 
-    def package(x, w_q, w_k, w_v, slope):
-        return gpt.attention(x @ w_q, x @ w_k, x @ w_v, gpt.causal_mask(len(x)))[0]
+    def package(x, w_q, w_k, w_v, slopes):
+        T, C, h = *x.shape, len(slopes)
+        q, k, v = ((x @ w).view(T, h, C // h).transpose(0, 1) for w in (w_q, w_k, w_v))
+        return gpt.attention(q, k, v, gpt.causal_mask(T))[0].transpose(0, 1).reshape(T, C)
 
-    assert_wrong(ex.check_alibi_head(package), "write the head yourself", "gpt.attention")
+    assert_wrong(ex.check_alibi_attention(package), "write the attention yourself", "gpt.attention")
 
 
 def _alibi_inputs():
     g = torch.Generator().manual_seed(1)
-    return torch.randn(5, 8, generator=g), *(torch.randn(8, 4, generator=g) for _ in range(3))
+    slopes = torch.tensor([0.75, 0.25])
+    return torch.randn(5, 8, generator=g), *(torch.randn(8, 8, generator=g) for _ in range(3)), slopes
+
+
+def test_alibi_with_one_head_is_the_single_head_formula():
+    x, w_q, w_k, w_v, _ = _alibi_inputs()
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    i, j = torch.arange(5)[:, None], torch.arange(5)[None, :]
+    scores = (q @ k.T / math.sqrt(8) - 0.5 * (i - j)).masked_fill(j > i, float("-inf"))
+    assert torch.allclose(sol.alibi_attention(x, w_q, w_k, w_v, torch.tensor([0.5])), scores.softmax(-1) @ v, atol=1e-6)
 
 
 def test_alibi_variants_really_differ_from_the_answer():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 8, generator=g)
-    w = [torch.randn(8, 4, generator=g) * 0.5 for _ in range(3)]
+    w = [torch.randn(8, 8, generator=g) * 0.5 for _ in range(3)]
+    slopes = torch.tensor(ex.ALIBI_RUNS[0])
     for kwargs, hint in ex.ALIBI_VARIANTS:
-        wrong, right = ex._alibi(x, *w, **{"slope": 0.75, **kwargs}), ex._alibi(x, *w, 0.75)
-        assert not torch.allclose(wrong, right, atol=1e-3), hint
+        wrong, right = ex._alibi(x, *w, **{"slopes": slopes, **kwargs}), ex._alibi(x, *w, slopes)
+        assert wrong.shape != right.shape or not torch.allclose(wrong, right, atol=1e-3), hint
 
 
 # --- exercise 3: the sampling loop ----------------------------------------------------------------------

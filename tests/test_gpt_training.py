@@ -4,6 +4,7 @@ the optimiser, the training loop and the shipped model's card (notebook 05)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -148,6 +149,27 @@ def test_fit_with_a_clock_schedule_stops_when_the_decay_ends():
 def test_time_budget_recipe_fits_the_steps_into_the_time():
     r = gpt_training.time_budget_recipe(gpt_training.RECIPES["ship"], seconds_per_step=0.5, max_minutes=10)
     assert r.steps == 1200 and r.warmup == 30 and r.decay_steps == 360  # half the recipe: 60 -> 30, 720 -> 360
+
+
+@pytest.mark.slow  # two whole ci training runs (about a minute); seeds 0 and 2 passed too when it was written
+@pytest.mark.parametrize("seed", [1])
+def test_skipping_the_warm_up_costs_the_ci_run(seed):
+    """Notebook 05, section 3: without its warm-up the ci recipe's run does not catch up by the end."""
+    data = gpt_training.char_data()
+
+    def final_val_loss(warmup: int) -> float:
+        recipe = replace(gpt_training.RECIPES["ci"], warmup=warmup)
+        torch.manual_seed(seed)
+        model = gpt.GPT(recipe.model)
+        opt, g = gpt_training.make_optimizer(model, recipe), torch.Generator().manual_seed(seed)
+        for step in range(recipe.steps):
+            x, y = gpt_training.get_batch(data.train, recipe.batch_size, recipe.model.block_size, g)
+            gpt_training.train_step(model, opt, x, y, recipe.lr_at(step), recipe.grad_clip)
+        return gpt_training.evaluate(model, data.val)
+
+    with_warmup, without = final_val_loss(gpt_training.RECIPES["ci"].warmup), final_val_loss(0)
+    assert without > with_warmup + 0.15, (with_warmup, without)
+    assert with_warmup <= 2.0 < without, (with_warmup, without)  # notebook 05's bar for the ci run
 
 
 @pytest.mark.slow  # the training command, and three passes over the validation split

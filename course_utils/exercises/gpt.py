@@ -90,18 +90,17 @@ def check_local_causal_mask(mask_fn: Callable[[int, int], torch.Tensor]) -> str:
     return "each position sees itself and the window - 1 positions before it; window >= size is the causal mask"
 
 
-# --- exercise 2 (section 2.6): an attention head with ALiBi's distance bias ----------------------------------
+# --- exercise 2 (section 2.6): multi-head attention with ALiBi's distance bias ----------------------------------
 
 
-def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor, slope: float, *,
-           sign: float = -1.0, scale: float | None = None, bias_first: bool = False, mask: str = "before",
-           absolute: bool = False, dim: int = -1, weights: bool = False) -> torch.Tensor:
-    """The ALiBi head; its keyword arguments make the common mistakes, for the hints."""
-    q, k, v = x @ w_q, x @ w_k, x @ w_v
+def _alibi_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slope: float, C: int, *, sign: float = -1.0,
+                scale: str = "hs", bias_first: bool = False, mask: str = "before", absolute: bool = False,
+                dim: int = -1, weights: bool = False) -> torch.Tensor:
+    """One ALiBi head on q, k, v [T, hs]; its keyword arguments make the common mistakes, for the hints."""
     T, hs = q.shape
     dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()  # i - j
     bias = sign * slope * (dist.abs() if absolute else dist)
-    div = math.sqrt(hs) if scale is None else scale
+    div = {"hs": math.sqrt(hs), "C": math.sqrt(C), "none": 1.0, "hs unrooted": float(hs)}[scale]
     s = (q @ k.T + bias) / div if bias_first else q @ k.T / div + bias
     if mask == "before":
         s = s.masked_fill(dist < 0, float("-inf"))
@@ -111,23 +110,57 @@ def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Ten
     return w if weights else w @ v
 
 
+def _alibi(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor, slopes: Any, *,
+           split: str = "channels", merge: bool = True, slope_order: str = "as given", **kwargs: Any) -> torch.Tensor:
+    """Causal multi-head ALiBi attention, [T, C]: head n reads channels n*hs ... (n+1)*hs - 1 and uses slopes[n].
+
+    ``split``, ``merge`` and ``slope_order`` (and the keywords of :func:`_alibi_core`) make the common mistakes.
+    """
+    slopes = torch.as_tensor(slopes, dtype=torch.float32).flatten()
+    (T, C), h = x.shape, len(slopes)
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    if split == "none":  # one head of size C with the first slope
+        return _alibi_core(q, k, v, float(slopes[0]), C, **kwargs)
+    hs = C // h
+    heads = ((lambda t: t.view(T, h, hs).transpose(0, 1)) if split == "channels"
+             else (lambda t: t.reshape(h, T, hs)))  # "rows": cuts the sequence, not each position's channels
+    used = {"as given": slopes, "first": slopes[:1].expand(h), "reversed": slopes.flip(0),
+            "zero": torch.zeros(h)}[slope_order]
+    qh, kh, vh = heads(q), heads(k), heads(v)
+    out = torch.stack([_alibi_core(qh[n], kh[n], vh[n], float(used[n]), C, **kwargs) for n in range(h)])
+    if kwargs.get("weights") or not merge:
+        return out  # [h, T, T] weights, or the heads stacked [h, T, hs]
+    return out.transpose(0, 1).reshape(T, C)
+
+
 ZEROED_AFTER = ("you zeroed the weights of later keys AFTER the softmax: those keys had already taken their share "
                 "of it, so each row's weights no longer sum to 1 (section 2.4 warns about this). Hide the later "
                 "keys in the scores, before the softmax, so that the weights of the allowed keys sum to 1")
+STACKED = ("you returned the heads stacked, [h, T, hs]: put them side by side, y.transpose(0, 1).reshape(T, C), "
+           "as the package's attention does before c_proj")
 ALIBI_SHORTCUTS = ("gpt.attention", "F.scaled_dot_product_attention")
 ALIBI_VARIANTS: list[tuple[dict[str, Any], str]] = [
-    (dict(slope=0.0), "your head ignores the slope: subtract slope * (i - j) from the scaled scores, so that a key "
-                      "d positions back loses slope * d"),
+    (dict(slope_order="zero"), "your heads ignore the slopes: subtract slopes[n] * (i - j) from head n's scaled "
+                               "scores, so that a key d positions back loses slopes[n] * d"),
+    (dict(slope_order="first"), "every head uses the first slope: head n takes slopes[n] (reshape the slopes to "
+                                "[h, 1, 1] so that they broadcast over each head's [T, T] scores)"),
+    (dict(slope_order="reversed"), "your slopes are in reverse order: head n (channels n*hs to (n+1)*hs - 1) takes "
+                                   "slopes[n]"),
+    (dict(split="none"), "you computed one head of size C with the first slope: split the C channels into "
+                         "h = len(slopes) heads of size hs = C // h, as section 2.5 does"),
+    (dict(split="rows"), "your heads mix positions: .view(h, T, hs) cuts the [T, C] tensor along the sequence. "
+                         "Split each position's channels, .view(T, h, hs), then .transpose(0, 1) for [h, T, hs]"),
+    (dict(merge=False), STACKED),
     (dict(sign=1.0), "your bias favours distant keys: the score of key j for query i must go DOWN with the distance, "
                      "scores - slope * (i - j) (i - j >= 0 for every key the query may see)"),
     (dict(bias_first=True), "you added the bias before dividing by sqrt(hs), which shrinks it too: divide q @ k.T by "
                             "sqrt(hs) first, then subtract slope * (i - j)"),
-    (dict(scale=1.0), "you did not scale the scores: divide q @ k.T by sqrt(hs), the head size, before adding "
-                      "the bias"),
-    (dict(scale=math.sqrt(8.0)), "you scaled by sqrt(C) = sqrt(8), the embedding width; scale by sqrt(hs) = sqrt(4), "
-                                 "the size of q and k"),
-    (dict(scale=4.0), "you divided the scores by hs; divide by its square root, sqrt(hs): the dot product of two "
-                      "unit-variance vectors of length hs has variance hs"),
+    (dict(scale="none"), "you did not scale the scores: divide q @ k.T by sqrt(hs), the head size, before adding "
+                         "the bias"),
+    (dict(scale="C"), "you scaled by sqrt(C), the embedding width; scale by sqrt(hs), hs = C // h, the size of "
+                      "each head's q and k"),
+    (dict(scale="hs unrooted"), "you divided the scores by hs; divide by its square root, sqrt(hs): the dot product "
+                                "of two unit-variance vectors of length hs has variance hs"),
     (dict(mask="after"), ZEROED_AFTER),
     (dict(mask="after", absolute=True), ZEROED_AFTER),
     (dict(mask="none"), "position 0 sees the future: the bias alone does not hide later keys. Set the scores where "
@@ -135,33 +168,38 @@ ALIBI_VARIANTS: list[tuple[dict[str, Any], str]] = [
     (dict(mask="none", absolute=True), "position 0 sees the future: a bias of -slope * |i - j| makes later keys "
                                         "less likely but not impossible. Set the scores where j > i to "
                                         "float('-inf') before the softmax"),
-    (dict(dim=0), "the softmax runs down the columns (dim=0); each query's weights over the keys form a row: "
-                  "softmax(dim=-1)"),
+    (dict(dim=0), "the softmax runs down the columns (dim=0 of one head's [T, T] scores, dim=1 of [h, T, T]); each "
+                  "query's weights over the keys form a row: softmax(dim=-1)"),
 ]
+ALIBI_RUNS = ((0.75, 0.25), (0.0, 0.0), (1.0, 0.5, 0.25, 0.125))  # the slopes of each run: 2 heads, then 4
 
 
-@checker(solution="alibi_head")
-def check_alibi_head(head_fn: Callable[..., torch.Tensor]) -> str:
-    """``head_fn(x [T, C], w_q, w_k, w_v [C, hs], slope)``: causal attention with scores ``- slope * (i - j)``."""
+@checker(solution="alibi_attention")
+def check_alibi_attention(attention_fn: Callable[..., torch.Tensor]) -> str:
+    """``attention_fn(x [T, C], w_q, w_k, w_v [C, C], slopes [h])``: causal multi-head ALiBi attention, ``[T, C]``."""
     g = torch.Generator().manual_seed(0)
-    T, C, hs = 6, 8, 4  # the hint about sqrt(C) above says 8 and 4
+    T, C = 6, 8
     x = torch.randn(T, C, generator=g)
-    w_q, w_k, w_v = (torch.randn(C, hs, generator=g) * 0.5 for _ in range(3))
-    for slope in (0.75, 0.0):
-        out = call_without(ALIBI_SHORTCUTS, "write the head yourself", head_fn, "your head", x.clone(), w_q.clone(),
-                           w_k.clone(), w_v.clone(), slope)
-        if isinstance(out, torch.Tensor) and tuple(out.shape) == (T, T):
-            raise Wrong(f"your head returns a [{T}, {T}] tensor: those are the attention weights; "
-                        "return the weighted sum of the values, weights @ v, of shape [T, hs]")
-        y = as_tensor(out, "your output", shape=(T, hs))
-        if close(y, _alibi(x, w_q, w_k, w_v, slope)):
+    w_q, w_k, w_v = (torch.randn(C, C, generator=g) * 0.5 for _ in range(3))
+    for run in ALIBI_RUNS:
+        slopes, h = torch.tensor(run), len(run)
+        out = call_without(ALIBI_SHORTCUTS, "write the attention yourself", attention_fn, "your function", x.clone(),
+                           w_q.clone(), w_k.clone(), w_v.clone(), slopes.clone())
+        if isinstance(out, torch.Tensor) and tuple(out.shape) in ((T, T), (h, T, T)):
+            raise Wrong(f"your function returns a {list(out.shape)} tensor: those are attention weights; return the "
+                        "weighted sums of the values, the heads side by side, of shape [T, C]")
+        if isinstance(out, torch.Tensor) and tuple(out.shape) == (h, T, C // h):
+            raise Wrong(STACKED)
+        y = as_tensor(out, "your output", shape=(T, C))
+        if close(y, _alibi(x, w_q, w_k, w_v, slopes)):
             continue
         for kwargs, hint in ALIBI_VARIANTS:
-            if close(y, _alibi(x, w_q, w_k, w_v, **{"slope": slope, **kwargs})):
+            if close(y, _alibi(x, w_q, w_k, w_v, **{"slopes": slopes, **kwargs})):
                 raise Wrong(hint)
-        raise Wrong(f"with slope={slope} the output differs from softmax(q @ k.T / sqrt(hs) - slope * (i - j), "
-                    "future masked) @ v, with q = x @ w_q, k = x @ w_k, v = x @ w_v")
-    return "scores q.k / sqrt(hs) - slope * (i - j), the future masked, softmax over the keys, times v"
+        raise Wrong(f"with slopes {list(run)} ({h} heads of size {C // h}) the output differs from each head's "
+                    "softmax(q @ k.T / sqrt(hs) - slope * (i - j), future masked) @ v, the heads side by side")
+    return ("each head: its channels of q, k, v, scores / sqrt(hs) - slopes[n] * (i - j), the future masked, "
+            "softmax over the keys, times v; the heads side by side")
 
 
 # --- exercise 3 (section 4.1): the sampling loop with temperature and top-k --------------------------------------

@@ -13,14 +13,17 @@ def local_causal_mask(size, window):
     return (distance >= 0) & (distance < window)
 
 
-def alibi_head(x, w_q, w_k, w_v, slope):
-    """One causal attention head whose scores are lowered by slope * (i - j): ALiBi, [T, hs]."""
-    queries, keys, values = x @ w_q, x @ w_k, x @ w_v
-    T, hs = queries.shape
-    distance = torch.arange(T).unsqueeze(1) - torch.arange(T).unsqueeze(0)  # i - j
-    scores = queries @ keys.T / math.sqrt(hs) - slope * distance
+def alibi_attention(x, w_q, w_k, w_v, slopes):
+    """Causal multi-head attention with ALiBi: head n's scores lowered by slopes[n] * (i - j); [T, C]."""
+    T, C = x.shape
+    h = len(slopes)
+    hs = C // h
+    q, k, v = ((x @ w).view(T, h, hs).transpose(0, 1) for w in (w_q, w_k, w_v))  # [h, T, hs]: each head its channels
+    distance = torch.arange(T).unsqueeze(1) - torch.arange(T).unsqueeze(0)  # [T, T]: i - j
+    scores = q @ k.transpose(1, 2) / math.sqrt(hs) - slopes.view(h, 1, 1) * distance  # [h, T, T]
     scores = scores.masked_fill(distance < 0, float("-inf"))  # keys after the query
-    return torch.softmax(scores, dim=-1) @ values
+    y = torch.softmax(scores, dim=-1) @ v  # [h, T, hs]
+    return y.transpose(0, 1).reshape(T, C)  # the heads side by side
 
 
 def sample_tokens(model, idx, steps, temperature, top_k, generator):
