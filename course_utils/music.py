@@ -422,6 +422,41 @@ def ngram_nll(
     return total / n
 
 
+
+def ngram_probs(
+    train: Sequence[torch.Tensor], val: Sequence[torch.Tensor], vocab_size: int, alpha: float = 0.1,
+) -> torch.Tensor:
+    """``[N, 3]``: the unigram, bigram and trigram probability of every predicted token of ``val``.
+
+    The tokens predicted are those of :func:`ngram_nll` (every note and the end).
+    The unigram is add-``alpha``; the bigram and the trigram are the training
+    frequencies of the token after its context, and fall back on the order
+    below where the context never occurs in training (the first note, with one
+    token of context, takes the bigram's). Weights summing to 1, the unigram's
+    above 0, mix them into an interpolated trigram (Jelinek & Mercer, 1980) that
+    gives every token a probability above 0.
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive (a zero count would give an infinite NLL), got {alpha}")
+    uni, bi = ngram_counts(train, vocab_size)
+    p_uni, seen = ((uni + alpha) / (uni.sum() + alpha * vocab_size)).tolist(), bi.sum(1).tolist()
+    tri: dict[tuple[int, int, int], int] = {}
+    pairs: dict[tuple[int, int], int] = {}
+    for ids in train:
+        t = ids.tolist()
+        for key in zip(t, t[1:], t[2:], strict=False):
+            tri[key] = tri.get(key, 0) + 1
+            pairs[key[:2]] = pairs.get(key[:2], 0) + 1
+    rows = []
+    for ids in val:
+        t = ids.tolist()
+        for i in range(1, len(t)):
+            p1 = p_uni[t[i]]
+            p2 = float(bi[t[i - 1], t[i]]) / seen[t[i - 1]] if seen[t[i - 1]] else p1
+            n = pairs.get((t[i - 2], t[i - 1]), 0) if i >= 2 else 0
+            rows.append((p1, p2, tri.get((t[i - 2], t[i - 1], t[i]), 0) / n if n else p2))
+    return torch.tensor(rows, dtype=torch.float64)
+
 def sample_ngram(
     train: Sequence[torch.Tensor], vocab_size: int, order: int, start: int, end: int, n: int,
     max_len: int = 200, alpha: float = 0.0, generator: torch.Generator | None = None,

@@ -158,6 +158,21 @@ def test_word_tokenizer_and_ids():
         music.word_tokenizer(["C4_1", "<end>"])
 
 
+def test_ngram_probs_known_answers():
+    train = [torch.tensor([0, 1, 2, 1, 2])]  # bigrams 0->1, 1->2 twice, 2->1; trigrams 012, 121, 212
+    probs = music.ngram_probs(train, [torch.tensor([0, 2, 1]), torch.tensor([0, 1, 2])], 3, 1.0)
+    p2 = (2 + 1) / (4 + 3)  # add-1 unigram over the 4 predicted tokens: 1 and 2 twice each
+    expected = [(p2, 0.0, 0.0),  # 2 after 0: no bigram 0->2; the first note's trigram is its bigram
+                (p2, 1.0, 1.0),  # 1 after 2 (seen once, always 1); context 0, 2 never seen: the bigram's
+                (p2, 1.0, 1.0),  # 1 after 0
+                (p2, 1.0, 1.0)]  # 2 after 0, 1: trigram 012 seen once, context 01 once
+    assert torch.allclose(probs, torch.tensor(expected, dtype=torch.float64))
+    mixed = probs @ torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    assert mixed.min() > 0  # the unigram's share keeps every probability above 0
+    assert music.ngram_probs(train, [torch.tensor([1, 2, 1])], 3, 1.0)[1, 2] == pytest.approx(1.0)  # 121: 1 of 1
+    with pytest.raises(ValueError, match="alpha"):
+        music.ngram_probs(train, train, 3, 0.0)
+
 def test_ngram_nll_known_answers():
     train = [torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1, 2])]
     val = [torch.tensor([0, 1, 2])]
