@@ -30,7 +30,14 @@ def test_gan_value():
     assert_wrong(ex.check_gan_value(swapped), "terms are swapped")
     half = lambda p, q, dx: float((p * torch.log(torch.tensor(0.5)) + q * torch.log(torch.tensor(0.5))).sum() * dx)
     assert_wrong(ex.check_gan_value(half), "D = 1/2 everywhere")
-    assert_wrong(ex.check_gan_value(lambda p, q, dx: 0.3), "expected")
+    assert_wrong(ex.check_gan_value(lambda p, q, dx: 0.3), "expected", "for p_g = p_data", "yours gives 0.3000")
+
+
+def test_gan_value_fallback_hints_without_the_answer():
+    off = lambda p, q, dx: gan_value(p, q, dx) + 0.5 * float((p - q).abs().sum() * dx)  # right only where p_g = p_data
+    result = ex.check_gan_value(off)
+    assert_wrong(result, "you do get -log 4", 'show_solution("gan_value")')
+    assert "log(1 - D*)" not in result.message and "p_data / (p_data + p_g)" not in result.message
 
 
 def test_gan_value_stub_and_crash():
@@ -134,7 +141,11 @@ def test_diagonal_fd_names_each_mistake():
     assert_wrong(ex.check_diagonal_fd(product), "square root of each entry")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, unbiased=False)), "unbiased")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, dim=1)), "dim 0")
-    assert_wrong(ex.check_diagonal_fd(lambda a, b: 1.0), "expected")
+    constant = ex.check_diagonal_fd(lambda a, b: 1.0)
+    assert_wrong(constant, "expected", "yours gives 1.0000", 'show_solution("diagonal_fd")')
+    assert "sd1_i - sd2_i)^2, with" not in constant.message  # no formula handed out
+    off_when_large = lambda a, b: diagonal_fd(a, b) + (1.0 if len(a) > 2 else 0.0)  # right on the by-hand case only
+    assert_wrong(ex.check_diagonal_fd(off_when_large), "yours gives 10.0000")  # the case worked by hand is 10
 
 
 def test_diagonal_fd_must_not_use_the_full_frechet_distance():

@@ -57,8 +57,12 @@ def check_gan_value(value_fn: Callable[..., Any]) -> str:
     if close(v, -math.log(4), 1e-3):
         raise Wrong("you used D = 1/2 everywhere: that is the optimum only when p_g = p_data; use "
                     "D* = p_data / (p_data + p_g)")
-    raise Wrong(f"expected {expected:.4f}: V = sum over the grid of (p_data log D* + p_g log(1 - D*)) dx, "
-                "with D* = p_data / (p_data + p_g)")
+    same = as_number(call(value_fn, "your function", p_data.clone(), p_data.clone(), dx), "V for p_g = p_data")
+    if not close(same, -math.log(4), 1e-3):
+        raise Wrong(f"expected {expected:.4f}, got {v:.4f}. Try the case you can do by hand first: for p_g = p_data, "
+                    f"D* = 1/2 everywhere and V = -log 4 = {-math.log(4):.4f}; yours gives {same:.4f}")
+    raise Wrong(f"expected {expected:.4f}, got {v:.4f}; for p_g = p_data you do get -log 4, so look at how D* "
+                "depends on the two densities. Stuck? show_solution(\"gan_value\")")
 
 
 # --- the minimax generator step (section 2) ----------------------------------------------------------------
@@ -273,5 +277,9 @@ def check_diagonal_fd(fd_fn: Callable[..., Any]) -> str:
     if close(got, float((b1 - b2).square().sum() + (w1.sqrt() - w2.sqrt()).square().sum()), 1e-4):
         raise Wrong("use the unbiased variance, divided by N - 1 (the default of torch.var and torch.std, and what "
                     "torch.cov in evaluation.feature_stats computes), not by N")
-    raise Wrong(f"expected {expected:.4f}: ||mu1 - mu2||^2 + sum_i (sd1_i - sd2_i)^2, with the means and standard "
-                "deviations of each feature taken over the samples")
+    r, h = math.sqrt(0.5), math.sqrt(2.0)  # two samples per set: means (0, 0), (3, 0); variances (1, 4), (1, 1)
+    by_hand = as_number(call(fd_fn, "your diagonal_fd", torch.tensor([[r, h], [-r, -h]]),
+                             torch.tensor([[3 + r, r], [3 - r, -r]])), "the distance")
+    raise Wrong(f"expected {expected:.4f}, got {got:.4f}. Check the case worked by hand in the notebook (means (0, 0) "
+                f"and (3, 0), variances (1, 4) and (1, 1), two samples each: 10); yours gives {by_hand:.4f}. "
+                "Stuck? show_solution(\"diagonal_fd\")")
