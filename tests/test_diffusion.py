@@ -151,6 +151,26 @@ def test_ddpm_mean_is_the_epsilon_form_of_ho_et_al_without_clipping():
         d.ddpm_step(eps, t, t - 1, x, schedule)
 
 
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize(("t", "t_prev"), [(999, 899), (499, 399), (199, 99), (9, 0)])
+def test_ddim_at_eta_1_is_the_ddpm_step_but_where_the_clip_acts(kind, t, t_prev):
+    """Notebook 04, section 4.3: over a stride, DDIM's step with eta = 1 equals DDPM's, noise included, without the
+    clip and at every element the clip leaves alone; with eta = 0 the mean is another one (eta changes it too)."""
+    schedule, g = d.make_schedule(kind), torch.Generator().manual_seed(t)
+    x0 = 3 * torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=g) - 1.5  # a third of it outside [-1, 1]
+    eps, z = torch.randn(2, 2, 1, 8, 8, dtype=torch.float64, generator=g)
+    ab = schedule.alpha_bar[t]
+    x = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # so that the predicted x0 is x0
+    assert torch.allclose(d.ddim_step(eps, t, t_prev, x, schedule, 1.0, z), d.ddpm_step(eps, t, t_prev, x, schedule, z),
+                          rtol=0, atol=1e-9)
+    clipped = d.ddim_step(eps, t, t_prev, x, schedule, 1.0, z, clip=True) - d.ddpm_step(eps, t, t_prev, x, schedule, z,
+                                                                                         clip=True)
+    kept = x0.abs() <= 1
+    assert clipped[kept].abs().max() < 1e-9 < clipped[~kept].abs().max()
+    mean_gap = d.ddim_step(eps, t, t_prev, x, schedule) - d.ddpm_step(eps, t, t_prev, x, schedule, torch.zeros_like(x))
+    assert mean_gap.abs().max() > 1e-3
+
+
 def test_sampling_timesteps_are_trailing_and_divide_t():
     assert d.sampling_timesteps(1000, 10) == list(range(999, 0, -100))
     assert d.sampling_timesteps(1000, 1000)[-1] == 0
@@ -434,7 +454,7 @@ def test_latent_diffusion_claims_of_notebook_04_hold_at_other_training_seeds(see
 def test_shipped_ddpm_fresh_noise_lowers_fid_and_rough_samples_of_ddim(seed):
     """Notebook 04, section 4.3's eta sweep at ci's sizes (200 samples, 5 steps), which the ci profile skips: with
     more fresh noise per DDIM step (eta 0, 0.5, 1), a lower FID and a smaller share of rough samples; and at eta = 1
-    both are nearer DDPM's than half their distance at eta = 0 (the fresh noise moves DDIM towards DDPM)."""
+    both are nearer DDPM's than half their distance at eta = 0 (eta = 1 is DDPM's step but where the clip acts)."""
     model, _ = load_checkpoint(SHIPPED_DIR / dt.DDPM_NAME)
     classifier, _ = load_checkpoint(SHIPPED_DIR / "fmnist_classifier")
     reference = reference_stats.load_or_compute(classifier)
