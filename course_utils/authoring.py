@@ -213,10 +213,12 @@ ROOM = 40  # learners sharing one hub
 # not scheduled. A notebook not yet in the course is left out.
 SCHEDULES: tuple[tuple[str, str, int, int, tuple[str | tuple[str, int], ...]], ...] = (
     ("Half day: the foundations", "ci", 9 * 60, 12 * 60 + 30, ("00", ("break", 15), "01")),
+    # 00 is sent ahead (the laptop check, run at home before the first day), which leaves Day 1 room for 01-03.
     ("Day 1: image models", "cpu", 9 * 60, 17 * 60,
-     ("00", ("break", 15), "01", ("lunch", 60), "02", ("break", 15), "03")),
+     ("01", ("break", 15), "02", ("lunch", 60), "03")),
+    # Day 2 holds the three longest blocks: a 45-minute lunch keeps it within the day.
     ("Day 2: diffusion and transformers", "cpu", 9 * 60, 17 * 60,
-     ("04", ("break", 15), "05", ("lunch", 60), "06")),
+     ("04", ("break", 15), "05", ("lunch", 45), "06")),
     ("Day 3 (half day): evaluation", "cpu", 9 * 60, 12 * 60 + 30, ("07",)),
 )
 
