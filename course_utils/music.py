@@ -422,7 +422,6 @@ def ngram_nll(
     return total / n
 
 
-
 def ngram_probs(
     train: Sequence[torch.Tensor], val: Sequence[torch.Tensor], vocab_size: int, alpha: float = 0.1,
 ) -> torch.Tensor:
@@ -456,6 +455,7 @@ def ngram_probs(
             n = pairs.get((t[i - 2], t[i - 1]), 0) if i >= 2 else 0
             rows.append((p1, p2, tri.get((t[i - 2], t[i - 1], t[i]), 0) / n if n else p2))
     return torch.tensor(rows, dtype=torch.float64)
+
 
 def sample_ngram(
     train: Sequence[torch.Tensor], vocab_size: int, order: int, start: int, end: int, n: int,
