@@ -133,10 +133,13 @@ def test_diagonal_fd_right():
 
 
 def test_diagonal_fd_names_each_mistake():
-    assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, spread=lambda v1, v2: 0.0)), "only the mean term")
+    mean_only = ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, spread=lambda v1, v2: 0.0))
+    assert_wrong(mean_only, "only the mean term", "covariance (trace) term is missing")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, squared=False)), "square the distance")
     variances = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 - v2).square().sum())
     assert_wrong(ex.check_diagonal_fd(variances), "compared variances")
+    for message in (mean_only.message, ex.check_diagonal_fd(variances).message):
+        assert "sd1_i - sd2_i" not in message  # names what is wrong, not the answer
     product = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 + v2 - 2 * v1 * v2).sum())
     assert_wrong(ex.check_diagonal_fd(product), "square root of each entry")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, unbiased=False)), "unbiased")

@@ -264,12 +264,13 @@ def check_diagonal_fd(fd_fn: Callable[..., Any]) -> str:
         return (f"{got:.4f}; the full Fréchet distance of the same features is {full:.4f}: the diagonal Gaussians "
                 "ignore how the features vary together")
     if close(got, mean_term, 1e-4):
-        raise Wrong("that is only the mean term: the covariances add sum_i (sd1_i - sd2_i)^2 over the features")
+        raise Wrong("that is only the mean term: the covariance (trace) term is missing; work out what "
+                    "tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) becomes when S1 and S2 are diagonal")
     if close(got, float((m1 - m2).norm()) + expected - mean_term, 1e-4):
         raise Wrong("square the distance between the means: ||mu1 - mu2||^2, the sum of squared differences")
     if close(got, mean_term + float((v1 - v2).square().sum()), 1e-4):
-        raise Wrong("you compared variances: for diagonal covariances the trace term is sum_i (sd1_i - sd2_i)^2, "
-                    "with standard deviations (square roots of the variances)")
+        raise Wrong("you compared variances: the trace term goes through matrix square roots, so for diagonal "
+                    "covariances work it out again with each feature's variance inside a square root")
     if close(got, mean_term + float((v1 + v2 - 2 * v1 * v2).sum()), 1e-4):
         raise Wrong("the cross term is 2 tr((S1^1/2 S2 S1^1/2)^1/2) = 2 sum_i sd1_i sd2_i: on diagonal matrices the "
                     "matrix square root takes the square root of each entry, so it is not 2 sum_i var1_i var2_i")
