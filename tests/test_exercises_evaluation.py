@@ -280,6 +280,7 @@ def test_checkers_refuse_the_package_one_liners():
     """Each one-liner gives the right answer outside the checker; the checker refuses it, and restores the package."""
     originals = [evaluation.precision_recall, evaluation.manifold_membership, evaluation.knn_radii,
                  evaluation.bootstrap_interval, human_eval.win_rates, human_eval.wilson_interval]
+    winner = human_eval.Rating.winner
     by_pr = lambda real, fake, k: tuple(evaluation.precision_recall(real, fake, k).values())  # noqa: E731
     by_membership = lambda real, fake, k: tuple(  # noqa: E731
         evaluation.manifold_membership(q, s, k).double().mean().item() for q, s in ((fake, real), (real, fake)))
@@ -326,6 +327,15 @@ def test_checkers_refuse_the_package_one_liners():
 
     assert by_wilson(ratings, "gan") == pytest.approx(solutions.win_rate(ratings, "gan"), abs=1e-6)
     assert_wrong(ex.check_win_rate(by_wilson), "human_eval.wilson_interval")
+
+    def by_winner(r, m):  # lets Rating.winner read the sides, the one trap of the exercise
+        wins = sum(0.5 if x.winner() is None else x.winner() == m for x in r if m in (x.model_a, x.model_b))
+        n = sum(m in (x.model_a, x.model_b) for x in r)
+        return (wins / n, *wilson(wins, n))
+
+    assert by_winner(ratings, "gan") == pytest.approx(solutions.win_rate(ratings, "gan"), abs=1e-6)
+    assert_wrong(ex.check_win_rate(by_winner), "count the wins and write the interval yourself", "Rating.winner")
+    assert human_eval.Rating.winner is winner  # restored after the check
     assert [evaluation.precision_recall, evaluation.manifold_membership, evaluation.knn_radii,
             evaluation.bootstrap_interval, human_eval.win_rates, human_eval.wilson_interval] == originals
     assert human_eval.win_rates(ratings)["gan"]["n"] == 42  # the restored functions still work

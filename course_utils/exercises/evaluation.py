@@ -19,7 +19,8 @@ PR_SHORTCUTS = ((evaluation, "precision_recall", "evaluation.precision_recall"),
                 (evaluation, "knn_radii", "evaluation.knn_radii"))
 BOOTSTRAP_SHORTCUTS = ((evaluation, "bootstrap_interval", "evaluation.bootstrap_interval"),)
 WIN_RATE_SHORTCUTS = ((human_eval, "win_rates", "human_eval.win_rates"),
-                      (human_eval, "wilson_interval", "human_eval.wilson_interval"))
+                      (human_eval, "wilson_interval", "human_eval.wilson_interval"),
+                      (human_eval.Rating, "winner", "Rating.winner"))  # it reads the sides for you
 
 
 # --- a bootstrap interval (section 2) ---------------------------------------------------------------
