@@ -205,3 +205,68 @@ def test_guided_noise_stub_shortcuts_and_others():
                  "calls diffusion.guided_eps")
     assert_wrong(ex.check_guided_noise(lambda m, x, t, y, s: (m(x, t, y) + m(x, t, None)) / 2), "scale 0 gives")
     assert_wrong(ex.check_guided_noise(lambda m, x, t, y: x), "your function raised TypeError")
+
+
+# --- exercise 4: the DDIM sampling loop ---------------------------------------------------------------------------
+
+
+def looper(variant: str):
+    def ddim_sample(model, x, labels, steps, alpha_bar):
+        return ex._ddim_variant(model, x, labels, steps, alpha_bar, variant)
+
+    return ddim_sample
+
+
+def int_t_loop(model, x, labels, steps, alpha_bar):  # one int timestep for the batch, alpha_bar_next by hand
+    times = list(range(len(alpha_bar) - 1, -1, -len(alpha_bar) // steps))
+    with torch.no_grad():
+        for i, t in enumerate(times):
+            eps = model(x, t, labels)
+            nxt = alpha_bar[times[i + 1]] if i + 1 < len(times) else 1.0
+            x0 = ((x - (1 - alpha_bar[t]) ** 0.5 * eps) / alpha_bar[t] ** 0.5).clamp(-1, 1)
+            x = nxt**0.5 * x0 + (1 - nxt) ** 0.5 * eps
+    return x
+
+
+def test_ddim_sample():
+    assert_right(ex.check_ddim_sample(ref.ddim_sample))
+    assert_right(ex.check_ddim_sample(looper("right")))
+    assert_right(ex.check_ddim_sample(int_t_loop))
+
+
+def test_ddim_sample_matches_diffusion_sample_on_a_real_unet():
+    model = diffusion.UNet(channels=(8,), time_dim=8).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)
+    labels = torch.tensor([1, 4])
+    x = torch.randn(2, *diffusion.IMAGE_SHAPE, generator=torch.Generator().manual_seed(2))
+    ours = ref.ddim_sample(model, x, labels, 5, diffusion.schedule_of(model).alpha_bar.float())
+    package = diffusion.sample(model, 2, labels, steps=5, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(ours, package, atol=1e-4)
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("ascending", "wrong order of t"),
+    ("t - 1", "wrong alpha_bar index for the next level"),
+    ("wraps", "wrong alpha_bar index at the last step"),
+    ("eps at next", "asked at the next timestep"),
+    ("no sqrt", "a missing sqrt"),
+    ("no clip", "x0_hat was not clipped"),
+])
+def test_ddim_sample_names_each_mistake(variant, fragment):
+    assert_wrong(ex.check_ddim_sample(looper(variant)), fragment)
+
+
+def test_ddim_sample_stub_shortcuts_and_others():
+    assert_not_done(ex.check_ddim_sample(_stub))
+    assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: diffusion.sample(m, len(x), y, steps=n)),
+                 "calls diffusion.sample")
+    assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: x), "the starting noise")
+    assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: x[0]), "should have shape")
+    assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: x * 0.5), "differ from diffusion.sample's")
+
+
+def test_ddim_sample_checker_leaves_the_global_random_state_alone():
+    torch.manual_seed(7)
+    before = torch.random.get_rng_state()
+    ex.check_ddim_sample(ref.ddim_sample)
+    assert torch.equal(before, torch.random.get_rng_state())

@@ -210,3 +210,95 @@ def check_guided_noise(guided_noise: Callable[..., Any]) -> str:
                     "eps_uncond and scale 1 gives eps_cond")
     return ("eps_uncond + scale * (eps_cond - eps_uncond), the unconditional prediction from the null class: scale 0 "
             "is unconditional, 1 conditional, above 1 guided")
+
+
+# --- exercise 4: the DDIM sampling loop ---------------------------------------------------------------------------
+
+
+class _GaussianDenoiser(torch.nn.Module):
+    """A stand-in for a trained U-Net, called as ``model(x, t, labels)``: the best noise prediction for images
+    whose pixels are Gaussian around a mean per class, ``eps* = sqrt(1 - ab)(x - sqrt(ab) m_y) / (ab v + 1 - ab)``
+    (section 3.1's score), plus a small error. Its samples depend on every t, so each mistake shows."""
+
+    null_class = 10
+
+    def __init__(self, shape: tuple[int, ...] = (1, 6, 6), v: float = 0.05) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"schedule": "cosine", "T": 1000})()
+        self.register_buffer("alpha_bar", make_schedule("cosine", 1000).alpha_bar.float())
+        pixels = torch.arange(torch.Size(shape).numel(), dtype=torch.float32).view(1, *shape)
+        self.register_buffer("means", 0.6 * torch.sin(pixels + torch.arange(11.0).view(-1, 1, 1, 1)))
+        self.v = v
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # as a real model, it has parameters
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ab = self.alpha_bar[torch.as_tensor(t, dtype=torch.long)].view(-1, *([1] * (x.ndim - 1)))
+        m = self.means[labels]
+        best = (1 - ab).sqrt() * (x - ab.sqrt() * m) / (ab * self.v + 1 - ab)
+        return best + 0.01 * torch.sin(5 * x)  # a small error, as a trained network's: the clip of x0_hat matters
+
+
+def _ddim_variant(model: Any, x: torch.Tensor, labels: torch.Tensor, steps: int, ab_all: torch.Tensor,
+                  variant: str = "right") -> torch.Tensor:
+    """The DDIM loop, right or with one named mistake (the checker's catalogue)."""
+    T = len(ab_all)  # noqa: N806
+    times = diffusion.sampling_timesteps(T, steps)
+    if variant == "ascending":
+        times = times[::-1]
+    with torch.no_grad():
+        for i, t in enumerate(times):
+            t_next = times[i + 1] if i + 1 < len(times) else -1
+            if variant == "t - 1":
+                t_next = t - 1
+            ab = ab_all[t]
+            ab_next = ab_all[t_next] if t_next >= 0 or variant == "wraps" else torch.tensor(1.0)
+            eps = model(x, torch.full((len(x),), t_next if variant == "eps at next" else t), labels)
+            root = (lambda v: v) if variant == "no sqrt" else torch.sqrt
+            x0 = (x - root(1 - ab) * eps) / root(ab)
+            if variant != "no clip":
+                x0 = x0.clamp(-1, 1)
+            x = root(ab_next) * x0 + root(1 - ab_next) * eps
+    return x
+
+
+_LOOP_MISTAKES = [
+    ("ascending", "wrong order of t: the loop went from small t to large; start at t = T - 1 (pure noise) and go "
+                  "down, as sampling_timesteps(T, steps) lists them"),
+    ("t - 1", "wrong alpha_bar index for the next level: the step goes from t to the next timestep visited, "
+              "t - T/steps, not to t - 1; take alpha_bar at that next timestep"),
+    ("wraps", "wrong alpha_bar index at the last step: after the last timestep the next one is -1, and "
+              "alpha_bar[-1] in Python is the *last* entry (almost no signal); there nothing is noised, so use 1"),
+    ("eps at next", "the network was asked at the next timestep: ask it for the noise at the current t, the noise "
+                    "level of the x it is given"),
+    ("no sqrt", "a missing sqrt: x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), and the next x is "
+                "sqrt(alpha_bar_next) x0_hat + sqrt(1 - alpha_bar_next) eps: standard deviations, not variances"),
+    ("no clip", "x0_hat was not clipped: clamp it to [-1, 1], the range of the data, before the step (without it "
+                "the first step's x0_hat is the predicted noise's error magnified about 20,000 times)"),
+]
+
+
+@checker(solution="ddim_sample")
+def check_ddim_sample(ddim_sample: Callable[..., Any]) -> str:
+    """``ddim_sample(model, x, labels, steps, alpha_bar)``: the DDIM loop from the noise ``x``, the same images as
+    ``diffusion.sample`` gives from the same seed."""
+    model, steps, labels, shape = _GaussianDenoiser(), 10, torch.tensor([0, 3, 7, 9]), (1, 6, 6)
+    ab_all = diffusion.schedule_of(model).alpha_bar.float()
+    expected = diffusion.sample(model, 4, labels, steps=steps, shape=shape, generator=torch.Generator().manual_seed(5))
+    x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(5))  # sample's first draw
+    shortcuts = [(diffusion, name, f"diffusion.{name}") for name in ("sample", "ddim_step", "predict_x0", "denoise")]
+    with torch.no_grad():
+        out = call_refusing(shortcuts, "write the loop yourself", ddim_sample, "your function", model, x.clone(),
+                            labels.clone(), steps, ab_all.clone(),
+                            advice="call model(x, timesteps, labels) and write the step from the formula")
+    images = as_tensor(out, "the samples", shape=tuple(x.shape))
+    if close(images, expected, 1e-4):
+        return (f"{steps} DDIM steps from t = {ab_all.numel() - 1} down: the same images as diffusion.sample from the "
+                "same seed")
+    for variant, hint in _LOOP_MISTAKES:
+        if close(images, _ddim_variant(model, x, labels, steps, ab_all, variant), 1e-4):
+            raise Wrong(hint)
+    if close(images, x, 1e-4):
+        raise Wrong("the result is the starting noise: the loop did not change x (assign the step's result to x)")
+    raise Wrong("the samples differ from diffusion.sample's from the same noise by up to "
+                f"{(images - expected).abs().max():.3g}: check the timesteps, the alpha_bar of t and of the next "
+                "timestep (1 after the last), the clip of x0_hat and the step's formula")
