@@ -319,10 +319,11 @@ def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
 @pytest.mark.parametrize("seed", [1])  # the notebook trains seed 0; seed 2 passed too when this was written
 def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
     """Notebook 03 at its ci sizes, trained at another seed. Section 1's MLP VAE (2 epochs): at least two dimensions
-    under 0.01 nats of KL, the importance-weighted bound rising with every tenfold K by less each time, the ELBO within
-    5% of it; its samples closer to real images than the autoencoder's (1 epoch) decodes of N(0, I), in FID-FMNIST and
-    the classifier's confidence (2,000 images each, as in section 4.1). Section 3.1's 2-D VAE (1 epoch): the
-    nearest-neighbour thresholds, and the decoded grid showing at most points the kind its nearest codes vote for.
+    under 0.01 nats of KL, the importance-weighted bound rising with every tenfold K by less each time, so much less
+    that continuing the shrinkage would add under a quarter of the gap seen; its samples closer to real images than
+    the autoencoder's (1 epoch) decodes of N(0, I), in FID-FMNIST and the classifier's confidence (2,000 images
+    each, as in section 4.1). Section 3.1's 2-D VAE (1 epoch): the nearest-neighbour thresholds, and the decoded
+    grid showing at most points the kind its nearest codes vote for.
     Section 4.3 (a), the MLP VAE without trousers (1 epoch, 3,000 normal images): the raw -ELBO ranks the trousers as
     more normal, more often than the shipped VAE ranks MNIST digits (b); subtracting the floor or the PNG bits closes
     most of the gap, both together add (almost) nothing, the two are strongly correlated; at 5% false alarms the
@@ -354,7 +355,8 @@ def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
     gains = [bound[b] - bound[a] for a, b in ((1, 10), (10, 100), (100, 1000))]
     assert all(d.mean() > 3 * d.std() / math.sqrt(len(d)) for d in gains)
     assert gains[0].mean() > gains[1].mean() > gains[2].mean()
-    assert (bound[1000] - bound[1]).mean() < 0.05 * -bound[1].mean()
+    ratio = gains[2].mean() / gains[1].mean()
+    assert gains[2].mean() * ratio / (1 - ratio) < (bound[1000] - bound[1]).mean() / 4
 
     seed_everything(seed)  # section 1.1's autoencoder, one epoch
     ae = Autoencoder(latent_dim=20, hidden=256)
