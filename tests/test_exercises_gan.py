@@ -142,6 +142,7 @@ def test_diagonal_fd_names_each_mistake():
         assert "sd1_i - sd2_i" not in message  # names what is wrong, not the answer
     product = lambda a, b: diag_fd(a, b, spread=lambda v1, v2: (v1 + v2 - 2 * v1 * v2).sum())
     assert_wrong(ex.check_diagonal_fd(product), "square root of each entry")
+    assert "sd1_i sd2_i" not in ex.check_diagonal_fd(product).message  # the hint does not hand out the term
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, unbiased=False)), "unbiased")
     assert_wrong(ex.check_diagonal_fd(lambda a, b: diag_fd(a, b, dim=1)), "dim 0")
     constant = ex.check_diagonal_fd(lambda a, b: 1.0)

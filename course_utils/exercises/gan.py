@@ -272,8 +272,9 @@ def check_diagonal_fd(fd_fn: Callable[..., Any]) -> str:
         raise Wrong("you compared variances: the trace term goes through matrix square roots, so for diagonal "
                     "covariances work it out again with each feature's variance inside a square root")
     if close(got, mean_term + float((v1 + v2 - 2 * v1 * v2).sum()), 1e-4):
-        raise Wrong("the cross term is 2 tr((S1^1/2 S2 S1^1/2)^1/2) = 2 sum_i sd1_i sd2_i: on diagonal matrices the "
-                    "matrix square root takes the square root of each entry, so it is not 2 sum_i var1_i var2_i")
+        raise Wrong("the cross term 2 tr((S1^1/2 S2 S1^1/2)^1/2) goes through matrix square roots: on diagonal "
+                    "matrices a matrix square root takes the square root of each entry, so work out what is left of "
+                    "var1_i var2_i once both roots are taken")
     b1, b2, w1, w2 = _diag_parts(a, b, unbiased=False)
     if close(got, float((b1 - b2).square().sum() + (w1.sqrt() - w2.sqrt()).square().sum()), 1e-4):
         raise Wrong("use the unbiased variance, divided by N - 1 (the default of torch.var and torch.std, and what "
