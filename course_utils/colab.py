@@ -54,7 +54,7 @@ if CLOUD:
         subprocess.run(["git", "clone", "--depth", "1", "-b", "{branch}", repo, home], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", home + "[text]"], check=True)
     sys.path.insert(0, home)
-    os.chdir(home + "/notebooks")  # as in a clone: the course's data/ and solutions/ sit beside this folder
+    os.chdir(home + "/notebooks")  # as in a clone: the course's data/ sits beside this folder
     from course_utils.runtime import profile
 
     print(f"{{CLOUD}}: the course is in {{home}}; profile {{profile()}}.")
@@ -149,6 +149,13 @@ def write(notebook: Path) -> bool:
         return False
     repo, branch = repository()
     nb = nbformat.read(notebook, as_version=4)
+    badges, setups = _tagged(nb, BADGE_TAG), _tagged(nb, SETUP_TAG)
+    if badges == [0] and len(setups) == 1 and nb.cells[setups[0]].cell_type == "code":  # mend the text in place:
+        nb.cells[0].source = badge_source(notebook, repo, branch)  # every cell keeps its place and its id
+        nb.cells[setups[0]].source = SETUP_SOURCE.format(repository=repo, branch=branch)
+        with atomic_path(notebook) as tmp:
+            nbformat.write(nb, tmp)
+        return True
     nb.cells = [c for c in nb.cells if not {BADGE_TAG, SETUP_TAG} & set(c.get("metadata", {}).get("tags", []))]
     badge = nbformat.v4.new_markdown_cell(badge_source(notebook, repo, branch), metadata={"tags": [BADGE_TAG]})
     setup = nbformat.v4.new_code_cell(

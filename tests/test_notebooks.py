@@ -112,6 +112,25 @@ def test_no_tab_in_prose(path: Path):
     assert not [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "\t" in c.source]
 
 
+def test_colab_write_mends_a_stale_setup_cell_in_place():
+    src = NOTEBOOKS[-1]
+    copy = src.parent / "99_copy_for_test.ipynb"
+    shutil.copy(src, copy)
+    try:
+        nb = nbformat.read(copy, as_version=4)
+        setup = next(i for i, c in enumerate(nb.cells) if "colab-setup" in c.metadata.get("tags", []))
+        nb.cells.insert(setup, nbformat.v4.new_markdown_cell("an introduction between the title and the set-up"))
+        nb.cells[setup + 1].source += "\n# a stale line"
+        nbformat.write(nb, copy)
+        before = [c.get("id") for c in nbformat.read(copy, as_version=4).cells]
+        assert colab.write(copy) and colab.problems(copy) == []
+        after = nbformat.read(copy, as_version=4).cells
+        assert [c.get("id") for c in after] == before  # nothing moved, no cell got a new id
+        assert "a stale line" not in after[setup + 1].source
+    finally:
+        copy.unlink()
+
+
 def test_colab_check_finds_a_wrong_path_and_write_repairs_it(tmp_path, monkeypatch):
     src = NOTEBOOKS[0]
     copy = src.parent / "99_copy_for_test.ipynb"
