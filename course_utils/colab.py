@@ -149,21 +149,15 @@ def write(notebook: Path) -> bool:
         return False
     repo, branch = repository()
     nb = nbformat.read(notebook, as_version=4)
+    badge_text, setup_text = badge_source(notebook, repo, branch), SETUP_SOURCE.format(repository=repo, branch=branch)
     badges, setups = _tagged(nb, BADGE_TAG), _tagged(nb, SETUP_TAG)
-    if badges == [0] and len(setups) == 1 and nb.cells[setups[0]].cell_type == "code":  # mend the text in place:
-        nb.cells[0].source = badge_source(notebook, repo, branch)  # every cell keeps its place and its id
-        nb.cells[setups[0]].source = SETUP_SOURCE.format(repository=repo, branch=branch)
-        with atomic_path(notebook) as tmp:
-            nbformat.write(nb, tmp)
-        return True
-    nb.cells = [c for c in nb.cells if not {BADGE_TAG, SETUP_TAG} & set(c.get("metadata", {}).get("tags", []))]
-    badge = nbformat.v4.new_markdown_cell(badge_source(notebook, repo, branch), metadata={"tags": [BADGE_TAG]})
-    setup = nbformat.v4.new_code_cell(
-        SETUP_SOURCE.format(repository=repo, branch=branch), metadata={"tags": [SETUP_TAG]}
-    )
-    first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
-    nb.cells.insert(first_md + 1, setup)
-    nb.cells.insert(0, badge)
+    if badges == [0] and len(setups) == 1 and nb.cells[setups[0]].cell_type == "code":
+        nb.cells[0].source, nb.cells[setups[0]].source = badge_text, setup_text  # mended in place: no cell moves
+    else:  # missing, doubled or misplaced: drop them, then put the badge first and the set-up after the title
+        nb.cells = [c for c in nb.cells if not {BADGE_TAG, SETUP_TAG} & set(c.get("metadata", {}).get("tags", []))]
+        first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+        nb.cells.insert(first_md + 1, nbformat.v4.new_code_cell(setup_text, metadata={"tags": [SETUP_TAG]}))
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(badge_text, metadata={"tags": [BADGE_TAG]}))
     with atomic_path(notebook) as tmp:
         nbformat.write(nb, tmp)
     return True
