@@ -33,6 +33,18 @@ def test_gan_value():
     assert_wrong(ex.check_gan_value(lambda p, q, dx: 0.3), "expected", "for p_g = p_data", "yours gives 0.3000")
 
 
+def test_gan_value_needs_zero_log_zero():
+    naive = lambda p, q, dx: float((p * torch.log(p / (p + q)) + q * torch.log(q / (p + q))).sum() * dx)
+    assert_wrong(ex.check_gan_value(naive), "0 on parts of the grid", "torch.xlogy")  # nan from 0 * log 0
+    tiny = lambda p, q, dx: naive(p + 1e-12, q + 1e-12, dx)  # another way past 0 log 0: right to 1e-3
+    assert_right(ex.check_gan_value(tiny))
+    floor = lambda p, q, dx: gan_value(p, q, dx) - float(((p == 0) | (q == 0)).double().mean())  # finite, but wrong
+    assert_wrong(ex.check_gan_value(floor), "do not overlap", "JSD = log 2")
+    result = ex.check_gan_value(gan_value)
+    assert_right(result)
+    assert "0.5 and 4 apart: 0.0000 and 0.0000" in result.message
+
+
 def test_gan_value_fallback_hints_without_the_answer():
     off = lambda p, q, dx: gan_value(p, q, dx) + 0.5 * float((p - q).abs().sum() * dx)  # right only where p_g = p_data
     result = ex.check_gan_value(off)

@@ -34,6 +34,27 @@ def _jsd(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
     return float(jensenshannon((p * dx).numpy(), (q * dx).numpy())) ** 2  # scipy returns its square root
 
 
+_GAPS = (0.5, 4.0)  # the gaps between the two boxes of the disjoint case
+
+
+def _disjoint_value(value_fn: Callable[..., Any], gap: float) -> float:
+    """The learner's V for two boxes of width 1 that are ``gap`` apart: 0 when 0 log 0 counts as 0."""
+    x, _, _, dx = _grid_densities()
+    box = lambda a: ((x >= a) & (x < a + 1.0)).double() / float(((x >= a) & (x < a + 1.0)).sum() * dx)  # noqa: E731
+    raw = call(value_fn, "your function", box(-1.0 - gap), box(0.0), dx)
+    v = float(raw) if isinstance(raw, float) or isinstance(raw, torch.Tensor) and raw.numel() == 1 else as_number(
+        raw, "V for disjoint densities")
+    if not math.isfinite(v):
+        raise Wrong(f"for two densities that are 0 on parts of the grid (boxes {gap:g} apart) you return {v}. Where "
+                    "p_data = 0 the term p_data log D* is 0 (the limit of p log p is 0: torch.xlogy(p, d) gives it), "
+                    "even though D* = 0 there; the same for p_g; and where both densities are 0 there is no mass at "
+                    "all (D* = 0/0 is nan there: leave those points out)")
+    if not close(v, 0.0, 1e-3):
+        raise Wrong(f"for two densities that do not overlap ({gap:g} apart) you return {v:.4f}; there D* is 1 on the "
+                    "data and 0 on the generator's samples, so both expectations, and V, are 0 (JSD = log 2)")
+    return v
+
+
 @checker(solution="gan_value")
 def check_gan_value(value_fn: Callable[..., Any]) -> str:
     """``value_fn(p_data, p_g, dx)``: V(D*, G) for densities on a grid, with the optimal discriminator."""
@@ -44,7 +65,10 @@ def check_gan_value(value_fn: Callable[..., Any]) -> str:
         same = as_number(call(value_fn, "your function", p_data.clone(), p_data.clone(), dx), "V for p_g = p_data")
         if not close(same, -math.log(4), 1e-3):
             raise Wrong(f"for p_g = p_data you return {same:.4f}; the value there is -log 4 = {-math.log(4):.4f}")
-        return f"V(D*, G) = {v:.4f} = -log 4 + 2 JSD, computed with D* = p_data / (p_data + p_g)"
+        apart = [_disjoint_value(value_fn, gap) for gap in _GAPS]
+        return (f"V(D*, G) = {v:.4f} = -log 4 + 2 JSD, computed with D* = p_data / (p_data + p_g); for two densities "
+                f"that do not overlap, {_GAPS[0]:g} and {_GAPS[1]:g} apart: {apart[0]:.4f} and {apart[1]:.4f}. Once "
+                "the supports are disjoint, V (and the JSD, log 2) no longer depends on how far apart they are")
     if close(v, -expected, 1e-3):
         raise Wrong("the sign is flipped: V = E_data[log D*] + E_g[log(1 - D*)], a sum of logs of probabilities (<= 0)")
     d_star = p_data / (p_data + p_g)

@@ -8,8 +8,10 @@ import torch.nn.functional as F
 
 def gan_value(p_data, p_g, dx):
     """V(D*, G) on a grid: E_data[log D*] + E_g[log(1 - D*)], each expectation a sum times dx."""
-    d_opt = p_data / (p_data + p_g)  # the optimal discriminator at every grid point
-    integrand = p_data * torch.log(d_opt) + p_g * torch.log1p(-d_opt)
+    mass = (p_data + p_g) > 0  # grid points where neither density has mass add nothing (and D* is 0/0 there)
+    p, q = p_data[mass], p_g[mass]
+    d_opt = p / (p + q)  # the optimal discriminator at every other grid point
+    integrand = torch.xlogy(p, d_opt) + torch.xlogy(q, 1 - d_opt)  # xlogy(0, 0) = 0: the limit of p log p
     return float(integrand.sum() * dx)
 
 
