@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from course_utils import text
 from course_utils.exercises import basics
 from course_utils.solutions.basics import (
+    best_bias,
     pca_interpolate,
-    penalised_loss,
     sample_name,
     stratified_split,
     trigram_nll,
@@ -21,7 +21,7 @@ from tests.checks import assert_not_done, assert_right, assert_wrong
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
 
-# --- exercise 1: sampling a name, with a temperature ------------------------------------------------
+# --- exercise 2: sampling a name, with a temperature ------------------------------------------------
 
 
 def sampler(weights="log", start=None, stop=True, keep_end=False, cap=True, greedy=False, own_generator=None,
@@ -99,7 +99,7 @@ def test_sample_name():
     assert_not_done(basics.check_sample_name(...))
 
 
-# --- exercise 2: a trigram model ------------------------------------------------------------------
+# --- exercise 1: a trigram model ------------------------------------------------------------------
 
 
 def trigram(starts=2, end=True, total=False, bits=False, full_denominator=True):
@@ -153,29 +153,51 @@ def test_trigram_nll():
     assert_not_done(basics.check_trigram_nll(...))
 
 
-# --- exercise 4: the penalised neural bigram with a bias ---------------------------------------------
+# --- exercise 4: what the bias learns when a penalty pulls W to 0 ---------------------------------------------
 
 
-def test_penalised_loss():
-    assert_right(basics.check_penalised_loss(penalised_loss))
-    right = lambda W, b, x, y, lam: F.cross_entropy(W[x] + b, y) + lam * W.square().sum()
-    assert_right(basics.check_penalised_loss(right))
-    ce = lambda W, b, x, y: F.cross_entropy(W[x] + b, y)
+def _shares(v, V):
+    return torch.bincount(v, minlength=V).float() / len(v)
+
+
+def test_best_bias():
+    assert_right(basics.check_best_bias(best_bias))
+    assert_right(basics.check_best_bias(lambda x, y, V: torch.bincount(y, minlength=V).float().log() + 3.0))  # shifted
     wrong = {
-        "penalty is missing": lambda W, b, x, y, lam: ce(W, b, x, y),
-        "bias is penalised too": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * (W.square().sum() + b.square().sum()),
-        "leave out the bias: add b": lambda W, b, x, y, lam: F.cross_entropy(W[x], y) + lam * W.square().sum(),
-        "leave out the bias, and the penalty is missing": lambda W, b, x, y, lam: F.cross_entropy(W[x], y),
-        "not average them": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * W.square().mean(),
-        "L1": lambda W, b, x, y, lam: ce(W, b, x, y) + lam * W.abs().sum(),
-        "not subtracted": lambda W, b, x, y, lam: ce(W, b, x, y) - lam * W.square().sum(),
-        "log-softmax itself": lambda W, b, x, y, lam: F.nll_loss(W[x] + b, y) + lam * W.square().sum(),
-        "graph": lambda W, b, x, y, lam: (ce(W, b, x, y) + lam * W.square().sum()).item(),
-        "expected": lambda W, b, x, y, lam: ce(W, b, x, y) + 2 * lam * W.square().sum(),
+        "uniform row": lambda x, y, V: torch.zeros(V),
+        "softmax exponentiates b": lambda x, y, V: _shares(y, V),
+        "wrong way round": lambda x, y, V: -_shares(y, V).log(),
+        "shares of the current symbols x": lambda x, y, V: _shares(x, V).log(),
+        "think about the targets y": lambda x, y, V: _shares(x, V),
+        "no pseudo-counts": lambda x, y, V: (torch.bincount(y, minlength=V).float() + 1).log(),
+        "which row makes": lambda x, y, V: torch.arange(V).float(),
+        "shape (6,)": lambda x, y, V: _shares(y, V).log()[:-1],
+        "torch.Tensor": lambda x, y, V: _shares(y, V).log().tolist(),
     }
     for fragment, fn in wrong.items():
-        assert_wrong(basics.check_penalised_loss(fn), fragment)
-    assert_not_done(basics.check_penalised_loss(...))
+        assert_wrong(basics.check_best_bias(fn), fragment)
+    counts_hint = basics.check_best_bias(lambda x, y, V: torch.bincount(y, minlength=V).float())
+    assert_wrong(counts_hint, "softmax exponentiates b")  # the raw counts, as well as the shares
+    assert_not_done(basics.check_best_bias(...))
+
+
+def test_the_best_bias_is_what_training_finds():
+    """What exercise 4 claims: with W = 0, gradient descent on b alone ends at the reference bias (up to a constant)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(6, (400,), generator=g), torch.multinomial(basics.BIAS_Y_PROBS, 400, True, generator=g)
+    b = torch.zeros(6, requires_grad=True)
+    opt = torch.optim.Adam([b], lr=0.1)
+    for _ in range(2000):
+        opt.zero_grad()
+        F.cross_entropy(b.expand(400, 6), y).backward()  # W = 0: every row is b
+        opt.step()
+    assert torch.allclose(torch.softmax(b, 0), torch.softmax(best_bias(x, y, 6), 0), atol=1e-3)
+    assert not torch.allclose(torch.softmax(b, 0), _shares(x, 6), atol=1e-2)  # not the current symbols' shares
+
+
+def penalised_loss(W, b, x, y, lam):
+    """The penalised loss of section 5: the cross-entropy of W[x] + b, plus lam times the sum of W's squares."""
+    return F.cross_entropy(W[x] + b, y) + lam * W.square().sum()
 
 
 def _adam_steps(W, b, loss_of, groups, steps=20):
@@ -188,7 +210,7 @@ def _adam_steps(W, b, loss_of, groups, steps=20):
 
 def test_adam_weight_decay_trains_the_penalised_loss():
     """What section 5 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
-    takes the same steps as Adam on the penalised loss of exercise 4."""
+    takes the same steps as Adam on the penalised loss that exercise 4 describes."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
     W_start, b_start = torch.randn(5, 5, generator=g), torch.randn(5, generator=g)

@@ -31,7 +31,7 @@ def _refusing_call(shortcuts: Sequence[tuple[Any, str]], fn: Any, what: str, *ar
                          what, *args, advice="the exercise asks for the steps, built from torch operations", **kwargs)
 
 
-# --- exercise 1: sampling a name, with a temperature (section 3.3) -----------------------------------
+# --- exercise 2: sampling a name, with a temperature (section 3.6) -----------------------------------
 
 SAMPLE_VOCAB = text.build_vocab("abcd", boundary=".")
 # a small bigram table: the most likely step from '.' is 'a', and from 'a' it is '.', so always taking the most
@@ -174,7 +174,7 @@ def check_sample_name(sample_fn: Callable[..., Any]) -> str:
             "one draw per letter from the row of the last letter, stopped at '.' or at max_len letters")
 
 
-# --- exercise 2: a trigram model (section 3.5) --------------------------------------------------------
+# --- exercise 1: a trigram model (section 3.5) --------------------------------------------------------
 
 TRIGRAM_TRAIN = ["emma", "ava", "anna", "eve", "ella", "mae", "amelia", "lena"]
 TRIGRAM_VAL = ["ella", "nala", "eva", "ann"]
@@ -230,47 +230,50 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
                 "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
 
 
-# --- exercise 4: a penalised neural bigram with a bias (section 5, optional) --------------------------------
+# --- exercise 4: what the bias learns when a penalty pulls W to 0 (section 5, optional) ------------------------
+
+BIAS_V = 6
+# the next symbols of the checker's pairs: far from uniform, and from the current symbols' own spread
+BIAS_Y_PROBS = torch.tensor([0.05, 0.4, 0.25, 0.15, 0.1, 0.05])
 
 
-@checker(solution="penalised_loss")
-def check_penalised_loss(loss_fn: Callable[..., Any]) -> str:
-    """``loss_fn(W, b, x, y, lam)``: cross-entropy of the logits ``W[x] + b`` for ``y``, plus ``lam * sum(W**2)``."""
+def _same_row(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two biases give the same row, softmax(a) = softmax(b): equal up to a constant."""
+    return close(torch.softmax(a.double(), 0), torch.softmax(b.double(), 0))
+
+
+@checker(solution="best_bias")
+def check_best_bias(bias_fn: Callable[..., Any]) -> str:
+    """``bias_fn(x, y, V)``: the bias ``b`` (``[V]``) that minimises the cross-entropy of the logits ``b`` for ``y``."""
     g = torch.Generator().manual_seed(0)
-    W = torch.randn(5, 5, generator=g, requires_grad=True)
-    b = torch.randn(5, generator=g, requires_grad=True)
-    x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)
-    lam = 0.01
-    got = call(loss_fn, "your function", W, b, x, y, lam)
-    value = as_number(got.detach() if isinstance(got, torch.Tensor) else got, "your loss")
-    with torch.no_grad():
-        ce, sq, b_sq = F.cross_entropy(W[x] + b, y).item(), W.square().sum().item(), b.square().sum().item()
-        ce_no_bias = F.cross_entropy(W[x], y).item()
-        nll = F.nll_loss(W[x] + b, y).item()
-    expected = ce + lam * sq
-    if close(value, expected):
-        if not isinstance(got, torch.Tensor) or not got.requires_grad:
-            raise Wrong("return the loss as a tensor that still has its graph (no .item()), so it can be "
-                        "back-propagated")
-        return "cross-entropy of W[x] + b, plus lam * sum(W^2): the penalty pulls W towards 0, the bias stays free"
+    x = torch.randint(BIAS_V, (400,), generator=g)
+    y = torch.multinomial(BIAS_Y_PROBS, 400, replacement=True, generator=g)
+    b = as_tensor(call(bias_fn, "your function", x, y, BIAS_V), "the bias", shape=(BIAS_V,))
+    y_counts, x_counts = (torch.bincount(v, minlength=BIAS_V).double() for v in (y, x))
+    y_freq, x_freq = y_counts / len(y), x_counts / len(x)
+    if _same_row(b, y_freq.log()):
+        return ("softmax(b) is the share of each symbol among the next symbols: with W = 0 every row is the unigram "
+                "distribution, the shared row a bias is free to fit (a large alpha would make it uniform instead)")
     mistakes = [
-        (ce, "the penalty is missing: the loss must also grow with the squared size of the weights"),
-        (ce + lam * (sq + b_sq), "the bias is penalised too: only the entries of W go into the penalty"),
-        (ce_no_bias + lam * sq, "the logits leave out the bias: add b, shared by every row, to the row of W"),
-        (ce_no_bias, "the logits leave out the bias, and the penalty is missing"),
-        (ce + lam * sq / W.numel(), "the penalty should add up the squared weights, not average them "
-                                    "(the exercise fixes lam for the sum)"),
-        (ce + lam * W.detach().abs().sum().item(), "square the weights (an L2 penalty), not their absolute values "
-                                                    "(that is L1)"),
-        (ce - lam * sq, "the penalty is added to the loss, not subtracted"),
-        (nll + lam * sq, "W[x] + b are logits, not log-probabilities: use a cross-entropy that applies the "
-                         "log-softmax itself"),
+        (torch.zeros(BIAS_V), "a constant bias gives the uniform row, the model with no bias; a free bias can fit "
+                              "the targets better than that"),
+        (y_freq, "softmax exponentiates b: the row is softmax(b), so b must be such that exp(b) is proportional to "
+                 "the row you want"),
+        (y_counts, "softmax exponentiates b: the row is softmax(b), so b must be such that exp(b) is proportional to "
+                   "the row you want"),
+        (-y_freq.log(), "the sign is the wrong way round: frequent next symbols need the larger logits"),
+        (x_freq.log(), "these are the shares of the current symbols x: the loss scores the targets y, and with W = 0 "
+                       "the current symbol no longer changes the prediction"),
+        (x_freq, "with W = 0 the current symbol x no longer changes the prediction: think about the targets y"),
+        ((y_counts + 1).log(), "no pseudo-counts: the cross-entropy on these pairs is lowest without smoothing"),
     ]
-    for wrong_value, hint in mistakes:
-        if close(value, wrong_value):
+    for wrong, hint in mistakes:
+        if _same_row(b, wrong):
             raise Wrong(hint)
-    raise Wrong(f"expected {expected:.4f} on the checker's seeded input: the mean cross-entropy of the logits "
-                "(row x of W plus the bias) for the targets, plus lam times the sum of the squared entries of W")
+    mean_nll = F.cross_entropy(b.double().expand(len(y), BIAS_V), y).item()
+    best = F.cross_entropy(y_freq.log().expand(len(y), BIAS_V), y).item()
+    raise Wrong(f"with your b the mean -log p of the checker's targets is {mean_nll:.4f} nats, and the best bias gets "
+                f"{best:.4f}: which row makes the observed next symbols most probable?")
 
 
 # --- exercise 3: interpolation in PCA space (section 4.1) ---------------------------------------------------
