@@ -209,12 +209,17 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+def _count(n: int, thing: str) -> str:
+    """``n`` things, plural only when ``n`` is not 1 ("1 torch thread", "2 CPUs")."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned text lines, for printing in a notebook."""
     lines = [
         f"{'python':<14}{report['python']}  ({report['platform']})",
         f"{'device':<14}{report['device']}  ({report['device_name']})",
-        f"{'threads':<14}{report['torch_threads']} torch threads, {report['cpu_count']} CPUs",
+        f"{'threads':<14}{_count(report['torch_threads'], 'torch thread')}, {_count(report['cpu_count'], 'CPU')}",
         f"{'profile':<14}{report['profile']}",
         f"{'on Colab':<14}{report['on_colab']}",
     ]

@@ -1,11 +1,11 @@
-"""course_utils.exercises.setup: notebook 00's one exercise, the example of how every exercise works."""
+"""course_utils.exercises.setup: notebook 00's exercises (character shares, then names given to girls and boys)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from course_utils.exercises import setup as ex
-from course_utils.solutions.setup import char_frequencies
+from course_utils.solutions.setup import char_frequencies, unisex_count
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
 
@@ -32,3 +32,33 @@ def test_an_unfinished_stub_is_not_done_yet():
         raise NotImplementedError
 
     assert_not_done(ex.check_char_frequencies(char_frequencies))
+
+
+def test_unisex_count_right_on_the_reference_and_the_example():
+    assert_right(ex.check_unisex_count(unisex_count))
+    assert unisex_count(list(ex.GIRLS), list(ex.BOYS)) == 3 and unisex_count(*ex.LOWER) == 1
+    assert_right(ex.check_unisex_count(lambda g, b: float(len({n.casefold() for n in g} & {n.casefold() for n in b}))))
+
+
+def test_unisex_count_each_mistake_gets_its_hint():
+    lower = lambda names: {n.lower() for n in names}
+    assert_wrong(ex.check_unisex_count(lambda g, b: len(set(g) & set(b))), "compare the names in lower case")
+    one_sided = lambda g, b: sum(n.lower() in lower(b) for n in g)  # every copy in the girls' list
+    assert_wrong(ex.check_unisex_count(one_sided), "count each name once, not each of its copies")
+    two_sided = lambda g, b: one_sided(g, b) + one_sided(b, g)
+    assert_wrong(ex.check_unisex_count(two_sided), "count each name once, not each of its copies")
+    repeated = lambda g, b: sum(k > 1 for k in Counter(n.lower() for n in g + b).values())
+    assert_wrong(ex.check_unisex_count(repeated), "a name repeated inside one list is not a name given to both")
+    every = lambda g, b: len(g + b) - len(lower(g + b))  # every repeat, within a list too
+    assert_wrong(ex.check_unisex_count(every), "a name repeated inside one list is not a name given to both")
+    assert_wrong(ex.check_unisex_count(lambda g, b: lower(g) & lower(b)), "not the set of them")
+    assert_wrong(ex.check_unisex_count(lambda g, b: 0), "the names in both are ['avery', 'jordan', 'riley']")
+    assert_wrong(ex.check_unisex_count(lambda g, b: "3"), "should be a number")
+    assert_wrong(ex.check_unisex_count(lambda g, b: g.lower()), "raised AttributeError")
+
+
+def test_unisex_count_unfinished_stub_is_not_done_yet():
+    def unisex_count(girls, boys):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_unisex_count(unisex_count))

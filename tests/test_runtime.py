@@ -106,6 +106,9 @@ def test_environment_report(monkeypatch):
     assert set(report["data"]) >= {"fashion-mnist/train-images", "names", "tinyshakespeare"}
     text = runtime.format_report(report)
     assert "profile       ci" in text and "names" in text
+    one = runtime.format_report({**report, "torch_threads": 1, "cpu_count": 1})
+    two = runtime.format_report({**report, "torch_threads": 2, "cpu_count": 2})
+    assert "1 torch thread, 1 CPU\n" in one and "2 torch threads, 2 CPUs\n" in two
 
 
 def test_describe_hardware_names_the_cpu_and_threads():

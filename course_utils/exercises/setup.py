@@ -1,13 +1,13 @@
-"""The exercise checker of notebook 00 (how exercises work, on one tiny example)."""
+"""The exercise checkers of notebook 00: how exercises work (character shares), then names given to girls and boys."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from course_utils.exercises import Wrong, call, checker
+from course_utils.exercises import Wrong, as_number, call, checker
 
 TEXTS = ("abracadabra", "to be, or not to be:\nthat is the question")
 
@@ -36,3 +36,47 @@ def check_char_frequencies(fn: Callable[[str], Any]) -> str:
             raise Wrong(f"in {text!r}, {c!r} appears {counts[c]} times in {len(text)} characters, so its share "
                         f"is {counts[c] / len(text):.4f}; you give {values[c]:.4f}")
     return "each character's share of the text; 'a' is 5/11 of 'abracadabra'"
+
+
+# --- exercise 2: names given to girls and to boys (the names section) ----------------------------------------------
+
+# Two small lists as the SSA's files and makemore write names (Emma, emma), with repeats inside a list, so that each
+# usual mistake gives its own wrong count: the right answer is 3 (riley, jordan, avery).
+GIRLS = ("Emma", "Riley", "Ava", "Jordan", "ava", "avery", "RILEY")
+BOYS = ("Liam", "riley", "Jordan", "Noah", "noah", "Avery", "Jordan")
+LOWER = (["emma", "olivia", "ava", "liam"], ["liam", "noah", "william"])  # like the course's data: one shared name
+
+
+def _mistakes(girls: Sequence[str], boys: Sequence[str]) -> list[tuple[int, str]]:
+    """(the count a usual mistake gives, its hint) for two lists of names."""
+    g, b = {n.lower() for n in girls}, {n.lower() for n in boys}
+    both = Counter(n.lower() for n in (*girls, *boys))
+    every = [n.lower() for n in (*girls, *boys)]
+    again = "count each name once, not each of its copies: make a set of each list (in lower case), then intersect"
+    repeats = ("a name repeated inside one list is not a name given to both: count the names in the girls' list "
+               "that are also in the boys' list, not every name that repeats")
+    return [(len(set(girls) & set(boys)), "'Riley' and 'riley' are one name: compare the names in lower case "
+             "(name.lower()) before you compare the lists"),
+            (sum(n.lower() in b for n in girls) + sum(n.lower() in g for n in boys), again),
+            (sum(n.lower() in b for n in girls), again),
+            (sum(n.lower() in g for n in boys), again),
+            (sum(k > 1 for k in both.values()), repeats),
+            (len(every) - len(set(every)), repeats)]
+
+
+@checker(solution="unisex_count")
+def check_unisex_count(fn: Callable[[list[str], list[str]], Any]) -> str:
+    """``fn(girls, boys)`` -> how many distinct names, whatever their case, are in both lists."""
+    for girls, boys in ((list(GIRLS), list(BOYS)), LOWER):
+        got = call(fn, "unisex_count", list(girls), list(boys))
+        if isinstance(got, (set, frozenset, list, tuple, dict)):
+            raise Wrong(f"return how many names are in both lists (a number), not the {type(got).__name__} of them")
+        count = as_number(got, "the count")
+        shared = sorted({n.lower() for n in girls} & {n.lower() for n in boys})
+        if count == len(shared):
+            continue
+        for value, hint in _mistakes(girls, boys):
+            if count == value:
+                raise Wrong(f"for girls={girls} and boys={boys} you count {count:g}: {hint}")
+        raise Wrong(f"for girls={girls} and boys={boys} the names in both are {shared}; you count {count:g}")
+    return "the distinct names in both lists, whatever their case; riley, jordan and avery in the example"

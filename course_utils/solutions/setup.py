@@ -1,4 +1,4 @@
-"""Reference solution of notebook 00's exercise (how exercises work)."""
+"""Reference solutions of notebook 00's exercises."""
 
 import collections
 
@@ -7,3 +7,8 @@ def char_frequencies(text):
     """Each character of ``text`` and its share of the text."""
     counts = collections.Counter(text)
     return {char: n / len(text) for char, n in counts.items()}
+
+
+def unisex_count(girls, boys):
+    """How many distinct names, whatever their case, are in both lists."""
+    return len({name.lower() for name in girls} & {name.lower() for name in boys})
