@@ -219,9 +219,12 @@ def test_unet_shapes_conditioning_and_null_class():
 
 def test_receptive_field_counts_the_convolutions():
     # one level: stem, 2 convs in the down block, 4 in the middle, 2 in the up block, the output conv: 10 3x3
-    # convolutions at full resolution see 1 + 2 * 10 = 21 pixels across (GroupNorm aside); a 14x14 level: all 28
+    # convolutions at full resolution see 1 + 2 * 10 = 21 pixels across (GroupNorm aside); a 14x14 level widens it
+    # to 49 px (a corner pixel still misses the far rows), capped at 28 when the centre pixel is probed on 28 px
     assert d.receptive_field(tiny_unet(channels=(8,))) == (21, 21)
-    assert d.receptive_field(d.UNet(channels=(8, 16), time_dim=16)) == (28, 28)  # its zero output layer is refilled
+    two_levels = d.UNet(channels=(8, 16), time_dim=16)
+    assert d.receptive_field(two_levels) == (28, 28)  # its zero output layer is refilled
+    assert d.receptive_field(two_levels, size=64) == (49, 49)
 
 
 def test_timestep_embedding_is_sinusoidal():

@@ -88,6 +88,8 @@ def stepper(variant: str = "right"):
             return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
         if variant == "package":
             return diffusion.ddpm_step(eps, t, t - 1, x_t, diffusion.make_schedule("linear"), noise)
+        if variant == "ddim at eta 1":  # the same step (section 4.3 of the notebook), under another name
+            return diffusion.ddim_step(eps, t, t - 1, x_t, diffusion.make_schedule("linear"), 1.0, noise)
         if t == 0 and variant != "wraps at 0" and variant != "noise at 0":
             return mean
         sigma = {"beta": beta.sqrt(), "variance": var, "no noise": torch.tensor(0.0), "noise at 0": beta.sqrt()}.get(
@@ -105,6 +107,8 @@ def test_reverse_step():
 def test_reverse_step_refuses_the_package_version():
     assert_wrong(ex.check_reverse_step(stepper("package")), "calls diffusion.ddpm_step")
     assert_wrong(ex.check_reverse_step(diffusion.ddpm_step), "diffusion.ddpm_step itself")
+    assert_wrong(ex.check_reverse_step(stepper("ddim at eta 1")), "calls diffusion.ddim_step")
+    assert_wrong(ex.check_reverse_step(diffusion.ddim_step), "diffusion.ddim_step itself")
 
 
 @pytest.mark.parametrize(("variant", "fragment"), [

@@ -124,7 +124,8 @@ def check_reverse_step(reverse_step: Callable[..., Any]) -> str:
     for t in (500, 1, 0):
         x_t, eps = _case(10 + t)
         noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(t))
-        out = call_refusing([(diffusion, "ddpm_step", "diffusion.ddpm_step")], "write the step yourself", reverse_step,
+        shortcuts = [(diffusion, name, f"diffusion.{name}") for name in ("ddpm_step", "ddim_step")]  # eta = 1: DDPM's
+        out = call_refusing(shortcuts, "write the step yourself", reverse_step,
                             "your function", x_t.clone(), eps.clone(), t, noise.clone(), betas.clone(), ab_all.clone(),
                             advice="build the mean and the noise's scale from betas and alpha_bar")
         x_prev = as_tensor(out, f"x_(t-1) at t = {t}", shape=tuple(x_t.shape))
