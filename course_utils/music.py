@@ -245,7 +245,7 @@ def read_cache(path: Path) -> list[dict[str, Any]] | None:
     if not path.exists() or not sums.exists():
         return None
     if sha256_of(path)[0] != sums.read_text(encoding="ascii").strip():
-        print(f"{path.name}: checksum mismatch, the cache is rebuilt")
+        print(f"{path.name}: checksum mismatch, the cache is not used (load_chorales() rebuilds it)")
         return None
     content = json.loads(path.read_bytes())
     if content.get("format") != CACHE_FORMAT:

@@ -94,7 +94,7 @@ def test_two_real_chorales():
     assert music.in_key_share([c["tokens"] for c in first]) > 0.85
 
 
-def test_cache_round_trip_checksum_and_format(tmp_path, monkeypatch):
+def test_cache_round_trip_checksum_and_format(tmp_path, monkeypatch, capsys):
     chorales = [{"name": "a", "mode": "major", "sharps": 0, "shift": 0, "tokens": ["<major>", "C4_1", "<end>"]}]
     path = tmp_path / "bach" / "melodies.json"
     music.write_cache(chorales, path)
@@ -105,10 +105,13 @@ def test_cache_round_trip_checksum_and_format(tmp_path, monkeypatch):
     data = bytearray(path.read_bytes())
     data[10] ^= 1
     path.write_bytes(bytes(data))
-    assert music.read_cache(path) is None  # a changed byte fails the checksum: the cache is rebuilt
+    capsys.readouterr()
+    assert music.read_cache(path) is None  # a changed byte fails the checksum: the cache is not used
+    message = "melodies.json: checksum mismatch, the cache is not used (load_chorales() rebuilds it)\n"
+    assert capsys.readouterr().out == message
     monkeypatch.setattr(music, "tokenise_files", lambda *a, **k: chorales)
     monkeypatch.setattr(music, "chorale_paths", lambda: [])
-    assert music.load_chorales(path=path) == chorales and music.read_cache(path) == chorales
+    assert music.load_chorales(path=path) == chorales and music.read_cache(path) == chorales  # as the message says
     monkeypatch.setattr(music, "CACHE_FORMAT", music.CACHE_FORMAT + 1)
     assert music.read_cache(path) is None
 
