@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from course_utils import evaluation
 from course_utils.exercises import gan as ex
-from course_utils.solutions.gan import diagonal_fd, gan_value, minimax_g_step
+from course_utils.solutions.gan import d_step, diagonal_fd, gan_value, minimax_g_step
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is fastest
@@ -58,6 +58,56 @@ def test_gan_value_stub_and_crash():
 
     assert_not_done(ex.check_gan_value(stub))
     assert_wrong(ex.check_gan_value(lambda p: p), "raised TypeError")
+
+
+# --- the discriminator's step --------------------------------------------------------------------------------
+
+
+def wrong_d_step(real_target=None, fake_target=0.0, detach=True, zero_grad=True, step=True, halve=False):
+    """A discriminator step with one mistake switched on; ``real_target`` None means the real_label passed in."""
+    def step_fn(G, D, opt_d, real, z, real_label=0.9):
+        fake = G(z)
+        d_real, d_fake = D(real), D(fake.detach() if detach else fake)
+        target = real_label if real_target is None else real_target
+        loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, target))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.full_like(d_fake, fake_target)))
+        loss = loss / 2 if halve else loss
+        if zero_grad:
+            opt_d.zero_grad()
+        loss.backward()
+        if step:
+            opt_d.step()
+        return loss.item()
+
+    return step_fn
+
+
+def test_d_step_right():
+    result = ex.check_d_step(d_step)
+    assert_right(result)
+    assert "gan.gan_step" in result.message and "0.9" in result.message
+    assert_right(ex.check_d_step(wrong_d_step()))  # the helper without a mistake: right too
+
+
+def test_d_step_names_each_mistake():
+    assert_wrong(ex.check_d_step(wrong_d_step(detach=False)), "detach the fakes")
+    assert_wrong(ex.check_d_step(wrong_d_step(real_target=0.0, fake_target=0.9)), "labels are swapped")
+    assert_wrong(ex.check_d_step(wrong_d_step(fake_target=0.1)), "smoothing is one-sided")
+    assert_wrong(ex.check_d_step(wrong_d_step(real_target=1.0)), "real target is 0.9")
+    assert_wrong(ex.check_d_step(wrong_d_step(halve=True)), "sum of the two BCE losses")
+    assert_wrong(ex.check_d_step(wrong_d_step(zero_grad=False)), "opt_d.zero_grad()")
+    assert_wrong(ex.check_d_step(wrong_d_step(step=False)), "call opt_d.step()")
+    assert_wrong(ex.check_d_step(wrong_d_step(fake_target=0.5)), "expected D's loss")
+
+
+def test_d_step_unfinished_and_the_random_state():
+    def stub(G, D, opt_d, real, z, real_label=0.9):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_d_step(stub))
+    state = torch.get_rng_state()
+    assert_right(ex.check_d_step(d_step))
+    assert torch.equal(state, torch.get_rng_state())  # the checker leaves the notebook's random state alone
 
 
 # --- the minimax generator step ------------------------------------------------------------------------------

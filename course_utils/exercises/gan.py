@@ -222,6 +222,85 @@ def _saturation(step_fn: Callable[..., Any], fooled: Any) -> str:
             f"{moved:.1e}, the non-saturating step by {ns_moved:.1e}: the minimax loss saturates, as section 1 showed")
 
 
+# --- the discriminator's step (section 2) -------------------------------------------------------------------
+
+_SMOOTH = 0.9  # the real label of one-sided smoothing, as in the notebook's DCGAN
+
+
+def _d_setup() -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
+    """Small seeded toy networks, a real batch and the noise that ``gan.gan_step`` draws after ``manual_seed(0)``."""
+    from course_utils import toy
+
+    with torch.random.fork_rng(devices=[]):  # seeded, and the notebook's random state is left alone
+        torch.manual_seed(0)
+        G, D = gan.ToyGenerator(), gan.ToyDiscriminator()
+        real = toy.ring_of_gaussians(_BATCH, std=0.05, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(2)
+        z = torch.randn(_BATCH, G.config.z_dim)
+    return G, D, real, z
+
+
+def _d_reference(real_label: float) -> tuple[float, list[torch.Tensor]]:
+    """The package's whole step, ``gan.gan_step``, with plain SGD and ``_d_setup``'s noise: D's loss and weights."""
+    G, D, real, _ = _d_setup()
+    opts = [torch.optim.SGD(m.parameters(), lr=_LR) for m in (G, D)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        out = gan.gan_step(G, D, *opts, real, real_label=real_label)
+    return out["loss_d"], [p.detach() for p in D.parameters()]
+
+
+def _d_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_target: float, fake_target: float) -> float:
+    with torch.no_grad():
+        r, f = D(real), D(fake)
+        return float(F.binary_cross_entropy_with_logits(r, torch.full_like(r, real_target))
+                     + F.binary_cross_entropy_with_logits(f, torch.full_like(f, fake_target)))
+
+
+@checker(solution="d_step")
+def check_d_step(step_fn: Callable[..., Any]) -> str:
+    """``step_fn(G, D, opt_d, real, z, real_label)``: one update of D on a real and a fake batch; D's loss."""
+    G, D, real, z = _d_setup()
+    opt = torch.optim.SGD(D.parameters(), lr=_LR)
+    for p in D.parameters():
+        p.grad = torch.full_like(p, _STALE)  # a step that forgets zero_grad() adds this in
+    with torch.random.fork_rng(devices=[]):
+        out = call(step_fn, "your d_step", G, D, opt, real.clone(), z.clone(), _SMOOTH)
+    loss = as_number(out, "the loss you return")
+    after = [p.detach() for p in D.parameters()]
+    ref_loss, right = _d_reference(_SMOOTH)
+    G0, D0, _, _ = _d_setup()
+    with torch.no_grad():
+        fake = G0(z)
+    if any(p.grad is not None and bool(p.grad.any()) for p in G.parameters()):
+        raise Wrong("G received a gradient: detach the fakes (G(z).detach()) before D scores them, so that D's "
+                    "update stays out of G (G gets its own step, with its own loss)")
+    if not close(loss, ref_loss, 1e-4):
+        wrong = {"the labels are swapped: real images are labelled real_label (0.9 here), the fakes 0":
+                 _d_loss(D0, real, fake, 0.0, _SMOOTH),
+                 "the smoothing is one-sided: only the real label becomes real_label; the fakes keep the label 0":
+                 _d_loss(D0, real, fake, _SMOOTH, 1 - _SMOOTH),
+                 "use real_label for the real batch: with label smoothing the real target is 0.9, not 1":
+                 _d_loss(D0, real, fake, 1.0, 0.0),
+                 "D's loss is the sum of the two BCE losses, the real batch's and the fake batch's, not their mean":
+                 _d_loss(D0, real, fake, _SMOOTH, 0.0) / 2}
+        for hint, value in wrong.items():
+            if close(loss, value, 1e-4):
+                raise Wrong(hint)
+        raise Wrong(f"expected D's loss {ref_loss:.4f} (BCE on the real batch with target real_label, plus BCE on "
+                    f"the detached fakes with target 0, from the logits); yours is {loss:.4f}")
+    if _same(after, [p.detach() for p in D0.parameters()]):
+        raise Wrong("the loss is right but D did not move: after loss.backward(), call opt_d.step()")
+    if _same(after, [r - _LR * _STALE for r in right]):
+        raise Wrong("call opt_d.zero_grad() before loss.backward(): D's .grad still held gradients from an earlier "
+                    "step, and backward() adds to them")
+    if not _same(after, right):
+        raise Wrong("the loss is right but D's update is not: opt_d.zero_grad(), loss.backward(), then one "
+                    "opt_d.step()")
+    return (f"D's loss {loss:.4f} and D's new weights match gan.gan_step's, with the label smoothing "
+            f"(real label {_SMOOTH}) and the fakes detached")
+
+
 # --- the Fréchet distance of diagonal Gaussians, from features (section 4) -----------------------------------
 
 

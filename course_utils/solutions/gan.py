@@ -15,6 +15,19 @@ def gan_value(p_data, p_g, dx):
     return float(integrand.sum() * dx)
 
 
+def d_step(G, D, opt_d, real, z, real_label=0.9):
+    """One update of D on a real and a fake batch; returns D's loss as a float."""
+    fake = G(z).detach()  # detach: D's update must not flow into G
+    d_real, d_fake = D(real), D(fake)  # logits
+    # one-sided label smoothing: the real batch's target is real_label, the fakes' stays 0
+    loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    opt_d.zero_grad()  # clear gradients left by an earlier backward pass
+    loss.backward()
+    opt_d.step()
+    return loss.item()
+
+
 def minimax_g_step(G, D, opt_g, z):
     """One update of G with the minimax loss, the batch mean of log(1 - D(G(z))); returns that loss as a float."""
     logits = D(G(z))  # no detach: G's gradient flows back through D
