@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 import torch
-from transformers import GPT2Config
+from transformers import GPT2LMHeadModel
 
 from course_utils import music, seq2seq
 from course_utils.exercises import hf as ex
@@ -146,48 +146,46 @@ def test_bits_per_byte():
     assert_not_done(check(stub))
 
 
-# --- exercise 4: a GPT2Config for a small vocabulary -------------------------------------------------------
+# --- exercise 4: counting a GPT-2's parameters -------------------------------------------------------------
 
 
-def config(v, b, e, **changes):
-    """A learner's config, with keyword arguments of GPT2Config changed to switch on a mistake."""
-    kwargs = dict(vocab_size=v, n_positions=b, n_layer=2, n_head=4, n_embd=64, resid_pdrop=0,
-                  embd_pdrop=0, attn_pdrop=0, bos_token_id=e, eos_token_id=e, pad_token_id=e)
-    kwargs.update(changes)
-    return GPT2Config(**{k: v for k, v in kwargs.items() if v is not DEFAULT})
+def counted(config, tied_twice=False, untied_ignored=False, head_bias=False, linear_biases=True, norm_biases=True,
+            norms=True, final_norm=True, positions=True, inner=True):
+    """A learner's count, each keyword switching one mistake on (the defaults give the right count)."""
+    d = config.n_embd
+    h = (config.n_inner if inner else None) or 4 * d
+    n = config.vocab_size * d + (config.n_positions * d if positions else 0)
+    per_block = 4 * d * d + 2 * d * h + (5 * d + h if linear_biases else 0)
+    per_block += (2 * d + (2 * d if norm_biases else 0)) if norms else 0
+    n += config.n_layer * per_block + ((d + (d if norm_biases else 0)) if norms and final_norm else 0)
+    if not config.tie_word_embeddings and not untied_ignored or tied_twice:
+        n += config.vocab_size * d
+    return n + (config.vocab_size if head_bias else 0)
 
 
-DEFAULT = object()  # leave the argument out: GPT2Config's default
+def test_gpt2_parameters_right():
+    assert_right(ex.check_gpt2_parameters(sol.gpt2_parameters))
+    assert_right(ex.check_gpt2_parameters(counted))
+    assert_right(ex.check_gpt2_parameters(lambda c: float(counted(c))))  # a float of the right value is a count
 
 
-def test_make_config_right():
-    assert_right(ex.check_make_config(sol.make_config))
-    assert_right(ex.check_make_config(config))
-
-
-def test_make_config_wrong():
-    check = ex.check_make_config
-    assert_wrong(check(lambda v, b, e: config(v, b, e, bos_token_id=DEFAULT, eos_token_id=DEFAULT)),
-                 "bos_token_id and eos_token_id are still 50256", "does not exist")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, eos_token_id=DEFAULT)), "eos_token_id is still 50256")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, bos_token_id=0, eos_token_id=v - 1)), "bos and eos")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, pad_token_id=DEFAULT)), "pad_token_id is unset")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, pad_token_id=e + 1)), "pad_token_id should be end_id")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, vocab_size=DEFAULT)), "vocab_size is 50257 (the default")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, vocab_size=v + 1)), "vocab_size is 501;")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=b - 1)), "smaller than the context")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=DEFAULT, n_ctx=b)),
-                 "n_positions is 1024, GPT2Config's default")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_positions=2 * b)), "n_positions is 64:")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_layer=DEFAULT)), "n_layer should be 2, not 12")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_head=2)), "n_head should be 4")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, n_embd=128)), "n_embd should be 64")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, embd_pdrop=DEFAULT, attn_pdrop=DEFAULT)),
-                 "embd_pdrop, attn_pdrop are not 0", "three fields")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, resid_pdrop=0.1)), "resid_pdrop is not 0")
-    assert_wrong(check(lambda v, b, e: config(v, b, e, tie_word_embeddings=False)), "tie_word_embeddings")
-    assert_wrong(check(lambda v, b, e: config(v, b, e).to_dict()), "return a transformers GPT2Config", "dict")
-    assert_wrong(check(lambda v, b, e: config(v, 32, e)), "n_positions is 32, smaller")  # block_size ignored
+def test_gpt2_parameters_wrong():
+    check = ex.check_gpt2_parameters
+    assert_wrong(check(lambda c: counted(c, tied_twice=True)), "tied to the token embedding", "counted once")
+    assert_wrong(check(lambda c: counted(c, untied_ignored=True)), "tie_word_embeddings=False", "n_layer=1")
+    assert_wrong(check(lambda c: counted(c, head_bias=True)), "no bias")
+    assert_wrong(check(lambda c: counted(c, linear_biases=False, norm_biases=False)), "every linear layer and every")
+    assert_wrong(check(lambda c: counted(c, linear_biases=False)), "the linear layers have biases")
+    assert_wrong(check(lambda c: counted(c, norm_biases=False)), "a bias as well as a weight")
+    assert_wrong(check(lambda c: counted(c, norms=False)), "two per block")
+    assert_wrong(check(lambda c: counted(c, final_norm=False)), "ln_f")
+    assert_wrong(check(lambda c: counted(c, positions=False)), "position table")
+    assert_wrong(check(lambda c: counted(c, inner=False)), "n_inner when it is set")
+    assert_wrong(check(lambda c: counted(c) * c.n_head // 4), "n_head=2", "you counted")  # grows with the heads
+    assert_wrong(check(lambda c: counted(c) + 0.5), "you counted")
+    assert_wrong(check(lambda c: str(counted(c))), "number")
+    assert_wrong(check(lambda c: sum(p.numel() for p in GPT2LMHeadModel(c).parameters())),
+                 "GPT2LMHeadModel(...)", "count each layer")
     assert_not_done(check(stub))
 
 

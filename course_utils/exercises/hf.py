@@ -14,7 +14,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from course_utils import bpe, music, seq2seq
-from course_utils.exercises import Wrong, as_number, call, checker, close, not_done
+from course_utils.exercises import Wrong, as_number, call, call_refusing, checker, close, not_done
 
 # --- exercise 1: BPE merges by hand (section 1) ---------------------------------------------------------------
 
@@ -255,74 +255,73 @@ def check_bits_per_byte(fn: Callable[[float, int, str], Any]) -> str:
             "size an ideal coder driven by the model would compress the text to, in bits per byte")
 
 
-# --- exercise 4: a GPT2Config for a small vocabulary (section 2) ---------------------------------------------
+# --- exercise 4: counting a GPT-2's parameters (section 2) ---------------------------------------------------
 
-CONFIG_CASES = ((500, 32, 0), (2000, 64, 1999), (97, 16, 3))  # (vocab_size, block_size, end_id)
-CONFIG_SIZE = {"n_layer": 2, "n_head": 4, "n_embd": 64}
-DROPOUTS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
-GPT2_END = 50256  # OpenAI GPT-2's <|endoftext|>, a default GPT2Config's bos and eos
-
-
-def _config_mistake(config: Any, vocab_size: int, block_size: int, end_id: int) -> str | None:
-    """The hint for the first mistake in ``config``, or None if it is right."""
-    case = f"for vocab_size={vocab_size}, block_size={block_size}, end_id={end_id}"
-    ids = {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}
-    if GPT2_END in ids.values():
-        left = " and ".join(k for k, v in ids.items() if v == GPT2_END)
-        return (f"{left} {'are' if ' and ' in left else 'is'} still {GPT2_END}, GPT-2's <|endoftext|>: that id "
-                f"does not exist in a vocabulary of {vocab_size} tokens, so generate would start from a token that "
-                "is not there and never see its end; set them to end_id")
-    if any(v != end_id for v in ids.values()):
-        return f"{case}, bos and eos should both be end_id, not {ids}"
-    if config.pad_token_id is None:
-        return ("pad_token_id is unset (GPT2Config's default): GPT-2 has no padding token of its own, so it pads "
-                "with its end token; set pad_token_id to end_id as well")
-    if config.pad_token_id != end_id:
-        return f"{case}, pad_token_id should be end_id, not {config.pad_token_id}"
-    if config.vocab_size != vocab_size:
-        default = " (the default, OpenAI's vocabulary)" if config.vocab_size == 50257 else ""
-        return f"{case}, vocab_size is {config.vocab_size}{default}; it is the size of your vocabulary, vocab_size"
-    if config.n_positions != block_size:
-        if config.n_positions < block_size:
-            return (f"n_positions is {config.n_positions}, smaller than the context of {block_size} tokens: positions "
-                    "past it have no embedding (05's block_size is GPT2Config's n_positions)")
-        default = ", GPT2Config's default" if config.n_positions == 1024 else ""
-        return (f"{case}, n_positions is {config.n_positions}{default}: the number of positions is the context, "
-                "block_size (05's block_size is GPT2Config's n_positions)")
-    for name, want in CONFIG_SIZE.items():
-        if getattr(config, name) != want:
-            return f"{name} should be {want}, not {getattr(config, name)} (the default is GPT-2 small's)"
-    kept = [name for name in DROPOUTS if getattr(config, name) != 0]
-    if kept:
-        return (f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not 0: 05's one dropout is three fields of "
-                "GPT2Config (see the table), and no dropout means all three at 0")
-    if not config.tie_word_embeddings:
-        return "keep tie_word_embeddings at its default, True: GPT-2's output layer shares the token embedding"
-    return None
+COUNT_CASES = (  # GPT2Config fields: the sizes of section 2's model, an MLP of its own width, an untied output
+    {"vocab_size": 500, "n_positions": 32, "n_layer": 2, "n_head": 4, "n_embd": 64},
+    {"vocab_size": 97, "n_positions": 16, "n_layer": 3, "n_head": 2, "n_embd": 24, "n_inner": 40},
+    {"vocab_size": 300, "n_positions": 24, "n_layer": 1, "n_head": 8, "n_embd": 32, "tie_word_embeddings": False},
+    {"vocab_size": 500, "n_positions": 32, "n_layer": 2, "n_head": 16, "n_embd": 64},  # the first, other heads
+)
 
 
-@checker(solution="make_config")
-def check_make_config(make_fn: Callable[[int, int, int], Any]) -> str:
-    """``make_fn(vocab_size, block_size, end_id)``: a small ``GPT2Config`` whose special ids are ``end_id``."""
-    from transformers import GPT2Config, GPT2LMHeadModel  # lazy: importing transformers takes seconds
+def _count_parts(config: Any) -> dict[str, int]:
+    """The parts of ``GPT2LMHeadModel(config)``'s parameter count that a mistaken formula leaves out or adds."""
+    d, v, p, layers = config.n_embd, config.vocab_size, config.n_positions, config.n_layer
+    h = config.n_inner or 4 * d  # the MLP's width
+    return {"positions": p * d, "vocab": v, "linear biases": layers * (5 * d + h),
+            "norm weights": layers * 2 * d + d, "norm biases": layers * 2 * d + d, "final norm": 2 * d,
+            "output": 0 if config.tie_word_embeddings else v * d, "embedding": v * d,
+            "mlp if 4d": layers * (2 * d * 4 * d + 4 * d) - layers * (2 * d * h + h)}
 
-    for vocab_size, block_size, end_id in CONFIG_CASES:
-        config = call(make_fn, "your function", vocab_size, block_size, end_id)
-        not_done(config)
-        if not isinstance(config, GPT2Config):
-            raise Wrong(f"return a transformers GPT2Config (build it with GPT2Config(...)); got a "
-                        f"{type(config).__name__}")
-        hint = _config_mistake(config, vocab_size, block_size, end_id)
-        if hint:
-            raise Wrong(hint)
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(config)
-    ids = torch.randint(vocab_size, (1, block_size))
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits
-    assert logits.shape == (1, block_size, vocab_size)
-    return (f"a GPT-2 of {sum(p.numel() for p in model.parameters()):,} parameters reads {block_size} tokens of a "
-            f"{vocab_size}-token vocabulary, and its bos, eos and pad ids are inside that vocabulary")
+
+def _count_mistake(got: int, config: Any, right: int) -> str | None:
+    """The hint for a count that is off in a way a learner's formula typically is, or None."""
+    part = _count_parts(config)
+    tied = config.tie_word_embeddings
+    known = [
+        (right + part["embedding"] if tied else None, "the output layer is tied to the token embedding "
+         "(tie_word_embeddings=True): one matrix, counted once"),
+        (right - part["output"] if not tied else None, "this config has tie_word_embeddings=False: the output layer is "
+         "a matrix of its own, vocab_size x n_embd, beside the token embedding"),
+        (right + part["vocab"], "the output layer has no bias in GPT-2 (print the model: lm_head has bias=False)"),
+        (right - part["linear biases"] - part["norm biases"], "GPT-2 has biases: in every linear layer and every layer "
+         "norm (05's bias=False is the switch section 2 turns on)"),
+        (right - part["linear biases"], "the linear layers have biases too: c_attn, c_proj, c_fc and the MLP's c_proj "
+         "(05's bias=False is the switch section 2 turns on)"),
+        (right - part["norm biases"], "a layer norm has a bias as well as a weight, n_embd numbers each"),
+        (right - part["norm weights"] - part["norm biases"], "the layer norms: two per block (ln_1, ln_2) and one "
+         "at the end (ln_f), each a weight and a bias of n_embd numbers"),
+        (right - part["final norm"], "the final layer norm, ln_f, after the last block"),
+        (right - part["positions"], "the position table: GPT-2 learns one vector per position, n_positions x n_embd"),
+        (right + part["mlp if 4d"] if config.n_inner else None, "the MLP's width is config.n_inner when it is set; "
+         "4 * n_embd only when it is None"),
+    ]
+    return next((hint for count, hint in known if count is not None and got == count), None)
+
+
+@checker(solution="gpt2_parameters")
+def check_gpt2_parameters(count_fn: Callable[[Any], Any]) -> str:
+    """``count_fn(config)``: the number of parameters of ``GPT2LMHeadModel(config)``, from the config alone."""
+    import transformers  # lazy: importing transformers takes seconds
+    from transformers import GPT2Config
+
+    shortcuts = [(transformers.GPT2LMHeadModel, "__init__", "GPT2LMHeadModel(...)"),
+                 (transformers.GPT2Model, "__init__", "GPT2Model(...)")]
+    for fields in COUNT_CASES:
+        config = GPT2Config(**fields, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+        got = as_number(call_refusing(shortcuts, "count from the config's fields", count_fn, "your function", config,
+                                      advice="count each layer's weights and biases from the config"),
+                        "the count")
+        right = sum(p.numel() for p in transformers.GPT2LMHeadModel(config).parameters())  # tied: counted once
+        if got != right:
+            case = ", ".join(f"{k}={v}" for k, v in fields.items())
+            hint = _count_mistake(int(got), config, right) if float(got).is_integer() else None
+            raise Wrong(f"for GPT2Config({case}): {hint}" if hint else
+                        f"for GPT2Config({case}) the model has {right:,} parameters; you counted {got:,.0f} "
+                        f"({got - right:+,.0f}); print a model built from it to see its layers")
+    return ("right on every config: the count grows with n_embd squared in the blocks and with vocab_size in the "
+            "tables, and the number of heads does not change it (n_head=4 and n_head=16 give the same count)")
 
 
 # --- exercise 5: labels for a padded batch (section 2.4) -----------------------------------------------------

@@ -3,8 +3,6 @@
 import math
 from collections import Counter
 
-from transformers import GPT2Config
-
 from course_utils import music, seq2seq
 
 
@@ -61,13 +59,17 @@ def bits_per_byte(loss_per_token, num_tokens, text):
     return total_nats / math.log(2) / len(text.encode("utf-8"))
 
 
-def make_config(vocab_size, block_size, end_id):
-    """A GPT2Config for a small GPT-2 (2 layers, 4 heads, 64 dimensions, no dropout) whose special ids are end_id."""
-    return GPT2Config(
-        vocab_size=vocab_size, n_positions=block_size, n_layer=2, n_head=4, n_embd=64,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=end_id, eos_token_id=end_id, pad_token_id=end_id,
-    )
+def gpt2_parameters(config):
+    """The number of parameters of GPT2LMHeadModel(config), counted from the config's fields."""
+    d = config.n_embd
+    h = config.n_inner or 4 * d  # the MLP's width
+    tables = (config.vocab_size + config.n_positions) * d  # the token and position embeddings
+    block = (2 * 2 * d  # ln_1 and ln_2: a weight and a bias each
+             + d * 3 * d + 3 * d  # attn.c_attn: queries, keys and values in one layer, with biases
+             + d * d + d  # attn.c_proj
+             + d * h + h + h * d + d)  # the MLP: c_fc and c_proj
+    output = 0 if config.tie_word_embeddings else config.vocab_size * d  # tied: the token embedding, counted once
+    return tables + config.n_layer * block + 2 * d + output  # 2 * d: the final layer norm, ln_f
 
 
 def normalise_date(text):
