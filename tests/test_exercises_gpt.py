@@ -162,7 +162,87 @@ def test_alibi_variants_really_differ_from_the_answer():
         assert wrong.shape != right.shape or not torch.allclose(wrong, right, atol=1e-3), hint
 
 
-# --- exercise 3: the sampling loop ----------------------------------------------------------------------
+# --- exercise 3: the transformer block's forward pass ----------------------------------------------------
+
+
+class Attention(torch.nn.Module):  # notebook 05's written-out attention (section 2.7)
+    def __init__(self, C, h):
+        super().__init__()
+        self.h = h
+        self.c_attn = torch.nn.Linear(C, 3 * C, bias=False)
+        self.c_proj = torch.nn.Linear(C, C, bias=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in self.c_attn(x).split(C, dim=-1))
+        y, _ = gpt.attention(q, k, v, gpt.causal_mask(T))
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(torch.nn.Module):  # notebook 05's written-out MLP
+    def __init__(self, C):
+        super().__init__()
+        self.c_fc, self.c_proj = torch.nn.Linear(C, 4 * C, bias=False), torch.nn.Linear(4 * C, C, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(torch.nn.Module):  # notebook 05's block, with the package's parameter names
+    def __init__(self, C, h):
+        super().__init__()
+        self.ln_1, self.attn = torch.nn.LayerNorm(C, bias=False), Attention(C, h)
+        self.ln_2, self.mlp = torch.nn.LayerNorm(C, bias=False), MLP(C)
+
+
+def test_block_forward():
+    assert_right(ex.check_block_forward(sol.block_forward))
+
+    def in_steps(block, x):
+        attended = block.attn(block.ln_1(x))
+        x = attended + x
+        return x + block.mlp(block.ln_2(x))
+
+    assert_right(ex.check_block_forward(in_steps))
+    for name, hint in ex.BLOCK_HINTS.items():
+        assert_wrong(ex.check_block_forward(lambda b, x, name=name: ex._block_variants(b, x)[name]), hint[:40])
+    assert_wrong(ex.check_block_forward(lambda b, x: x), "differs from the pre-norm block")
+    assert_wrong(ex.check_block_forward(lambda b, x: sol.block_forward(b, x)[:, -1]), "shape")
+    assert_not_done(ex.check_block_forward(stub))
+
+
+def test_block_forward_refuses_the_package_s_forward():
+    original = gpt.Block.forward
+    assert_wrong(ex.check_block_forward(gpt.Block.forward), "write the block yourself", "gpt.Block.forward itself")
+    assert_wrong(ex.check_block_forward(lambda b, x: b(x)), "write the block yourself", "calls gpt.Block.forward")
+    assert gpt.Block.forward is original  # restored
+
+
+def test_the_solution_on_the_notebook_s_written_out_block():
+    """The notebook's block (its written-out attention and MLP) with gpt.Block's weights (load_state_dict, as
+    notebook 05 does for the whole GPT): the solution gives gpt.Block's output."""
+    reference = ex._reference_block()
+    mine = Block(ex.BLOCK_C, ex.BLOCK_H)
+    mine.load_state_dict(reference.state_dict())  # strict: the same names and shapes
+    x = torch.randn(2, 6, ex.BLOCK_C, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(sol.block_forward(mine, x), reference(x), atol=1e-5)
+        assert torch.allclose(gpt.Block.forward(mine, x), reference(x), atol=1e-5)  # what the notebook's Block runs
+
+
+def test_block_variants_differ_from_the_answer_and_from_each_other():
+    """On the checker's block and input, every mistake changes the output well past the checker's tolerance,
+    and no two mistakes give the same output: else a hint is unreachable, or names the wrong mistake."""
+    block = ex._reference_block()
+    x = 2 * torch.randn(2, 6, ex.BLOCK_C, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outputs = {"answer": block(x), **ex._block_variants(block, x)}
+    assert set(ex.BLOCK_HINTS) == set(outputs) - {"answer"}
+    for a, b in itertools.combinations(outputs, 2):
+        assert (outputs[a] - outputs[b]).abs().max() > 0.05, (a, b)
+
+
+# --- exercise 4: the sampling loop ----------------------------------------------------------------------
 
 
 def sampler(crop=True, crop_first=False, temp="divide", largest=True, top_k_on=True, argmax=False, feed=True,
@@ -296,7 +376,7 @@ def test_sample_variants_differ_from_the_answer_and_from_each_other():
         assert (outputs[a] != outputs[b]).sum() >= 3, (names[a], names[b])
 
 
-# --- exercise 4: top-p ------------------------------------------------------------------------------------
+# --- exercise 5: top-p ------------------------------------------------------------------------------------
 
 
 def test_top_p():
@@ -335,7 +415,7 @@ def test_top_p_variants_really_differ_from_the_answer():
         assert any(differs), name
 
 
-# --- exercise 5: the repetition penalty ----------------------------------------------------------------------
+# --- exercise 6: the repetition penalty ----------------------------------------------------------------------
 
 
 def test_repetition_penalty():

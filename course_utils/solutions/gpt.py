@@ -26,6 +26,12 @@ def alibi_attention(x, w_q, w_k, w_v, slopes):
     return y.transpose(0, 1).reshape(T, C)  # the heads side by side
 
 
+def block_forward(block, x):
+    """The stream x [B, T, C] after the block's two sub-layers: pre-norm, a residual connection around each."""
+    x = x + block.attn(block.ln_1(x))  # the attention reads a normalised copy of the stream; its output is added
+    return x + block.mlp(block.ln_2(x))  # the MLP likewise, with its own LayerNorm
+
+
 def sample_tokens(model, idx, steps, temperature, top_k, generator):
     """idx [1, T] followed by `steps` tokens drawn one at a time with a temperature and top-k: [1, T + steps]."""
     block_size = model.config.block_size
