@@ -216,10 +216,10 @@ SCHEDULES: tuple[tuple[str, str, int, int, tuple[str | tuple[str, int], ...]], .
     # 00 is sent ahead (the laptop check, run at home before the first day), which leaves Day 1 room for 01-03.
     ("Day 1: image models", "cpu", 9 * 60, 17 * 60,
      ("01", ("break", 15), "02", ("lunch", 60), "03")),
-    # Day 2 holds the three longest blocks: a 45-minute lunch keeps it within the day.
-    ("Day 2: diffusion and transformers", "cpu", 9 * 60, 17 * 60,
-     ("04", ("break", 15), "05", ("lunch", 45), "06")),
-    ("Day 3 (half day): evaluation", "cpu", 9 * 60, 12 * 60 + 30, ("07",)),
+    # 04, 05 and 06 no longer fit one day (their exercises grew): Day 2 builds the models, Day 3 uses the library
+    # and measures them, each with room left for the exercises and the optional sections.
+    ("Day 2: diffusion and a transformer from scratch", "cpu", 9 * 60, 17 * 60, ("04", ("lunch", 60), "05")),
+    ("Day 3: Hugging Face and evaluation", "cpu", 9 * 60, 17 * 60, ("06", ("lunch", 60), "07")),
 )
 
 
