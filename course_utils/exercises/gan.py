@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils import evaluation, gan
+from course_utils import evaluation, gan, toy
 from course_utils.exercises import Wrong, as_number, call, checker, close, refusing
 
 # --- the value of the game with the optimal discriminator (section 1) ------------------------------
@@ -229,8 +229,6 @@ _SMOOTH = 0.9  # the real label of one-sided smoothing, as in the notebook's DCG
 
 def _d_setup() -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
     """Small seeded toy networks, a real batch and the noise that ``gan.gan_step`` draws after ``manual_seed(0)``."""
-    from course_utils import toy
-
     with torch.random.fork_rng(devices=[]):  # seeded, and the notebook's random state is left alone
         torch.manual_seed(0)
         G, D = gan.ToyGenerator(), gan.ToyDiscriminator()
