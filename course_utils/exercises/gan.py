@@ -96,6 +96,17 @@ _LR = 0.05  # plain SGD: its step is proportional to the gradient, so a wrong sc
 _STALE = 0.5  # every .grad of G holds this before the step: a step that forgets zero_grad() adds it in
 
 
+def _check_update(after: list[torch.Tensor], right: list[torch.Tensor], who: str) -> None:
+    """The hints once the loss is right: the stale gradient of a forgotten zero_grad(), or any other wrong update."""
+    opt = f"opt_{who.lower()}"
+    if _same(after, [r - _LR * _STALE for r in right]):
+        raise Wrong(f"call {opt}.zero_grad() before loss.backward(): {who}'s .grad still held gradients from an "
+                    "earlier step, and backward() adds to them")
+    if not _same(after, right):
+        raise Wrong(f"the loss is right but {who}'s update is not: {opt}.zero_grad(), loss.backward(), then one "
+                    f"{opt}.step()")
+
+
 def _toy(d_bias: float) -> tuple[nn.Module, nn.Module, torch.Tensor]:
     """A small toy G and D, seeded; ``d_bias`` is added to every logit of D (-10: D rejects the fakes; +30: fooled)."""
     with torch.random.fork_rng(devices=[]):  # seeded, and the notebook's random state is left alone
@@ -192,12 +203,7 @@ def check_minimax_g_step(step_fn: Callable[..., Any]) -> str:
             raise Wrong("the loss is right but no gradient reached G: don't detach G(z) (nor compute it under "
                         "torch.no_grad()), so that loss.backward() runs through D into G")
         raise Wrong("the loss is right but G did not move: after loss.backward(), call opt_g.step()")
-    if _same(after, [r - _LR * _STALE for r in right]):
-        raise Wrong("call opt_g.zero_grad() before loss.backward(): G's .grad still held gradients from an earlier "
-                    "step, and backward() adds to them")
-    if not _same(after, right):
-        raise Wrong("the loss is right but G's update is not: opt_g.zero_grad(), loss.backward(), then one "
-                    "opt_g.step()")
+    _check_update(after, right, "G")
     return _saturation(step_fn, _g_step(step_fn, 30.0).out)
 
 
@@ -289,12 +295,7 @@ def check_d_step(step_fn: Callable[..., Any]) -> str:
                     f"the detached fakes with target 0, from the logits); yours is {loss:.4f}")
     if _same(after, [p.detach() for p in D0.parameters()]):
         raise Wrong("the loss is right but D did not move: after loss.backward(), call opt_d.step()")
-    if _same(after, [r - _LR * _STALE for r in right]):
-        raise Wrong("call opt_d.zero_grad() before loss.backward(): D's .grad still held gradients from an earlier "
-                    "step, and backward() adds to them")
-    if not _same(after, right):
-        raise Wrong("the loss is right but D's update is not: opt_d.zero_grad(), loss.backward(), then one "
-                    "opt_d.step()")
+    _check_update(after, right, "D")
     return (f"D's loss {loss:.4f} and D's new weights match gan.gan_step's, with the label smoothing "
             f"(real label {_SMOOTH}) and the fakes detached")
 
