@@ -4,6 +4,7 @@ posterior-collapse measures, training and the shipped-VAE command (notebook 03).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torch.distributions import Normal, kl_divergence
 from course_utils import train, vae
 from course_utils.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from course_utils.datasets import image_tensors
+from course_utils.runtime import seed_everything
 from course_utils.vae import MLPVAE, Autoencoder, ConvVAE
 from tests.vae_support import bar_images
 
@@ -328,15 +330,11 @@ def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
     more normal, more often than the shipped VAE ranks MNIST digits (b); subtracting the floor or the PNG bits closes
     most of the gap, both together add (almost) nothing, the two are strongly correlated; at 5% false alarms the
     PNG-corrected score flags more trousers than a coin would, but fewer than half."""
-    from dataclasses import replace
-
     from sklearn.neighbors import KNeighborsClassifier
 
     from course_utils import anomaly, evaluation, reference_stats
     from course_utils.checkpoints import SHIPPED_DIR
     from course_utils.datasets import FASHION_CLASSES, tensor_batches
-    from course_utils.runtime import seed_everything
-
     x_train, y_train = image_tensors("fashion-mnist", train=True)
     x_test, y_test = image_tensors("fashion-mnist", train=False)
     recipe = vae.FAST_RECIPE
@@ -422,10 +420,6 @@ def test_conv_vae_kl_dips_when_its_pixel_biases_start_at_the_mean_image():
     From the mean image (init_pixel_bias) it falls below half its value at initialisation within 20 steps, and stays
     below that value up to step 50, in every seed. The dip can last: when this was written, seed 0's KL was still
     under 0.001 nats over steps 141-150, while seeds 1 and 2 passed 1 nat at steps 74 and 62."""
-    from dataclasses import replace
-
-    from course_utils.runtime import seed_everything
-
     x_train, _ = image_tensors("fashion-mnist", train=True)
     x_test, _ = image_tensors("fashion-mnist", train=False)
     recipe = vae.RECIPES["ship"]

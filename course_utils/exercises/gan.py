@@ -40,11 +40,16 @@ _GAPS = (0.5, 4.0)  # the gaps between the two boxes of the disjoint case
 def _disjoint_value(value_fn: Callable[..., Any], gap: float) -> float:
     """The learner's V for two boxes of width 1 that are ``gap`` apart: 0 when 0 log 0 counts as 0."""
     x, _, _, dx = _grid_densities()
-    box = lambda a: ((x >= a) & (x < a + 1.0)).double() / float(((x >= a) & (x < a + 1.0)).sum() * dx)  # noqa: E731
+
+    def box(a: float) -> torch.Tensor:  # a density of width 1 from a, zero elsewhere
+        inside = ((x >= a) & (x < a + 1.0)).double()
+        return inside / float(inside.sum() * dx)
+
     raw = call(value_fn, "your function", box(-1.0 - gap), box(0.0), dx)
-    v = float(raw) if isinstance(raw, float) or isinstance(raw, torch.Tensor) and raw.numel() == 1 else as_number(
-        raw, "V for disjoint densities")
-    if not math.isfinite(v):
+    if isinstance(raw, torch.Tensor) and raw.numel() == 1:
+        raw = raw.item()
+    v = raw if isinstance(raw, float) and not math.isfinite(raw) else as_number(raw, "V for disjoint densities")
+    if not math.isfinite(v):  # nan or inf: as_number would only say "not finite"; name the cause
         raise Wrong(f"for two densities that are 0 on parts of the grid (boxes {gap:g} apart) you return {v}. Where "
                     "p_data = 0 the term p_data log D* is 0 (the limit of p log p is 0: torch.xlogy(p, d) gives it), "
                     "even though D* = 0 there; the same for p_g; and where both densities are 0 there is no mass at "
