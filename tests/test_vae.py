@@ -335,6 +335,7 @@ def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
     from course_utils import anomaly, evaluation, reference_stats
     from course_utils.checkpoints import SHIPPED_DIR
     from course_utils.datasets import FASHION_CLASSES, tensor_batches
+
     x_train, y_train = image_tensors("fashion-mnist", train=True)
     x_test, y_test = image_tensors("fashion-mnist", train=False)
     recipe = vae.FAST_RECIPE
