@@ -216,6 +216,25 @@ def _call(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> tor
     return model(x) if labels is None else model(x, labels)
 
 
+def discriminator_step(
+    D: nn.Module, opt_d: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
+    labels: torch.Tensor | None = None, real_label: float = 0.9,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """D's half of a GAN step (notebook 02, Exercise 2): one update on a real batch and the fakes.
+
+    The real batch's target is ``real_label`` (below 1: one-sided label smoothing),
+    the fakes' 0; the fakes are detached, so this update stays out of G.
+    Returns D's loss and its logits on the two batches.
+    """
+    bce = nn.BCEWithLogitsLoss()
+    d_real, d_fake = _call(D, real, labels), _call(D, fake.detach(), labels)
+    loss_d = bce(d_real, torch.full_like(d_real, real_label)) + bce(d_fake, torch.zeros_like(d_fake))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return loss_d, d_real, d_fake
+
+
 def gan_step(
     G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     real: torch.Tensor, labels: torch.Tensor | None = None, real_label: float = 0.9,
@@ -227,18 +246,12 @@ def gan_step(
     below 1 is one-sided label smoothing. The noise is drawn from torch's global
     generator on ``real``'s device. Returns the two losses and the mean D(x), D(G(z)).
     """
-    bce = nn.BCEWithLogitsLoss()
     z = torch.randn(len(real), G.config.z_dim, device=real.device)
     fake = _call(G, z, labels)
-    # discriminator: real -> real_label, fake -> 0; fake.detach() keeps this update out of G
-    d_real, d_fake = _call(D, real, labels), _call(D, fake.detach(), labels)
-    loss_d = bce(d_real, torch.full_like(d_real, real_label)) + bce(d_fake, torch.zeros_like(d_fake))
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    loss_d, d_real, d_fake = discriminator_step(D, opt_d, real, fake, labels, real_label)
     # generator: maximise log D(G(z)) (non-saturating), i.e. label the fakes "real"
     d_gen = _call(D, fake, labels)
-    loss_g = bce(d_gen, torch.ones_like(d_gen))
+    loss_g = nn.BCEWithLogitsLoss()(d_gen, torch.ones_like(d_gen))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import evaluation
+from course_utils import evaluation, gan
 from course_utils.exercises import gan as ex
 from course_utils.solutions.gan import d_step, diagonal_fd, gan_value, minimax_g_step
 from tests.checks import assert_not_done, assert_right, assert_wrong
@@ -260,3 +260,11 @@ def test_diagonal_fd_refuses_the_notebooks_full_frechet_distance():
         return frechet_by_hand(a.mean(0), torch.diag(a.var(0)), b.mean(0), torch.diag(b.var(0)))
 
     assert_wrong(ex.check_diagonal_fd(borrowed), "frechet_by_hand", "torch alone")
+
+
+def test_d_step_that_calls_the_package_is_refused():
+    def borrowed(G, D, opt_d, real, z, real_label):
+        loss, _, _ = gan.discriminator_step(D, opt_d, real, G(z), None, real_label)
+        return loss.item()
+
+    assert_wrong(ex.check_d_step(borrowed), "gan.discriminator_step")

@@ -273,8 +273,15 @@ def check_d_step(step_fn: Callable[..., Any]) -> str:
     opt = torch.optim.SGD(D.parameters(), lr=_LR)
     for p in D.parameters():
         p.grad = torch.full_like(p, _STALE)  # a step that forgets zero_grad() adds this in
-    with torch.random.fork_rng(devices=[]):
-        out = call(step_fn, "your d_step", G, D, opt, real.clone(), z.clone(), _SMOOTH)
+    used: list[str] = []
+    try:
+        with torch.random.fork_rng(devices=[]), _forbidden(used, gan, "discriminator_step", "gan_step"):
+            out = call(step_fn, "your d_step", G, D, opt, real.clone(), z.clone(), _SMOOTH)
+    except Wrong:
+        if used:
+            raise Wrong(f"your d_step calls gan.{used[0]}: write the step yourself (score both batches, the two "
+                        "BCE losses, then zero_grad, backward and step)") from None
+        raise
     loss = as_number(out, "the loss you return")
     after = [p.detach() for p in D.parameters()]
     ref_loss, right = _d_reference(_SMOOTH)
@@ -302,7 +309,8 @@ def check_d_step(step_fn: Callable[..., Any]) -> str:
         raise Wrong("the loss is right but D did not move: after loss.backward(), call opt_d.step()")
     _check_update(after, right, "D")
     return (f"D's loss {loss:.4f} and D's new weights match gan.gan_step's, with the label smoothing "
-            f"(real label {_SMOOTH}) and the fakes detached")
+            f"(real label {_SMOOTH}) and the fakes detached. Compare yours with the reference: "
+            'show_solution("d_step")')
 
 
 # --- the Fréchet distance of diagonal Gaussians, from features (section 4) -----------------------------------
