@@ -133,13 +133,15 @@ DATASETS: dict[str, Dataset] = {
         "Security Administration baby names, 2018",
     ),
     "bach-chorales": Dataset(
-        "bach-chorales", "J. S. Bach's chorales (410 MusicXML files inside the music21 package; no download)",
+        "bach-chorales", "J. S. Bach's chorales (410 MusicXML files inside the music21 package, one of them "
+        "the prelude BWV 846; no download)",
         "https://www.music21.org/music21docs/about/referenceCorpus.html",
         "the music (Bach, 1685-1750) is public domain; the MusicXML encodings (Margaret Greentree, "
         "jsbchorales.net) ship in music21's corpus with the encoders' permission (music21/corpus/license.txt); "
         "music21 itself is BSD-3-Clause",
         "Cuthbert & Ariza (2010). music21: A Toolkit for Computer-Aided Musicology and Symbolic Music Data. "
-        "ISMIR 2010; chorales as harmonised by J. S. Bach (BWV 250-438 and cantata movements)",
+        "ISMIR 2010; chorales as harmonised by J. S. Bach (BWV 250-438 and chorale movements of his cantatas, "
+        "passions, Christmas Oratorio and motets)",
         prepare="course_utils.music:prepare_chorales",
     ),
 }
