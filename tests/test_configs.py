@@ -53,7 +53,7 @@ def test_choose_recipe_by_name_or_instance_with_overrides_and_one_line_refusals(
     from course_utils import classifier, gan, vae
 
     r = choose_recipe(gan.RECIPES, "ci", steps=10)
-    assert r.steps == 10 and r.channels == gan.RECIPES["ci"].channels and gan.RECIPES["ci"].steps == 800
+    assert r.steps == 10 and r.channels == gan.RECIPES["ci"].channels and gan.RECIPES["ci"].steps == 600
     assert choose_recipe(vae.RECIPES, vae.FAST_RECIPE, epochs=4).epochs == 4  # an instance, replaced
     with pytest.raises(ValueError, match=r"^unknown recipe 'huge'; known: ci, cpu, gpu, ship, test$"):
         choose_recipe(gan.RECIPES, "huge")

@@ -45,6 +45,38 @@ def test_gan_value_needs_zero_log_zero():
     assert "0.5 and 4 apart: 0.0000 and 0.0000" in result.message
 
 
+def test_gan_value_refuses_scipy_divergences():
+    import math
+
+    import scipy.special
+    import scipy.stats
+    from scipy.spatial.distance import jensenshannon
+
+    def by_jsd(p, q, dx):  # cell 15's line, applied to the exercise: right value, D* never formed
+        return 2 * jensenshannon(p.numpy(), q.numpy()) ** 2 - math.log(4)
+
+    js = jensenshannon
+
+    def by_alias(p, q, dx):
+        return 2 * js(p.numpy(), q.numpy()) ** 2 - math.log(4)
+
+    def by_entropy(p, q, dx):  # scipy.stats.entropy calls scipy.special.rel_entr; a right answer if that fails
+        try:
+            m = ((p + q) / 2).numpy()
+            return float(scipy.stats.entropy(p.numpy(), m) + scipy.stats.entropy(q.numpy(), m)) - math.log(4)
+        except Exception:
+            return gan_value(p, q, dx)
+
+    for fn in (by_jsd, by_alias):
+        result = ex.check_gan_value(fn)
+        assert_wrong(result, "jensenshannon", "D* = p_data / (p_data + p_g)", "torch.xlogy")
+        assert "matches" not in result.message
+    assert_wrong(ex.check_gan_value(by_entropy), "calls scipy.special.rel_entr", "torch.xlogy")
+    assert_wrong(ex.check_gan_value(jensenshannon), "jensenshannon")
+    assert scipy.special.rel_entr(1.0, 1.0) == 0.0  # restored after the check
+    assert_right(ex.check_gan_value(gan_value))  # the checker's own SciPy reference still works afterwards
+
+
 def test_gan_value_fallback_hints_without_the_answer():
     off = lambda p, q, dx: gan_value(p, q, dx) + 0.5 * float((p - q).abs().sum() * dx)  # right only where p_g = p_data
     result = ex.check_gan_value(off)

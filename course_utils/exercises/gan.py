@@ -60,18 +60,58 @@ def _disjoint_value(value_fn: Callable[..., Any], gap: float) -> float:
     return v
 
 
+_SCIPY_SHORTCUTS = (("scipy.spatial.distance", "jensenshannon"), ("scipy.special", "rel_entr"),
+                    ("scipy.special", "kl_div"), ("scipy.special", "entr"))  # each computes the JSD or a term of it
+_BY_HAND = ("SciPy's divergence functions (jensenshannon, rel_entr, kl_div, entr), which compute the JSD or its "
+            "terms for you: write V yourself from D* = p_data / (p_data + p_g) with torch (torch.xlogy gives the "
+            "p log D terms, 0 where p = 0)")
+
+
+def _scipy_targets() -> list[tuple[Any, str, str]]:
+    import importlib  # SciPy only when this checker runs (as in _jsd)
+
+    return [(importlib.import_module(module), name, f"{module}.{name}") for module, name in _SCIPY_SHORTCUTS]
+
+
 @checker(solution="gan_value")
 def check_gan_value(value_fn: Callable[..., Any]) -> str:
-    """``value_fn(p_data, p_g, dx)``: V(D*, G) for densities on a grid, with the optimal discriminator."""
+    """``value_fn(p_data, p_g, dx)``: V(D*, G) for densities on a grid, with the optimal discriminator.
+
+    By hand: a function that names one of SciPy's divergence functions (or an alias of one) is refused
+    before it runs, and one that calls one through its module while the checker runs it, after.
+    """
+    targets = _scipy_targets()
+    names, namespace = _names_used(value_fn), getattr(value_fn, "__globals__", {})
+    referred = [value_fn, *(namespace.get(n) for n in names)]  # the function, the globals it names...
+    for cell in getattr(value_fn, "__closure__", None) or ():  # ...and the variables it closes over
+        with contextlib.suppress(ValueError):  # an empty cell
+            referred.append(cell.cell_contents)
+    shortcuts = [getattr(owner, name) for owner, name, _ in targets]
+    if names & {name for _, name in _SCIPY_SHORTCUTS} or any(r is f for r in referred for f in shortcuts):
+        raise Wrong(f"your function uses {_BY_HAND}")
     _, p_data, p_g, dx = _grid_densities()
+    expected = -math.log(4) + 2 * _jsd(p_data, p_g, dx)  # before SciPy's functions are refused
+    used: list[str] = []
+    try:
+        with refusing(targets, used):
+            message = _check_gan_value(value_fn, p_data, p_g, dx, expected)
+    except Wrong:
+        if not used:
+            raise
+    if used:
+        raise Wrong(f"your function calls {used[0]}: {_BY_HAND}")
+    return message
+
+
+def _check_gan_value(value_fn: Callable[..., Any], p_data: torch.Tensor, p_g: torch.Tensor, dx: float,
+                     expected: float) -> str:
     v = as_number(call(value_fn, "your function", p_data.clone(), p_g.clone(), dx), "V(D*, G)")
-    expected = -math.log(4) + 2 * _jsd(p_data, p_g, dx)
     if close(v, expected, 1e-3):
         same = as_number(call(value_fn, "your function", p_data.clone(), p_data.clone(), dx), "V for p_g = p_data")
         if not close(same, -math.log(4), 1e-3):
             raise Wrong(f"for p_g = p_data you return {same:.4f}; the value there is -log 4 = {-math.log(4):.4f}")
         apart = [_disjoint_value(value_fn, gap) for gap in _GAPS]
-        return (f"V(D*, G) = {v:.4f} = -log 4 + 2 JSD, computed with D* = p_data / (p_data + p_g); for two densities "
+        return (f"V(D*, G) = {v:.4f}, which matches -log 4 + 2 JSD (SciPy's JSD); for two densities "
                 f"that do not overlap, {_GAPS[0]:g} and {_GAPS[1]:g} apart: {apart[0]:.4f} and {apart[1]:.4f}. Once "
                 "the supports are disjoint, V (and the JSD, log 2) no longer depends on how far apart they are")
     if close(v, -expected, 1e-3):
