@@ -162,7 +162,7 @@ def test_alibi_variants_really_differ_from_the_answer():
         assert wrong.shape != right.shape or not torch.allclose(wrong, right, atol=1e-3), hint
 
 
-# --- exercise 3: the transformer block's forward pass ----------------------------------------------------
+# --- exercise 3: the original transformer's post-norm block -----------------------------------------------
 
 
 class Attention(torch.nn.Module):  # notebook 05's written-out attention (section 2.7)
@@ -195,39 +195,41 @@ class Block(torch.nn.Module):  # notebook 05's block, with the package's paramet
         self.ln_2, self.mlp = torch.nn.LayerNorm(C, bias=False), MLP(C)
 
 
-def test_block_forward():
-    assert_right(ex.check_block_forward(sol.block_forward))
+def test_post_norm_forward():
+    assert_right(ex.check_post_norm_forward(sol.post_norm_forward))
 
     def in_steps(block, x):
-        attended = block.attn(block.ln_1(x))
-        x = attended + x
-        return x + block.mlp(block.ln_2(x))
+        attended = block.attn(x)
+        x = block.ln_1(attended + x)
+        y = x + block.mlp(x)
+        return block.ln_2(y)
 
-    assert_right(ex.check_block_forward(in_steps))
+    assert_right(ex.check_post_norm_forward(in_steps))
     for name, hint in ex.BLOCK_HINTS.items():
-        assert_wrong(ex.check_block_forward(lambda b, x, name=name: ex._block_variants(b, x)[name]), hint[:40])
-    assert_wrong(ex.check_block_forward(lambda b, x: x), "differs from the pre-norm block")
-    assert_wrong(ex.check_block_forward(lambda b, x: sol.block_forward(b, x)[:, -1]), "shape")
-    assert_not_done(ex.check_block_forward(stub))
+        assert_wrong(ex.check_post_norm_forward(lambda b, x, name=name: ex._block_variants(b, x)[name]), hint[:40])
+    assert_wrong(ex.check_post_norm_forward(lambda b, x: x), "differs from the post-norm block")
+    assert_wrong(ex.check_post_norm_forward(lambda b, x: sol.post_norm_forward(b, x)[:, -1]), "shape")
+    assert_not_done(ex.check_post_norm_forward(stub))
 
 
-def test_block_forward_refuses_the_package_s_forward():
-    original = gpt.Block.forward
-    assert_wrong(ex.check_block_forward(gpt.Block.forward), "write the block yourself", "gpt.Block.forward itself")
-    assert_wrong(ex.check_block_forward(lambda b, x: b(x)), "write the block yourself", "calls gpt.Block.forward")
-    assert gpt.Block.forward is original  # restored
+def test_the_package_s_forward_is_named_pre_norm():
+    """Calling the block itself (gpt.Block.forward, GPT-2's order) gets the pre-norm hint, not a generic one."""
+    assert_wrong(ex.check_post_norm_forward(lambda b, x: b(x)), "pre-norm block of section 2.7")
+    assert_wrong(ex.check_post_norm_forward(gpt.Block.forward), "pre-norm block of section 2.7")
 
 
 def test_the_solution_on_the_notebook_s_written_out_block():
     """The notebook's block (its written-out attention and MLP) with gpt.Block's weights (load_state_dict, as
-    notebook 05 does for the whole GPT): the solution gives gpt.Block's output."""
+    notebook 05 does for the whole GPT): the solution gives the post-norm output of gpt.Block's layers."""
     reference = ex._reference_block()
     mine = Block(ex.BLOCK_C, ex.BLOCK_H)
     mine.load_state_dict(reference.state_dict())  # strict: the same names and shapes
     x = torch.randn(2, 6, ex.BLOCK_C, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert torch.allclose(sol.block_forward(mine, x), reference(x), atol=1e-5)
-        assert torch.allclose(gpt.Block.forward(mine, x), reference(x), atol=1e-5)  # what the notebook's Block runs
+        h = reference.ln_1(x + reference.attn(x))
+        want = reference.ln_2(h + reference.mlp(h))
+        assert torch.allclose(sol.post_norm_forward(mine, x), want, atol=1e-5)
+        assert not torch.allclose(want, reference(x), atol=1e-2)  # the package's block is pre-norm: another output
 
 
 def test_block_variants_differ_from_the_answer_and_from_each_other():
@@ -236,7 +238,7 @@ def test_block_variants_differ_from_the_answer_and_from_each_other():
     block = ex._reference_block()
     x = 2 * torch.randn(2, 6, ex.BLOCK_C, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        outputs = {"answer": block(x), **ex._block_variants(block, x)}
+        outputs = {"answer": ex._post_norm(block, x), **ex._block_variants(block, x)}
     assert set(ex.BLOCK_HINTS) == set(outputs) - {"answer"}
     for a, b in itertools.combinations(outputs, 2):
         assert (outputs[a] - outputs[b]).abs().max() > 0.05, (a, b)

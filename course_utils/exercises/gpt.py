@@ -202,7 +202,7 @@ def check_alibi_attention(attention_fn: Callable[..., torch.Tensor]) -> str:
             "softmax over the keys, times v; the heads side by side")
 
 
-# --- exercise 3 (section 2.7): the transformer block's forward pass ----------------------------------------------
+# --- exercise 3 (section 2.7): the original transformer's post-norm block ----------------------------------------
 
 
 BLOCK_C, BLOCK_H = 16, 2  # the checker's block: 16 channels, 2 heads
@@ -210,7 +210,7 @@ BLOCK_C, BLOCK_H = 16, 2  # the checker's block: 16 channels, 2 heads
 
 def _reference_block() -> gpt.Block:
     """A seeded ``gpt.Block`` whose weights are large enough, and whose two LayerNorm gains differ enough, that
-    every mistake of :data:`BLOCK_VARIANTS` changes the output."""
+    every mistake of :func:`_block_variants` changes the output."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         block = gpt.Block(gpt.GPTConfig(block_size=8, n_layer=1, n_head=BLOCK_H, n_embd=BLOCK_C))
@@ -220,75 +220,86 @@ def _reference_block() -> gpt.Block:
     return block.eval()
 
 
+def _post_norm(b: gpt.Block, x: torch.Tensor) -> torch.Tensor:
+    """Vaswani et al.'s order on ``b``'s layers: each sum of the stream and a sub-layer's output, normalised."""
+    x = b.ln_1(x + b.attn(x))
+    return b.ln_2(x + b.mlp(x))
+
+
 def _block_variants(b: gpt.Block, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The block's output with each common mistake (``b``'s sub-layers, not its forward)."""
+    """The post-norm block's output with each common mistake (``b``'s sub-layers, not its forward)."""
+
     def plain(t: torch.Tensor) -> torch.Tensor:  # a LayerNorm without the block's learnt gain
         return F.layer_norm(t, t.shape[-1:])
 
     attn, mlp, ln_1, ln_2 = b.attn, b.mlp, b.ln_1, b.ln_2
-    y = x + attn(ln_1(x))
-    post = ln_1(x + attn(x))
-    mlp_first = x + mlp(ln_2(x))
+    h = ln_1(x + attn(x))  # the right stream after the attention
+    raw = x + attn(x)  # the same, not normalised
+    pre = x + attn(ln_1(x))
+    mlp_first = ln_1(x + mlp(x))
     return {
-        "post-norm": ln_2(post + mlp(post)),
-        "no attention residual": attn(ln_1(x)) + mlp(ln_2(attn(ln_1(x)))),
-        "no MLP residual": mlp(ln_2(y)),
-        "no residual": mlp(ln_2(attn(ln_1(x)))),
-        "normalised residual": ln_2(ln_1(x) + attn(ln_1(x))) + mlp(ln_2(ln_1(x) + attn(ln_1(x)))),
-        "swapped norms": (x + attn(ln_2(x))) + mlp(ln_1(x + attn(ln_2(x)))),
-        "ln_1 twice": y + mlp(ln_1(y)),
-        "ln_2 twice": (x + attn(ln_2(x))) + mlp(ln_2(x + attn(ln_2(x)))),
-        "no gain": (x + attn(plain(x))) + mlp(plain(x + attn(plain(x)))),
-        "no norm": (x + attn(x)) + mlp(x + attn(x)),
-        "parallel": x + attn(ln_1(x)) + mlp(ln_2(x)),
-        "MLP first": mlp_first + attn(ln_1(mlp_first)),
+        "pre-norm": pre + mlp(ln_2(pre)),
+        "no attention residual": ln_2(ln_1(attn(x)) + mlp(ln_1(attn(x)))),
+        "no MLP residual": ln_2(mlp(h)),
+        "no residual": ln_2(mlp(ln_1(attn(x)))),
+        "normalised output": (x + ln_1(attn(x))) + ln_2(mlp(x + ln_1(attn(x)))),
+        "no last norm": h + mlp(h),
+        "no first norm": ln_2(raw + mlp(raw)),
+        "sum not normalised": ln_2(raw + mlp(h)),
+        "swapped norms": ln_1(ln_2(raw) + mlp(ln_2(raw))),
+        "ln_1 twice": ln_1(h + mlp(h)),
+        "ln_2 twice": ln_2(ln_2(raw) + mlp(ln_2(raw))),
+        "no gain": plain(plain(raw) + mlp(plain(raw))),
+        "no norm": raw + mlp(raw),
+        "MLP first": ln_2(mlp_first + attn(mlp_first)),
     }
 
 
 BLOCK_HINTS = {
-    "post-norm": "you normalised after adding (post-norm, the original transformer's order). This block is pre-norm: "
-                 "the LayerNorm reads the stream and the sub-layer's output is added to the stream as it was, "
-                 "x = x + block.attn(block.ln_1(x))",
-    "no attention residual": "the attention's output replaces the stream: add it to the stream instead, "
-                             "x = x + block.attn(block.ln_1(x))",
-    "no MLP residual": "the MLP's output replaces the stream: add it, return x + block.mlp(block.ln_2(x))",
-    "no residual": "neither sub-layer's output is added to the stream (no residual connection): "
-                   "x = x + block.attn(block.ln_1(x)), then x + block.mlp(block.ln_2(x))",
-    "normalised residual": "you added the sub-layers' outputs to the normalised stream: normalise only what the "
-                           "sub-layer reads, and add its output to x itself, x + block.attn(block.ln_1(x))",
-    "swapped norms": "the LayerNorms are swapped: block.ln_1 goes before the attention, block.ln_2 before the MLP "
+    "pre-norm": "you wrote the pre-norm block of section 2.7 (GPT-2's order, the LayerNorm before each sub-layer). "
+                "Post-norm normalises after the sum: the sub-layer reads the stream itself, x = block.ln_1(x + "
+                "block.attn(x))",
+    "no attention residual": "the attention's output replaces the stream: add the stream to it before the "
+                             "LayerNorm, block.ln_1(x + block.attn(x))",
+    "no MLP residual": "the MLP's output replaces the stream: add the stream to it before the LayerNorm, "
+                       "block.ln_2(x + block.mlp(x))",
+    "no residual": "neither sub-layer's output is added to the stream (no residual connection): normalise the sum "
+                   "of the stream and the sub-layer's output, block.ln_1(x + block.attn(x))",
+    "normalised output": "you normalised the sub-layer's output before adding it to the stream: normalise the sum, "
+                         "block.ln_1(x + block.attn(x))",
+    "no last norm": "the sum after the MLP is not normalised: return block.ln_2(x + block.mlp(x))",
+    "no first norm": "the sum after the attention is not normalised: x = block.ln_1(x + block.attn(x))",
+    "sum not normalised": "your MLP reads the normalised stream but you added its output to the stream from before "
+                          "block.ln_1: the normalised stream replaces x, then block.ln_2(x + block.mlp(x))",
+    "swapped norms": "the LayerNorms are swapped: block.ln_1 follows the attention, block.ln_2 the MLP "
                      "(each has its own learnt gain)",
-    "ln_1 twice": "you used block.ln_1 before both sub-layers: the MLP reads block.ln_2(x), its own LayerNorm",
-    "ln_2 twice": "you used block.ln_2 before both sub-layers: the attention reads block.ln_1(x), its own LayerNorm",
+    "ln_1 twice": "you used block.ln_1 after both sub-layers: the MLP's sum goes through block.ln_2",
+    "ln_2 twice": "you used block.ln_2 after both sub-layers: the attention's sum goes through block.ln_1",
     "no gain": "you normalised without the block's learnt gain (F.layer_norm without a weight, or a new "
                "nn.LayerNorm): use the block's own block.ln_1 and block.ln_2",
-    "no norm": "no LayerNorm: each sub-layer reads a normalised copy of the stream, block.ln_1(x) for the attention "
-               "and block.ln_2(x) for the MLP",
-    "parallel": "your MLP reads the stream from before the attention (a parallel block, as in GPT-J): add the "
-                "attention's output to x first, then let the MLP read the updated x",
+    "no norm": "no LayerNorm: normalise each sum, block.ln_1 after the attention and block.ln_2 after the MLP",
     "MLP first": "your block runs the MLP first: the attention comes first, then the MLP",
 }
 
 
-@checker(solution="block_forward")
-def check_block_forward(forward_fn: Callable[[Any, torch.Tensor], torch.Tensor]) -> str:
-    """``forward_fn(block, x [B, T, C])``: the stream after the block's two sub-layers, compared with what
-    ``gpt.Block`` computes with the same weights (its own forward refused while the learner's runs)."""
+@checker(solution="post_norm_forward")
+def check_post_norm_forward(forward_fn: Callable[[Any, torch.Tensor], torch.Tensor]) -> str:
+    """``forward_fn(block, x [B, T, C])``: the stream after a ``gpt.Block``'s two sub-layers in the post-norm order,
+    compared with ``ln_2(h + mlp(h))``, ``h = ln_1(x + attn(x))``, on the same block's layers."""
     reference = _reference_block()
     x = 2 * torch.randn(2, 6, BLOCK_C, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        want, variants = reference(x), _block_variants(reference, x)
-        out = call_refusing([(gpt.Block, "forward", "gpt.Block.forward")], "write the block yourself", forward_fn,
-                            "your function", reference, x.clone(),
-                            advice="write it from block.ln_1, block.attn, block.ln_2 and block.mlp")
+        want, variants = _post_norm(reference, x), _block_variants(reference, x)
+        out = call(forward_fn, "your function", reference, x.clone())
     y = as_tensor(out, "your output", shape=tuple(x.shape))
     if close(y, want):
-        return "x + attn(ln_1(x)), then x + mlp(ln_2(x)): pre-norm, with a residual connection around each sub-layer"
+        return ("x = ln_1(x + attn(x)), then ln_2(x + mlp(x)): post-norm, each sum of the stream and a sub-layer's "
+                "output normalised")
     for name, variant in variants.items():
         if close(y, variant):
             raise Wrong(BLOCK_HINTS[name])
-    raise Wrong("your output differs from the pre-norm block's: x = x + block.attn(block.ln_1(x)), then "
-                "return x + block.mlp(block.ln_2(x))")
+    raise Wrong("your output differs from the post-norm block's: x = block.ln_1(x + block.attn(x)), then "
+                "return block.ln_2(x + block.mlp(x))")
 
 
 # --- exercise 4 (section 4.1): the sampling loop with temperature and top-k --------------------------------------

@@ -26,10 +26,10 @@ def alibi_attention(x, w_q, w_k, w_v, slopes):
     return y.transpose(0, 1).reshape(T, C)  # the heads side by side
 
 
-def block_forward(block, x):
-    """The stream x [B, T, C] after the block's two sub-layers: pre-norm, a residual connection around each."""
-    x = x + block.attn(block.ln_1(x))  # the attention reads a normalised copy of the stream; its output is added
-    return x + block.mlp(block.ln_2(x))  # the MLP likewise, with its own LayerNorm
+def post_norm_forward(block, x):
+    """The stream x [B, T, C] after the block's two sub-layers in the original transformer's post-norm order."""
+    x = block.ln_1(x + block.attn(x))  # the attention reads the stream itself; the sum is normalised
+    return block.ln_2(x + block.mlp(x))  # the MLP likewise, with the second LayerNorm
 
 
 def sample_tokens(model, idx, steps, temperature, top_k, generator):
