@@ -298,8 +298,9 @@ def check_post_norm_forward(forward_fn: Callable[[Any, torch.Tensor], torch.Tens
     for name, variant in variants.items():
         if close(y, variant):
             raise Wrong(BLOCK_HINTS[name])
-    raise Wrong("your output differs from the post-norm block's: x = block.ln_1(x + block.attn(x)), then "
-                "return block.ln_2(x + block.mlp(x))")
+    raise Wrong("your output differs from the post-norm block's: check the order against Exercise 3's description "
+                "(the attention first; each sub-layer reads the stream itself; its output is added to the stream and "
+                "the sum normalised by that sub-layer's own LayerNorm)")
 
 
 # --- exercise 4 (section 4.1): the sampling loop with temperature and top-k --------------------------------------
