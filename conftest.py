@@ -6,16 +6,20 @@ keeps both busy to the end. "Longest" is the notebook's last measured ``ci`` tim
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
-from course_utils.authoring import load_timings
+# read here with json, not through course_utils.authoring: that module imports torch, which would add about 2 s to
+# every notebook's measured time (the kernel imports its own torch)
+TIMINGS = Path(__file__).parent / "docs" / "timings.json"
 
 _seconds: dict[str, float] = defaultdict(float)
 
 
 def _measured_seconds() -> dict[str, float]:
-    return {run["notebook"]: run["seconds"] for run in load_timings() if run["profile"] == "ci"}
+    runs = json.loads(TIMINGS.read_text(encoding="utf-8"))["runs"] if TIMINGS.exists() else []
+    return {run["notebook"]: run["seconds"] for run in runs if run["profile"] == "ci"}
 
 
 def pytest_collection_modifyitems(items) -> None:
