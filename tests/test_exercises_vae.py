@@ -19,21 +19,26 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread i
 
 
 def sampler(variant: str = "right"):
-    def reparameterize(mu, logvar):
+    def reparameterize(mu, logvar, k):
         std = {"variance": logvar.exp(), "logvar": logvar, "right": torch.exp(0.5 * logvar)}.get(variant,
                                                                                                torch.exp(0.5 * logvar))
-        eps = torch.randn_like(mu)
+        eps = torch.randn(mu.shape[0], k, mu.shape[1])
+        mu_k, std_k = mu[:, None].expand(-1, k, -1), std[:, None].expand(-1, k, -1)
         if variant == "torch.normal":
-            return torch.normal(mu, std)  # keeps the graph but passes zero gradients
+            return torch.normal(mu_k, std_k)  # keeps the graph but passes zero gradients
         if variant == "sample":
-            return torch.distributions.Normal(mu, std).sample()
+            return torch.distributions.Normal(mu_k, std_k).sample()
         if variant == "no noise":
-            return mu * 1.0
+            return mu_k * 1.0
         if variant == "no mu":
-            return std * eps
+            return std_k * eps
         if variant == "detached std":
-            return mu + std.detach() * eps
-        return mu + std * eps
+            return mu_k + std_k.detach() * eps
+        if variant == "one eps per image":
+            return mu_k + std_k * torch.randn_like(mu)[:, None]
+        if variant == "one eps per code index":
+            return mu_k + std_k * torch.randn(k, mu.shape[1])
+        return mu_k + std_k * eps
 
     return reparameterize
 
@@ -48,31 +53,37 @@ def test_reparameterize():
     assert_wrong(ex.check_reparameterize(sampler("no noise")), "every z equals mu")
     assert_wrong(ex.check_reparameterize(sampler("no mu")), "centred on 0")
     assert_wrong(ex.check_reparameterize(sampler("detached std")), "no gradient reaches logvar")
+    assert_wrong(ex.check_reparameterize(sampler("one eps per image")), "k codes of each image are all the same")
+    assert_wrong(ex.check_reparameterize(sampler("one eps per code index")), "every image got the same noise")
 
 
 def test_reparameterize_other_mistakes():
-    def shifted(mu, logvar):
-        return mu + 1 + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    def shifted(mu, logvar, k):
+        return mu[:, None] + 1 + torch.exp(0.5 * logvar)[:, None] * torch.randn(len(mu), k, mu.shape[1])
 
-    def detached_mu(mu, logvar):
-        return mu.detach() + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    def detached_mu(mu, logvar, k):
+        return mu.detach()[:, None] + torch.exp(0.5 * logvar)[:, None] * torch.randn(len(mu), k, mu.shape[1])
 
-    def wrong_spread(mu, logvar):
-        return mu + torch.exp(0.4 * logvar) * torch.randn_like(mu)
+    def wrong_spread(mu, logvar, k):
+        return mu[:, None] + torch.exp(0.4 * logvar)[:, None] * torch.randn(len(mu), k, mu.shape[1])
+
+    def one_code(mu, logvar, k):  # section 1.3's one code per image, k ignored
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
     assert_wrong(ex.check_reparameterize(shifted), "the column means of z are")
     assert_wrong(ex.check_reparameterize(detached_mu), "dz/dmu should be 1")
     assert_wrong(ex.check_reparameterize(wrong_spread), "the standard deviations of z are")
+    assert_wrong(ex.check_reparameterize(one_code), "shape (2000, 10, 3)", "shape (2000, 3)")
 
 
 def test_reparameterize_stub_and_crashes_get_plain_hints():
-    def stub(mu, logvar):
+    def stub(mu, logvar, k):
         raise NotImplementedError
 
     assert_not_done(ex.check_reparameterize(stub))
     assert_not_done(ex.check_reparameterize(...))
-    assert_wrong(ex.check_reparameterize(lambda mu: mu), "your function raised TypeError")
-    assert_wrong(ex.check_reparameterize(lambda mu, lv: mu[:5]), "shape (20000, 3)")
+    assert_wrong(ex.check_reparameterize(lambda mu, lv: mu), "your function raised TypeError")
+    assert_wrong(ex.check_reparameterize(lambda mu, lv, k: mu[:5, None].expand(-1, k, -1)), "shape (2000, 10, 3)")
 
 
 # --- exercise 2: the negative ELBO ---------------------------------------------------------------------------
@@ -291,13 +302,14 @@ def test_auroc_checker_test_case_has_ties_and_matches_the_pair_definition():
 def test_sampler_refuses_the_package_and_torch_rsample():
     """Each shortcut samples right outside the checker; the checker refuses it, names it, and restores it."""
     original, rsample = vae.reparameterize, Normal.rsample
-    by_package = lambda mu, logvar: vae.reparameterize(mu, logvar)  # noqa: E731
-    by_rsample = lambda mu, logvar: Normal(mu, (0.5 * logvar).exp()).rsample()  # noqa: E731
+    by_package = lambda mu, logvar, k: vae.reparameterize(mu[:, None].expand(-1, k, -1),  # noqa: E731
+                                                          logvar[:, None].expand(-1, k, -1))
+    by_rsample = lambda mu, logvar, k: Normal(mu, (0.5 * logvar).exp()).rsample((k,)).transpose(0, 1)  # noqa: E731
     mu, logvar = torch.zeros(4, 3, requires_grad=True), torch.zeros(4, 3, requires_grad=True)
     for shortcut in (by_package, by_rsample):
-        assert shortcut(mu, logvar).requires_grad  # a right, differentiable answer outside the checker
+        assert shortcut(mu, logvar, 2).requires_grad  # a right, differentiable answer outside the checker
     assert_wrong(ex.check_reparameterize(by_package), "write the trick yourself", "calls vae.reparameterize",
-                 "torch.randn_like")
+                 "torch.randn")
     assert_wrong(ex.check_reparameterize(vae.reparameterize), "is vae.reparameterize itself")
     assert_wrong(ex.check_reparameterize(by_rsample), "calls torch.distributions.Normal.rsample")
     assert vae.reparameterize is original and Normal.rsample is rsample

@@ -41,23 +41,31 @@ AUROC_SHORTCUTS = tuple(  # the exercise says "without scikit-learn": its ROC fu
 
 _MU = torch.tensor([-2.0, 0.0, 3.0])
 _STD = torch.tensor([0.5, 1.0, 2.0])
-_ROWS = 20_000
+_ROWS, _K = 2_000, 10  # 20,000 draws per column of z
 
 
 @checker(solution="sample_z")
-def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
-    """``sample_z(mu, logvar)``: one z ~ N(mu, exp(logvar)) per row, differentiable in mu and logvar."""
+def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> str:
+    """``sample_z(mu, logvar, k)``: k codes z ~ N(mu, exp(logvar)) per row, ``[N, k, d]``, differentiable in both."""
     mu = _MU.repeat(_ROWS, 1).requires_grad_(True)
     logvar = (2 * _STD.log()).repeat(_ROWS, 1).requires_grad_(True)
-    torch.manual_seed(0)  # the answer may use torch.randn_like: seeded, the check is deterministic
-    out = call_refusing(SAMPLER_SHORTCUTS, "write the trick yourself", reparameterize, "your function", mu, logvar,
-                        advice="draw eps with torch.randn_like and build z from mu, logvar and eps (section 1.3)")
-    z = as_tensor(out, "z", shape=tuple(mu.shape))
+    torch.manual_seed(0)  # the answer may use torch.randn: seeded, the check is deterministic
+    out = call_refusing(SAMPLER_SHORTCUTS, "write the trick yourself", reparameterize, "your function", mu, logvar, _K,
+                        advice="draw eps of shape [N, k, d] with torch.randn and build z from mu, logvar and eps "
+                               "(section 1.3)")
+    z = as_tensor(out, "z", shape=(_ROWS, _K, len(_MU)))
+    flat = z.flatten(0, 1)  # every code of every image: [N * k, d]
     # 20,000 draws per column: the sample mean is within 4 standard errors (4 * 2 / sqrt(20,000) = 0.057)
     # of the true mean, and the sample std within 2% of the true std, except with negligible probability.
-    mean, std = z.mean(0), z.std(0)
+    mean, std = flat.mean(0), flat.std(0)
     if std.max() < 1e-6:
         raise Wrong("every z equals mu: the noise eps of section 1.3 is missing (one standard normal draw per entry)")
+    if (z[:, 1:] - z[:, :1]).abs().max() < 1e-6:
+        raise Wrong("the k codes of each image are all the same: draw new noise for every code (eps of shape "
+                    "[N, k, d]), not one eps per image repeated k times")
+    if (z[1:] - z[:1]).abs().max() < 1e-6:
+        raise Wrong("every image got the same noise (these test images all have the same mu and logvar): eps should "
+                    "have shape [N, k, d], not [k, d]")
     if (mean - _MU).abs().max() > 0.06:
         if (mean.abs().max() < 0.06) and (std - _STD).abs().max() / 2 < 0.04:
             raise Wrong("the samples are centred on 0, not on mu: the mean is missing from z")
@@ -76,15 +84,17 @@ def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], 
     if g_mu.abs().max() == 0 and g_logvar.abs().max() == 0:
         raise Wrong("no gradient reaches mu and logvar: Normal(...).sample() cuts the graph and torch.normal passes "
                     "zero gradients; draw the noise on its own and build z from it (section 1.3)")
-    if not close(g_mu, torch.ones_like(g_mu), 1e-4):
-        raise Wrong("dz/dmu should be 1 for every entry: z must use mu itself (not detached, not rescaled)")
+    if not close(g_mu, torch.full_like(g_mu, _K), 1e-4):
+        raise Wrong("dz/dmu should be 1 for every code (so the sum of an image's k codes has gradient k): z must use "
+                    "mu itself (not detached, not rescaled)")
     if g_logvar.abs().max() == 0:
         raise Wrong("no gradient reaches logvar: compute std from logvar inside autograd (no .detach(), no .item())")
-    eps = (z - mu.detach()) / _STD  # the noise that was drawn
-    if not close(g_logvar, 0.5 * _STD * eps, 1e-3):
+    eps = (z - mu.detach()[:, None]) / _STD  # the noise that was drawn: [N, k, d]
+    if not close(g_logvar, 0.5 * _STD * eps.sum(1), 1e-3):
         raise Wrong("the gradient with respect to logvar is not 0.5 * std * eps (section 1.3): z should depend "
                     "on logvar only through the standard deviation")
-    return "z = mu + exp(logvar / 2) * eps: the noise eps is an input, so gradients reach mu and logvar"
+    return ("z = mu[:, None] + exp(logvar / 2)[:, None] * eps, with eps of shape [N, k, d]: new noise for every code, "
+            "and gradients reach mu and logvar")
 
 
 def _fmt(t: torch.Tensor) -> str:

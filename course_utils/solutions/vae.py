@@ -4,11 +4,11 @@ import torch
 import torch.nn.functional as F
 
 
-def sample_z(mu, logvar):
-    """One z ~ N(mu, exp(logvar)) per row of mu, differentiable in mu and logvar."""
+def sample_z(mu, logvar, k):
+    """k codes z ~ N(mu, exp(logvar)) for each row of mu: [N, k, d], differentiable in mu and logvar."""
     std = torch.exp(0.5 * logvar)  # logvar is log(sigma^2)
-    eps = torch.randn_like(mu)  # the randomness: an input that does not depend on mu or logvar
-    return mu + std * eps
+    eps = torch.randn(mu.shape[0], k, mu.shape[1], device=mu.device)  # new noise for every code of every image
+    return mu[:, None] + std[:, None] * eps  # [N, 1, d] broadcast against [N, k, d]
 
 
 def negative_elbo(logits, x, mu, logvar):
