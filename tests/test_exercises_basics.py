@@ -196,7 +196,7 @@ def test_the_best_bias_is_what_training_finds():
 
 
 def penalised_loss(W, b, x, y, lam):
-    """The penalised loss of section 5: the cross-entropy of W[x] + b, plus lam times the sum of W's squares."""
+    """The penalised loss of section 6: the cross-entropy of W[x] + b, plus lam times the sum of W's squares."""
     return F.cross_entropy(W[x] + b, y) + lam * W.square().sum()
 
 
@@ -209,7 +209,7 @@ def _adam_steps(W, b, loss_of, groups, steps=20):
 
 
 def test_adam_weight_decay_trains_the_penalised_loss():
-    """What section 5 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
+    """What section 6 says: Adam's weight_decay=2 lam on W alone (a parameter group for b with weight_decay=0)
     takes the same steps as Adam on the penalised loss that exercise 4 describes."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(5, (40,), generator=g), torch.randint(5, (40,), generator=g)

@@ -230,7 +230,7 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
                 "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
 
 
-# --- exercise 4: what the bias learns when a penalty pulls W to 0 (section 5, optional) ------------------------
+# --- exercise 4: what the bias learns when a penalty pulls W to 0 (section 6, optional) ------------------------
 
 BIAS_V = 6
 # the next symbols of the checker's pairs: far from uniform, and from the current symbols' own spread
