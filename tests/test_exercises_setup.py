@@ -1,11 +1,12 @@
-"""course_utils.exercises.setup: notebook 00's exercises (character shares, then names given to girls and boys)."""
+"""course_utils.exercises.setup: notebook 00's exercises (character shares, the unigram's loss, unisex names)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from course_utils.exercises import setup as ex
-from course_utils.solutions.setup import char_frequencies, unisex_count
+from course_utils.solutions.setup import char_frequencies, unigram_loss, unisex_count
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
 
@@ -32,6 +33,36 @@ def test_an_unfinished_stub_is_not_done_yet():
         raise NotImplementedError
 
     assert_not_done(ex.check_char_frequencies(char_frequencies))
+
+
+def test_unigram_loss_right_on_the_reference_and_between_its_bounds():
+    assert_right(ex.check_unigram_loss(unigram_loss))
+    assert unigram_loss("aaaa") == 0 and math.isclose(unigram_loss("abcd"), math.log(4))
+    assert 0 < unigram_loss("abracadabra") < math.log(5)  # five distinct characters, not equally common
+    shares = char_frequencies("abracadabra")  # the same model: the mean of -ln p over the text's characters
+    assert math.isclose(unigram_loss("abracadabra"), -sum(math.log(shares[c]) for c in "abracadabra") / 11)
+
+
+def test_unigram_loss_each_mistake_gets_its_hint():
+    def entropy(text, log=math.log, sign=-1, per=1):
+        counts = Counter(text)
+        return sign * sum(n / len(text) * log(n / len(text)) for n in counts.values()) * (len(text) if per else 1)
+
+    assert_wrong(ex.check_unigram_loss(lambda t: entropy(t, log=math.log2, per=0)), "in bits")
+    assert_wrong(ex.check_unigram_loss(lambda t: entropy(t, sign=1, per=0)), "with the minus sign")
+    assert_wrong(ex.check_unigram_loss(lambda t: entropy(t)), "the total over the text")
+    unweighted = lambda t: -sum(math.log(n / len(t)) for n in Counter(t).values())
+    assert_wrong(ex.check_unigram_loss(unweighted), "weight each distinct character's -ln p by its share")
+    assert_wrong(ex.check_unigram_loss(lambda t: math.log(len(set(t)))), "the loss of a uniform guess")
+    assert_wrong(ex.check_unigram_loss(lambda t: 1.0), "the loss is 1.4143 nats per character")
+    assert_wrong(ex.check_unigram_loss(lambda t: {"a": 1.0}), "should be a number")
+
+
+def test_unigram_loss_unfinished_stub_is_not_done_yet():
+    def unigram_loss(text):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_unigram_loss(unigram_loss))
 
 
 def test_unisex_count_right_on_the_reference_and_the_example():

@@ -1,4 +1,4 @@
-"""The exercise checkers of notebook 00: how exercises work (character shares), then names given to girls and boys."""
+"""The exercise checkers of notebook 00: character shares, the unigram's loss, then names given to girls and boys."""
 
 from __future__ import annotations
 
@@ -36,6 +36,39 @@ def check_char_frequencies(fn: Callable[[str], Any]) -> str:
             raise Wrong(f"in {text!r}, {c!r} appears {counts[c]} times in {len(text)} characters, so its share "
                         f"is {counts[c] / len(text):.4f}; you give {values[c]:.4f}")
     return "each character's share of the text; 'a' is 5/11 of 'abracadabra'"
+
+
+# The loss of the unigram on each text, and the usual mistakes: (what the mistake gives, its hint).
+UNIGRAM_TEXTS = (*TEXTS, "aaaa", "abcd")  # 0 nats: one character, nothing to guess; ln 4: four equally common
+
+
+def _unigram_mistakes(text: str) -> list[tuple[float, str]]:
+    shares = [n / len(text) for n in Counter(text).values()]
+    loss = -sum(p * math.log(p) for p in shares)
+    return [(loss / math.log(2), "that is in bits (log base 2); use the natural log, math.log, for nats"),
+            (-loss, "-ln p is positive, so the loss is too: -sum of p ln p, with the minus sign"),
+            (loss * len(text), "that is the total over the text; the loss is the mean per character"),
+            (-sum(math.log(p) for p in shares), "average -ln p over every character of the text, so weight each "
+             "distinct character's -ln p by its share p"),
+            (math.log(len(shares)), "that is ln of the number of distinct characters, the loss of a uniform guess; "
+             "score each character by its own share")]
+
+
+@checker(solution="unigram_loss")
+def check_unigram_loss(fn: Callable[[str], Any]) -> str:
+    """``fn(text)`` -> the unigram's loss on ``text`` in nats per character: -sum of p ln p over its characters."""
+    for text in UNIGRAM_TEXTS:
+        got = as_number(call(fn, "unigram_loss", text), "the loss")
+        shares = [n / len(text) for n in Counter(text).values()]
+        loss = -sum(p * math.log(p) for p in shares)
+        if math.isclose(got, loss, rel_tol=1e-9, abs_tol=1e-12):
+            continue
+        for value, hint in _unigram_mistakes(text):
+            if math.isclose(got, value, rel_tol=1e-9):
+                raise Wrong(f"for {text!r} you give {got:.4f}: {hint}")
+        raise Wrong(f"for {text!r} the loss is {loss:.4f} nats per character (between 0 and ln {len(shares)} = "
+                    f"{math.log(len(shares)):.4f}); you give {got:.4f}")
+    return "the unigram's loss, -sum of p ln p; 0 for 'aaaa', ln 4 for 'abcd'"
 
 
 # --- exercise 2: names given to girls and to boys (the names section) ----------------------------------------------
