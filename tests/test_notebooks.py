@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -34,6 +35,15 @@ def test_committed_without_outputs(path: Path):
     nb = nbformat.read(path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"cells {dirty} carry outputs or execution counts: clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_as_jupyter_writes_it(path: Path):
+    """Sorted keys, one-space indent, a final newline: what nbformat writes, so a save in JupyterLab changes nothing."""
+    text = path.read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=1, ensure_ascii=False, sort_keys=True) + "\n", (
+        f"{path.name} is not in nbformat's layout: write it with nbformat.write (or json.dumps(..., indent=1, "
+        "ensure_ascii=False, sort_keys=True) + a newline)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

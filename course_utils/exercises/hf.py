@@ -324,7 +324,7 @@ def check_gpt2_parameters(count_fn: Callable[[Any], Any]) -> str:
             "tables, and the number of heads does not change it (n_head=4 and n_head=16 give the same count)")
 
 
-# --- exercise 5: labels for a padded batch (section 2.4) -----------------------------------------------------
+# --- exercise 5: labels for a padded batch (section 2.6) -----------------------------------------------------
 
 END_ID = 0  # the end-of-text token, which is also the padding token (as in GPT-2)
 LABEL_BATCHES = (
