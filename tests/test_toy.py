@@ -109,7 +109,7 @@ def test_train_toy_gans_is_the_single_runs_side_by_side(pack, one_thread):
 
 @pytest.mark.parametrize("pack, r1", [(1, 0.0), (2, 0.0), (1, 1.0)])
 def test_train_toy_gans_threads_change_nothing(pack, r1, one_thread):
-    """Notebook 02 splits its 6 seeds over Python threads: every number, bit for bit, as on one thread."""
+    """Notebook 02 splits its seeds over Python threads: every number, bit for bit, as on one thread."""
     z = torch.randn(100, 2, generator=torch.Generator().manual_seed(7))
 
     def numbers(threads):
@@ -153,24 +153,27 @@ def _verdict(r):
     return "not converged" if r["high_quality_share"] < 0.2 else "in between"
 
 
+SEEDS = list(range(5))  # notebook 02's TOY_SEEDS (cell nb02-003)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, lr_d, pack, steps, healthy", [
     ("equal rates, both 1e-4", 1e-4, 1, 2000, False),  # D slowed to G's rate: not enough in 2,000 steps
     ("equal rates, both 1e-4", 1e-4, 1, 8000, True),   # ... but with four times the steps
     ("PacGAN pack=2, D 100x", 1e-2, 2, 8000, False),   # the collapse setting, packed: still not cured
-])  # (the collapse setting without packs, 8,000 steps, gave 0/6 too: 5 collapsed, 1 not converged; left out for time)
+])  # (the collapse setting without packs, 8,000 steps, seeds 0 to 5: 0/6 healthy, 5 collapsed; left out for time)
 def test_toy_control_for_notebook_02(name, lr_d, pack, steps, healthy, one_thread):
-    """Notebook 02's control for section 2.4 (cells nb02-s2-26, f02a0003): seeds 0 to 5, G at 1e-4, std 0.05.
+    """Notebook 02's control for section 2.4 (cells nb02-s2-26, f02a0003): its TOY_SEEDS, G at 1e-4, std 0.05.
 
-    Figures on 2026-12-06 (healthy seeds, the others): 2,000 steps equal 0/6 (3 not converged, 3 in between);
-    8,000 equal 6/6; PacGAN 0/6 (3 collapsed, 3 in between).
+    Figures on 2026-12-06, seeds 0 to 4 (healthy seeds, the others): 2,000 steps equal 0/5 (3 not converged,
+    2 in between); 8,000 equal 5/5; PacGAN 0/5 (2 collapsed, 3 in between).
     """
-    run = toy.train_toy_gans(list(range(6)), lr_g=1e-4, lr_d=lr_d, steps=steps, pack=pack, std=0.05, threads=2)
+    run = toy.train_toy_gans(SEEDS, lr_g=1e-4, lr_d=lr_d, steps=steps, pack=pack, std=0.05, threads=2)
     centres = toy.ring_centres(8, 2.0)
     verdicts = [_verdict(toy.mode_report(s, centres, 0.05)) for s in run["samples"]]
     print(name, steps, verdicts)
-    most = math.ceil(0.75 * 6)  # the notebook's "most seeds": at least 5 of 6
+    most = math.ceil(0.75 * len(SEEDS))  # the notebook's "most seeds": at least 4 of 5
     if healthy:
         assert verdicts.count("healthy") >= most, verdicts
     else:
-        assert verdicts.count("healthy") <= 1, verdicts  # healthy in at most one seed of six
+        assert verdicts.count("healthy") <= 1, verdicts  # healthy in at most one seed of five
