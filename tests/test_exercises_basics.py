@@ -16,6 +16,7 @@ from course_utils.solutions.basics import (
     sample_name,
     stratified_split,
     trigram_nll,
+    walk_source,
 )
 from tests.checks import assert_not_done, assert_right, assert_wrong
 
@@ -261,6 +262,19 @@ def test_pca_interpolation():
     open_end = lambda a, b, mean, comp, k, s: interpolate(a, b, mean, comp, k, s + 1)[:-1]
     assert_wrong(basics.check_pca_interpolation(open_end), "both ends included")
     assert_not_done(basics.check_pca_interpolation(...))
+
+
+def test_walk_source():
+    assert_right(basics.check_walk_source(walk_source))
+    assert_wrong(basics.check_walk_source(lambda a, b, t: t * a + (1 - t) * b), "backwards")
+    x, pca = basics._pca_fixture()
+    off_span = pca.components[:, 2]  # a direction that PCA with k = 2 drops: same projection, another image
+    assert_wrong(basics.check_walk_source(lambda a, b, t: walk_source(a, b, t) + off_span), "weights of x_a and x_b")
+    assert_wrong(basics.check_walk_source(lambda a, b, t: (a + b).expand(len(t), -1) / 2), "does not project")
+    assert_wrong(basics.check_walk_source(lambda a, b, t: walk_source(a, b, t)[:, :3]), "shape")
+    by_package = lambda a, b, t: pca.reconstruct(walk_source(a, b, t), 2)
+    assert_wrong(basics.check_walk_source(by_package), "write it yourself")
+    assert_not_done(basics.check_walk_source(...))
 
 
 def test_pca_interpolation_of_a_linear_model_is_a_projected_crossfade():

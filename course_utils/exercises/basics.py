@@ -313,6 +313,28 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
     raise Wrong("the points between the ends are off: z(t) = (1 - t) z_a + t z_b, then decode")
 
 
+@checker(solution="walk_source")
+def check_walk_source(source_fn: Callable[..., Any]) -> str:
+    """``source_fn(x_a, x_b, t)``: ``[steps, D]`` images of x_a and x_b alone that PCA projects onto the walk."""
+    x, pca = _pca_fixture()
+    k, steps = 2, 5
+    t = torch.linspace(0, 1, steps)[:, None]
+    out = _refusing_call(PCA_SHORTCUTS, source_fn, "your function", x[0].clone(), x[1].clone(), t.clone())
+    got = as_tensor(out, "your images", shape=(steps, x.shape[1]))
+    blend = (1 - t) * x[0] + t * x[1]
+    if close(got, blend, 1e-4):
+        return ("frame t of the walk is pca.reconstruct((1 - t) * x_a + t * x_b, k): PCA's encoder and decoder are "
+                "linear, so walking between two codes is fading the pixels and projecting, and the middle frame is "
+                "the projection of a half-and-half blend (a double exposure)")
+    if close(got, t * x[0] + (1 - t) * x[1], 1e-4):
+        raise Wrong("your blend runs backwards: at t = 0 the walk is at x_a's reconstruction")
+    if close(pca.reconstruct(got, k), pca.interpolate(x[0], x[1], k, steps), 1e-4):
+        raise Wrong("PCA projects your images onto the walk, but the simplest image made from x_a and x_b alone "
+                    "does too: what weights of x_a and x_b give frame t?")
+    raise Wrong("PCA does not project your images onto the walk: the walk is a straight line between the codes; "
+                "which straight line between the images projects onto it?")
+
+
 # --- exercise 5: a stratified validation split (section 7.3, optional) ---------------------------------------
 
 
