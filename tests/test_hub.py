@@ -150,7 +150,7 @@ def test_section_3_runs_on_a_hub_gpt2_and_needs_only_the_imports_and_parameters(
     ids = [c["id"] for c in cells["cells"]]
     section = cells["cells"][ids.index("4fbebef0"):ids.index("nb05-039")]  # the snippet to the end of section 3
     namespace = {"torch": torch, "logging": logging, "warnings": warnings, "transformers": transformers,
-                 "decoding": decoding, "hf": hf, "USE_HUB": True, "SEED": 0, "DEVICE": "cpu",
+                 "decoding": decoding, "hf": hf, "USE_HUB": True, "SEED": 0, "DEVICE": torch.device("cpu"),
                  "SAMPLING": {"temperature": 0.7, "top_k": 10, "top_p": 0.9}}
     code = [c for c in section if c["cell_type"] == "code"]
     assert len(code) >= 5
