@@ -42,9 +42,16 @@ def check_char_frequencies(fn: Callable[[str], Any]) -> str:
 UNIGRAM_TEXTS = (*TEXTS, "aaaa", "abcd")  # 0 nats: one character, nothing to guess; ln 4: four equally common
 
 
+def _shares(text: str) -> list[float]:
+    return [n / len(text) for n in Counter(text).values()]
+
+
+def _unigram_loss(text: str) -> float:
+    return -sum(p * math.log(p) for p in _shares(text))
+
+
 def _unigram_mistakes(text: str) -> list[tuple[float, str]]:
-    shares = [n / len(text) for n in Counter(text).values()]
-    loss = -sum(p * math.log(p) for p in shares)
+    loss, shares = _unigram_loss(text), _shares(text)
     return [(loss / math.log(2), "that is in bits (log base 2); use the natural log, math.log, for nats"),
             (-loss, "-ln p is positive, so the loss is too: -sum of p ln p, with the minus sign"),
             (loss * len(text), "that is the total over the text; the loss is the mean per character"),
@@ -59,15 +66,14 @@ def check_unigram_loss(fn: Callable[[str], Any]) -> str:
     """``fn(text)`` -> the unigram's loss on ``text`` in nats per character: -sum of p ln p over its characters."""
     for text in UNIGRAM_TEXTS:
         got = as_number(call(fn, "unigram_loss", text), "the loss")
-        shares = [n / len(text) for n in Counter(text).values()]
-        loss = -sum(p * math.log(p) for p in shares)
+        loss, distinct = _unigram_loss(text), len(set(text))
         if math.isclose(got, loss, rel_tol=1e-9, abs_tol=1e-12):
             continue
         for value, hint in _unigram_mistakes(text):
             if math.isclose(got, value, rel_tol=1e-9):
                 raise Wrong(f"for {text!r} you give {got:.4f}: {hint}")
-        raise Wrong(f"for {text!r} the loss is {loss:.4f} nats per character (between 0 and ln {len(shares)} = "
-                    f"{math.log(len(shares)):.4f}); you give {got:.4f}")
+        raise Wrong(f"for {text!r} the loss is {loss:.4f} nats per character (between 0 and ln {distinct} = "
+                    f"{math.log(distinct):.4f}); you give {got:.4f}")
     return "the unigram's loss, -sum of p ln p; 0 for 'aaaa', ln 4 for 'abcd'"
 
 
