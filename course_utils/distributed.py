@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: one process per GPU (or CPU), the gradients averaged (notebook 05).
 
-Notebook 05, section 6 explains the idea; ``python -m course_utils.train gpt``
+Notebook 05, section 7 explains the idea; ``python -m course_utils.train gpt``
 runs this way when PyTorch's launcher starts it (README, "Training the bigger
 GPT on several GPUs"). The launcher sets ``WORLD_SIZE``, ``RANK`` and
 ``LOCAL_RANK`` in every process; :func:`setup` reads them and starts the process

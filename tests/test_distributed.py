@@ -1,5 +1,5 @@
 """course_utils.distributed: data-parallel training under torchrun. Two CPU processes (gloo) match one process
-seeing the same global batch; the collectives, in a one-process group (notebook 05, section 6)."""
+seeing the same global batch; the collectives, in a one-process group (notebook 05, section 7)."""
 
 from __future__ import annotations
 
