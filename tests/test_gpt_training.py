@@ -154,7 +154,7 @@ def test_time_budget_recipe_fits_the_steps_into_the_time():
 @pytest.mark.slow  # two whole ci training runs (about a minute); seeds 0 and 2 passed too when it was written
 @pytest.mark.parametrize("seed", [1])
 def test_skipping_the_warm_up_costs_the_ci_run(seed):
-    """Notebook 05, section 3: without its warm-up the ci recipe's run does not catch up by the end."""
+    """Notebook 05, section 8.1: without its warm-up the ci recipe's run does not catch up by the end."""
     data = gpt_training.char_data()
 
     def final_val_loss(warmup: int) -> float:
