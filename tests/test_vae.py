@@ -320,7 +320,8 @@ def test_train_command_writes_a_card_that_matches_the_weights(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1])  # the notebook trains seed 0; seed 2 passed too when this was written
 def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
-    """Notebook 03 at its ci sizes, trained at another seed. Section 1's MLP VAE (2 epochs): at least two dimensions
+    """Notebook 03 at its ci sizes, trained at another seed. Section 1's MLP VAE (2 epochs): the KL climbing from near
+    0 and the reconstruction term falling most in the first 100 steps (section 1.5), at least two dimensions
     under 0.01 nats of KL, the importance-weighted bound rising with every tenfold K by less each time, so much less
     that continuing the shrinkage would add under a quarter of the gap seen; its samples closer to real images than
     the autoencoder's (1 epoch) decodes of N(0, I), in FID-FMNIST and the classifier's confidence (2,000 images
@@ -340,13 +341,20 @@ def test_single_run_claims_of_notebook_03_hold_at_other_training_seeds(seed):
     x_test, y_test = image_tensors("fashion-mnist", train=False)
     recipe = vae.FAST_RECIPE
 
+    history = {}  # the last run's per-step terms
+
     def trained(images, epochs, latent_dim=recipe.latent_dim):
         seed_everything(seed)  # as the notebook's course_vae
         model = replace(recipe, latent_dim=latent_dim).make_model(x_train)
-        vae.fit_vae(model, images, epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, desc="seed check")
+        history.update(vae.fit_vae(model, images, epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
+                                   desc="seed check"))
         return model
 
     mlp = trained(x_train, 2)
+    kl_steps, r = history["kl"], history["recon"]  # section 1.5's dynamics, asserted as the notebook does
+    assert kl_steps[0] < 0.5 and sum(kl_steps[90:100]) / 10 > 20 * kl_steps[0]
+    early, mid, late = sum(r[:5]) / 5, sum(r[90:100]) / 10, sum(r[-50:]) / 50
+    assert early - mid > 2 * (mid - late)
     kl = vae.kl_per_dim(mlp, x_test[:1000]).clamp_min(0)
     assert (kl < 0.01).sum() >= 2 and kl.max() > 1
     lw = vae.log_importance_weights(mlp, x_test[:200], 1000, seed=0)
