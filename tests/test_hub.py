@@ -148,7 +148,8 @@ def test_section_3_runs_on_a_hub_gpt2_and_needs_only_the_imports_and_parameters(
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", hub_tokenizer)
     cells = json.loads((REPO_ROOT / "notebooks" / "06_transformers_huggingface.ipynb").read_text(encoding="utf-8"))
     ids = [c["id"] for c in cells["cells"]]
-    section = cells["cells"][ids.index("4fbebef0"):ids.index("nb05-039")]  # the snippet to the end of section 3
+    section = (cells["cells"][ids.index("4fbebef0"):ids.index("nb05-039")]  # the snippet to the end of section 3,
+               + cells["cells"][ids.index("greedy-md"):ids.index("nb05-076")])  # then its side-trips, 7.6 and 7.7
     namespace = {"torch": torch, "logging": logging, "warnings": warnings, "transformers": transformers,
                  "decoding": decoding, "hf": hf, "USE_HUB": True, "SEED": 0, "DEVICE": torch.device("cpu"),
                  "SAMPLING": {"temperature": 0.7, "top_k": 10, "top_p": 0.9}}
