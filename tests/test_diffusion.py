@@ -154,7 +154,7 @@ def test_ddpm_mean_is_the_epsilon_form_of_ho_et_al_without_clipping():
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 @pytest.mark.parametrize(("t", "t_prev"), [(999, 899), (499, 399), (199, 99), (9, 0)])
 def test_ddim_at_eta_1_is_the_ddpm_step_but_where_the_clip_acts(kind, t, t_prev):
-    """Notebook 04, section 4.3: over a stride, DDIM's step with eta = 1 equals DDPM's, noise included, without the
+    """Notebook 04, section 8.3: over a stride, DDIM's step with eta = 1 equals DDPM's, noise included, without the
     clip and at every element the clip leaves alone; with eta = 0 the mean is another one (eta changes it too)."""
     schedule, g = d.make_schedule(kind), torch.Generator().manual_seed(t)
     x0 = 3 * torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=g) - 1.5  # a third of it outside [-1, 1]
@@ -438,7 +438,7 @@ def test_latent_diffusion_claims_of_notebook_04_hold_at_other_training_seeds(see
     real = dt.latent_codes(vae_model, image_tensors("fashion-mnist", train=False)[0][:2000])
     assert nearest(real) < nearest(sampled)
 
-    # section 6.1: DDIM's clamped codes are wider than the real ones; fresh noise at every step (eta = 1) makes them
+    # section 8.9: DDIM's clamped codes are wider than the real ones; fresh noise at every step (eta = 1) makes them
     # a little narrower, and five times the DDIM steps bring them near the real spread
     def spread_of(z):
         return (denoiser.unstandardise(z).std(0)[used] / spread[used]).mean().item()
@@ -455,7 +455,7 @@ def test_latent_diffusion_claims_of_notebook_04_hold_at_other_training_seeds(see
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1234])  # the notebook's noise seed; 1, 2 and 3 passed too when this was written
 def test_shipped_ddpm_fresh_noise_lowers_fid_and_rough_samples_of_ddim(seed):
-    """Notebook 04, section 4.3's eta sweep at ci's sizes (200 samples, 5 steps), which the ci profile skips: with
+    """Notebook 04, section 8.3's eta sweep at ci's sizes (200 samples, 5 steps), which the ci profile skips: with
     more fresh noise per DDIM step (eta 0, 0.5, 1), a lower FID and a smaller share of rough samples; and at eta = 1
     both are nearer DDPM's than half their distance at eta = 0 (eta = 1 is DDPM's step but where the clip acts)."""
     model, _ = load_checkpoint(SHIPPED_DIR / dt.DDPM_NAME)

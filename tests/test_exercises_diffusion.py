@@ -88,7 +88,7 @@ def stepper(variant: str = "right"):
             return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
         if variant == "package":
             return diffusion.ddpm_step(eps, t, t - 1, x_t, diffusion.make_schedule("linear"), noise)
-        if variant == "ddim at eta 1":  # the same step (section 4.3 of the notebook), under another name
+        if variant == "ddim at eta 1":  # the same step (section 8.3 of the notebook), under another name
             return diffusion.ddim_step(eps, t, t - 1, x_t, diffusion.make_schedule("linear"), 1.0, noise)
         if t == 0 and variant != "wraps at 0" and variant != "noise at 0":
             return mean
