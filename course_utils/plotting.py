@@ -4,6 +4,8 @@
 - :func:`plot_curves`: loss and metric curves against steps (training sections).
 - :func:`scatter_2d` and :func:`density_2d`: 2-D toy data and model densities (01, 02).
 - :func:`roc_curves`: how well anomaly scores separate normal from anomalous items (03).
+- :func:`box_chain`: a model drawn as a chain of boxes, with one input from below (03).
+- :func:`loss_terms`: a VAE's reconstruction and KL terms during training, side by side (03).
 
 Every function draws on an ``ax`` if given, else makes a figure, and returns
 the ``Axes`` it drew on, so notebooks can add titles and tests can count axes.
@@ -180,3 +182,49 @@ def roc_curves(
     if title:
         ax.set_title(title)
     return ax
+
+
+def box_chain(
+    labels: Sequence[str], below: tuple[str, int] | None = None, ax: plt.Axes | None = None, gap: float = 2.2,
+) -> plt.Axes:
+    """Boxes with arrows from each to the next; ``below = (label, i)`` adds a grey box feeding box ``i`` from below."""
+    ax = _axes(ax, (12, 2))
+    white = {"boxstyle": "round", "fc": "white"}
+    boxes = [ax.text(gap * i, 1, label, ha="center", va="center", fontsize=11, bbox=white)
+             for i, label in enumerate(labels)]
+    pairs = list(zip(boxes[:-1], boxes[1:], strict=True))
+    if below is not None:
+        label, target = below
+        extra = ax.text(gap * target, 0, label, ha="center", va="center", fontsize=11,
+                        bbox={"boxstyle": "round", "fc": "0.9"})
+        pairs.append((extra, boxes[target]))
+    for a, b in pairs:
+        ax.annotate("", xy=(0.5, 0.5), xycoords=b, xytext=(0.5, 0.5), textcoords=a,
+                    arrowprops={"arrowstyle": "->", "patchA": a.get_bbox_patch(), "patchB": b.get_bbox_patch()})
+    ax.set(xlim=(-0.7, gap * (len(labels) - 1) + 0.9), ylim=(-0.5, 1.5))
+    ax.axis("off")
+    return ax
+
+
+def loss_terms(
+    train: Mapping[str, Sequence[float]], test: Mapping[str, Sequence[float]] | None, title: str,
+    steps_per_epoch: float, smooth: int = 1, recon_top: float | None = None, label: str = "training batches",
+) -> np.ndarray:
+    """Two axes: a VAE's reconstruction term (``train["recon"]``) and KL term (``train["kl"]``) against epochs.
+
+    ``train`` holds one record per step, ``steps_per_epoch`` of them an epoch (above 1: the first 100 are
+    also drawn raw, faint); ``test``, if given, adds its ``"epoch"``, ``"recon"`` and ``"kl"`` as points;
+    ``recon_top`` cuts the reconstruction axis there, to show a slower fall. Returns the two axes.
+    """
+    _, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    for ax, term in zip(axes, ("recon", "kl"), strict=True):
+        x = [(i + 1) / steps_per_epoch for i in range(len(train[term]))]
+        plot_curves({label: train[term]}, steps=x, ax=ax, smooth=smooth, xlabel="epoch", ylabel="nats per image")
+        if steps_per_epoch > 1:
+            ax.plot(x[:100], train[term][:100], color=COLORS[0], alpha=0.3, lw=0.8, label="first 100 batches, raw")
+        if test is not None:
+            ax.plot(test["epoch"], test[term], "o-", color=COLORS[1], label="test images")
+        ax.legend()
+        ax.set(title=f"{title}: {'reconstruction' if term == 'recon' else 'KL'}",
+               ylim=(None, recon_top if term == "recon" else None))
+    return axes

@@ -68,3 +68,26 @@ def test_roc_curves_one_line_per_score_plus_chance():
     assert area == pytest.approx(5 / 6)  # 5 of the 6 (normal, anomalous) pairs ranked right
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:2] == ["good: AUROC 0.833", "reversed: AUROC 0.167"]
+
+
+def test_box_chain_draws_one_arrow_per_link_and_the_input_from_below():
+    ax = plotting.box_chain(["a", "b", "c"], below=("noise", 1))
+    boxes = [t for t in ax.texts if t.get_text()]
+    arrows = [t for t in ax.texts if not t.get_text()]
+    assert [t.get_text() for t in boxes] == ["a", "b", "c", "noise"]
+    assert len(arrows) == 3  # a -> b, b -> c, noise -> b
+    assert arrows[-1].xycoords is boxes[1] and arrows[-1].anncoords is boxes[3]  # into b, from noise
+    assert boxes[3].get_position()[1] < boxes[1].get_position()[1]  # noise sits below
+    assert not ax.axison
+
+
+def test_loss_terms_two_axes_raw_start_test_points_and_cut_axis():
+    train = {"recon": [100.0 - i for i in range(40)], "kl": [0.1 * i for i in range(40)]}
+    test = {"epoch": [1, 2], "recon": [70.0, 65.0], "kl": [3.0, 3.5]}
+    recon_ax, kl_ax = plotting.loss_terms(train, test, "t", steps_per_epoch=20, smooth=5, recon_top=90)
+    assert recon_ax.get_title() == "t: reconstruction" and kl_ax.get_title() == "t: KL"
+    assert len(recon_ax.lines) == 3  # smoothed, raw start, test points
+    assert recon_ax.lines[0].get_xdata()[-1] == 2.0 and list(recon_ax.lines[2].get_ydata()) == [70.0, 65.0]
+    assert recon_ax.get_ylim()[1] == 90 and kl_ax.get_ylim()[1] < 90
+    per_epoch = plotting.loss_terms({"recon": [3.0, 2.0], "kl": [1.0, 1.5]}, None, "e", steps_per_epoch=1)
+    assert len(per_epoch[0].lines) == 1  # no raw start, no test points
