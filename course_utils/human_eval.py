@@ -11,7 +11,8 @@
   (scikit-learn's Cohen's kappa for two, :func:`fleiss_kappa` for more).
 - :func:`two_way_bootstrap` and :func:`bradley_terry_intervals`: intervals that resample raters **and** items
   (a room's ratings of shared items are not independent); :func:`side_bias` (left against right);
-  :func:`room_power`: how many raters and items a room needs, by simulation (simulated raters, not people).
+  :func:`room_power`: how many raters and items a room needs, by simulation (simulated raters, not people);
+  :func:`report` prints a room's whole analysis.
 
 The Wilson interval and Bradley-Terry are taught in notebook 07 (section 4.3, exercise 4; section 4.4), so they
 are written out here; ``tests/test_against_libraries.py`` checks them against SciPy and choix. Cohen's kappa is
@@ -469,6 +470,48 @@ def side_bias(ratings: Iterable[Rating], level: float = 0.95) -> dict[str, float
     low, high = wilson_interval(left, len(decided), level)
     return {"n": len(decided), "left": left, "share": left / len(decided), "low": low, "high": high,
             "p_value": binomtest(left, len(decided), 0.5).pvalue}
+
+
+def report(folder: str | Path, resamples: int = 200, seed: int = 0) -> dict[str, Any] | None:
+    """Analyse and print a room's pairwise ratings (every ``*.csv`` in ``folder``), as read in notebook 07, 4.4.
+
+    Prints the number of ratings and raters; each model's win rate with its Wilson and two-way intervals
+    (:func:`two_way_bootstrap`, ``10 * resamples`` resamples); Bradley-Terry strengths with two-way intervals within
+    each group of more than two models that met each other (``resamples`` resamples); the side check (unless every
+    rating is a tie); and the agreement (or why there is none). Returns those results in a dict (keys ``ratings``,
+    ``rates``, ``two_way``, ``bt``, ``side``, ``agreement``), or ``None`` when the folder holds no pairwise ratings.
+    """
+    ratings = [r for r in load_ratings(folder) if r.task == "pairwise"]
+    if not ratings:
+        print(f"no pairwise ratings in {folder} yet: nothing to analyse (rate some pairs, or merge a room's files)")
+        return None
+    print(f"{len(ratings)} ratings from {len({r.rater for r in ratings})} rater(s)")
+    rates, two_way = win_rates(ratings), {}
+    for m, s in sorted(rates.items(), key=lambda kv: -kv[1]["rate"]):
+        t = two_way[m] = two_way_bootstrap(ratings, m, resamples=10 * resamples, seed=seed)
+        print(f"  {m:<8} won {s['rate']:.0%} of {s['n']:.0f}: 95% Wilson interval {s['low']:.0%} to {s['high']:.0%}; "
+              f"two-way, over {t['raters']} rater(s) and {t['items']} items, {t['low']:.0%} to {t['high']:.0%}")
+    strengths: dict[str, tuple[float, float, float]] = {}
+    for group in (g for g in comparison_groups(ratings) if len(g) > 2):
+        fit = bradley_terry_intervals([r for r in ratings if r.model_a in group], resamples=resamples, seed=seed)
+        print("  Bradley-Terry strengths, two-way 95% intervals: "
+              + ", ".join(f"{m} {s:.2f} [{lo:.2f}, {hi:.2f}]" for m, (s, lo, hi) in sorted(fit.items())))
+        strengths.update(fit)
+    side = None
+    if not all(r.choice == "tie" for r in ratings):
+        side = side_bias(ratings)
+        print(f"  side: left chosen in {side['share']:.0%} of {side['n']} decided pairs "
+              f"(95% interval {side['low']:.0%} to {side['high']:.0%}; p = {side['p_value']:.2f} against 50%)")
+    try:
+        agreed: dict[str, Any] | None = agreement(ratings)
+    except ValueError as why:
+        print(f"  agreement: {why}")
+        agreed = None
+    else:
+        print(f"  agreement: {agreed['method']}'s kappa {agreed['kappa']:.2f} over {agreed['items']} pairs "
+              f"rated by all {agreed['raters']}")
+    return {"ratings": ratings, "rates": rates, "two_way": two_way, "bt": strengths, "side": side,
+            "agreement": agreed}
 
 
 def _offset_for(win_rate: float, spread: float, rng: Any) -> float:

@@ -304,3 +304,36 @@ def test_more_items_beat_more_raters_for_the_same_ratings_over_seeds(rooms, seed
     if rooms == 60:  # on the table's 60 rooms alone, one seed ties them: why the notebook pools
         assert he.room_power(0.7, 5, 48, rooms=60, resamples=100, seed=7) == \
             he.room_power(0.7, 20, 12, rooms=60, resamples=100, seed=7)
+
+
+def test_report_prints_and_returns_a_rooms_analysis(tmp_path, capsys):
+    assert he.report(tmp_path) is None and "no pairwise ratings" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    for rater in ("ana", "ben", "cy"):
+        log = he.RatingsLog(tmp_path / f"{rater}.csv")
+        for i in range(12):
+            for a, b in (("gan", "vae"), ("gan", "real"), ("vae", "real")):
+                left = f"{a}{i}" if rng.random() < 0.5 else f"{b}{i}"
+                better = f"{b}{i}" if b == "real" or rng.random() < 0.3 else f"{a}{i}"  # real wins; gan mostly
+                log.append(pair(rater, f"{a}{i}", f"{b}{i}", left, "left" if better == left else "right", a, b))
+    out = he.report(tmp_path, resamples=20, seed=3)
+    printed = capsys.readouterr().out
+    ratings = he.load_ratings(tmp_path)
+    assert out["ratings"] == ratings and out["rates"] == he.win_rates(ratings)
+    assert out["two_way"]["gan"] == he.two_way_bootstrap(ratings, "gan", resamples=200, seed=3)
+    assert set(out["bt"]) == {"gan", "vae", "real"} and out["agreement"]["method"] == "Fleiss"
+    assert printed.startswith("108 ratings from 3 rater(s)\n")
+    assert "Bradley-Terry strengths" in printed and "side: left chosen" in printed
+    lines = printed.splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["real", "gan", "vae"]  # win rates, best first
+    (tmp_path / "ben.csv").unlink(), (tmp_path / "cy.csv").unlink()
+    lone = he.report(tmp_path, resamples=20)
+    assert lone["agreement"] is None and "agreement:" in capsys.readouterr().out  # one rater: why there is none
+
+
+def test_raters_who_differ_more_than_items_reverse_the_advice():
+    # notebook 07, 4.4: "raters who differed more would favour more raters instead" (300 rooms; the gap is ~15 points)
+    power = {sds: [he.room_power(0.7, r, m, rooms=300, resamples=100, seed=1, item_sd=sds[0], rater_sd=sds[1])
+                   for r, m in ((5, 48), (20, 12))] for sds in ((1.0, 0.5), (0.5, 1.0))}
+    assert power[1.0, 0.5][0] > power[1.0, 0.5][1] + 0.05  # items differ more: 5 raters x 48 items ahead
+    assert power[0.5, 1.0][1] > power[0.5, 1.0][0] + 0.05  # raters differ more: 20 raters x 12 items ahead
