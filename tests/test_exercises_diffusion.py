@@ -269,6 +269,24 @@ def test_ddim_sample_stub_shortcuts_and_others():
     assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: x * 0.5), "differ from diffusion.sample's")
 
 
+def test_ddim_sample_refuses_the_diffusers_schedulers():  # section 4.4's loop, with the exercise's alpha_bar
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    def scheduler_loop(model, x, labels, steps, alpha_bar):
+        sched = DDIMScheduler(num_train_timesteps=len(alpha_bar), timestep_spacing="trailing")
+        sched.alphas_cumprod = alpha_bar.clone()
+        sched.set_timesteps(steps)
+        for t in sched.timesteps:
+            x = sched.step(model(x, t.expand(len(x)), labels), t, x).prev_sample
+        return x
+
+    assert_wrong(ex.check_ddim_sample(scheduler_loop), "calls diffusers' DDIMScheduler.step")
+    assert callable(DDIMScheduler.step) and "raise_" not in DDIMScheduler.step.__qualname__  # restored afterwards
+    ddpm_sched = DDPMScheduler(num_train_timesteps=1000)
+    assert_wrong(ex.check_ddim_sample(lambda m, x, y, n, ab: ddpm_sched.step(m(x, 999, y), 999, x).prev_sample),
+                 "calls diffusers' DDPMScheduler.step")
+
+
 def test_ddim_sample_checker_leaves_the_global_random_state_alone():
     torch.manual_seed(7)
     before = torch.random.get_rng_state()

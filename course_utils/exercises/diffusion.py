@@ -278,6 +278,15 @@ _LOOP_MISTAKES = [
 ]
 
 
+def _diffusers_steps() -> list[tuple[Any, str, str]]:
+    """The ``step`` of diffusers' DDIM and DDPM schedulers, as shortcuts (none where diffusers is missing)."""
+    try:
+        from diffusers import DDIMScheduler, DDPMScheduler
+    except ImportError:  # pragma: no cover - diffusers is a course dependency
+        return []
+    return [(cls, "step", f"diffusers' {cls.__name__}.step") for cls in (DDIMScheduler, DDPMScheduler)]
+
+
 @checker(solution="ddim_sample")
 def check_ddim_sample(ddim_sample: Callable[..., Any]) -> str:
     """``ddim_sample(model, x, labels, steps, alpha_bar)``: the DDIM loop from the noise ``x``, the same images as
@@ -287,6 +296,7 @@ def check_ddim_sample(ddim_sample: Callable[..., Any]) -> str:
     expected = diffusion.sample(model, 4, labels, steps=steps, shape=shape, generator=torch.Generator().manual_seed(5))
     x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(5))  # sample's first draw
     shortcuts = [(diffusion, name, f"diffusion.{name}") for name in ("sample", "ddim_step", "predict_x0", "denoise")]
+    shortcuts += _diffusers_steps()  # section 4.4's loop, with alpha_bar put into a scheduler, is the exercise done
     with torch.no_grad():
         out = call_refusing(shortcuts, "write the loop yourself", ddim_sample, "your function", model, x.clone(),
                             labels.clone(), steps, ab_all.clone(),
