@@ -132,7 +132,7 @@ def notebook_table(notebook: str, runs: list[dict[str, Any]]) -> str:
 def runtime_line(notebook: str, runs: list[dict[str, Any]]) -> str:
     """The one line under a notebook's title: how long running every cell takes on a laptop CPU and a Colab GPU."""
     cpu, gpu = _latest(runs, notebook, "cpu"), _latest(runs, notebook, "gpu")
-    on_cpu = (f"about {format_seconds(cpu['seconds'])} on a laptop CPU, profile `cpu` (measured on {cpu['machine']})"
+    on_cpu = (f"about {format_seconds(cpu['seconds'])} on a CPU in the `cpu` profile (measured on {cpu['machine']})"
               if cpu else "not measured yet on a laptop CPU")
     on_gpu = f"about {format_seconds(gpu['seconds'])} on a Colab GPU" if gpu else "not measured yet on a Colab GPU"
     return f"{RUNTIME_START}*Running every cell: {on_cpu}; {on_gpu}.*{RUNTIME_END}"

@@ -62,7 +62,7 @@ def test_a_notebooks_table_has_one_row_per_profile_with_its_latest_run():
 def test_the_run_time_line_is_one_line_between_its_markers():
     line = authoring.runtime_line("02_gan", [run("02_gan", "cpu", 619.6), run("02_gan", "ci", 50)])
     assert "\n" not in line
-    assert line == (f"{authoring.RUNTIME_START}*Running every cell: about 10.3 min on a laptop CPU, profile `cpu` "
+    assert line == (f"{authoring.RUNTIME_START}*Running every cell: about 10.3 min on a CPU in the `cpu` profile "
                     f"(measured on Test CPU, 2 cores); not measured yet on a Colab GPU.*{authoring.RUNTIME_END}")
     assert "not measured yet on a laptop CPU" in authoring.runtime_line("02_gan", [])
 
@@ -135,5 +135,5 @@ def test_every_notebooks_run_time_line_is_one_generated_line(path):
     title = nbformat.read(path, as_version=4).cells[1].source  # the title cell (tests/test_notebooks.py)
     line = title[title.index(authoring.RUNTIME_START):title.index(authoring.RUNTIME_END)]
     assert "\n" not in line and line.count("*") == 2, line
-    on_cpu = r"about (\d+ s|\d+\.\d min) on a laptop CPU, profile `cpu`|not measured yet on a laptop CPU"
+    on_cpu = r"about (\d+ s|\d+\.\d min) on a CPU in the `cpu` profile|not measured yet on a laptop CPU"
     assert re.search(on_cpu, line), line
