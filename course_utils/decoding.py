@@ -66,7 +66,7 @@ def next_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 
 def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: float) -> torch.Tensor:
-    """The repetition penalty: make every token already in ``previous`` less likely.
+    """The repetition penalty: lower the logit of every token already in ``previous``.
 
     CTRL (Keskar et al., 2019) divides the logits of seen tokens by ``penalty``.
     That raises a negative logit, so Hugging Face's

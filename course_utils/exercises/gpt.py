@@ -554,7 +554,8 @@ def check_repetition_penalty(penalty_fn: Callable[[torch.Tensor, torch.Tensor, f
     y = as_tensor(out, "your penalised logits", shape=tuple(logits.shape))
     want = decoding.apply_repetition_penalty(logits, previous, penalty)
     if close(y, want):
-        return "positive logits of seen tokens divided by the penalty, negative ones multiplied: both less likely"
+        return ("positive logits of seen tokens divided by the penalty, negative ones multiplied: both lowered, "
+                "so less likely relative to the unseen tokens")
     seen = torch.zeros(8, dtype=torch.bool)
     seen[previous] = True
     divided = torch.where(seen, logits / penalty, logits)

@@ -57,7 +57,7 @@ def top_p_filter(logits, p):
 
 
 def penalise(logits, previous, penalty):
-    """The logits with every token in `previous` made less likely: positive / penalty, negative * penalty."""
+    """The logits with every token in `previous` lowered: positive / penalty, negative * penalty."""
     out = logits.clone()
     seen = torch.unique(previous)
     out[seen] = torch.where(out[seen] > 0, out[seen] / penalty, out[seen] * penalty)
