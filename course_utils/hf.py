@@ -12,7 +12,8 @@ Hub and the GPT-3 snippet are :mod:`course_utils.hub`):
   :func:`evaluate_lm` (nats per token and per character on a whole split),
   :func:`save_hf` and :func:`load_hf` (``save_pretrained`` /
   ``from_pretrained``, safetensors only, checksums in a course card),
-  :func:`quiet_hf` (no progress-bar or warning floods), and
+  :func:`quiet_hf` (no progress-bar or warning floods),
+  :func:`captured_warnings` (what the library warned, as strings), and
   :func:`generate_filters` (``generate``'s sampling filters, to compare with 05's);
 - section 2.3, 05 and 06 connected: :func:`gpt_from_hf`, a Hugging Face GPT-2's
   weights in 05's :class:`course_utils.gpt.GPT` (same logits);
@@ -27,8 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -75,6 +78,30 @@ def quiet_hf() -> Iterator[None]:
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def captured_warnings(forget_once: bool = False) -> Iterator[list[str]]:
+    """Collect every warning said inside: the ``transformers`` logger's, then Python's ``warnings``, as strings.
+
+    The list is filled as the block runs (log records) and when it ends (warnings).
+    ``forget_once=True`` first clears ``transformers``' memory of the warnings it
+    says once a session (``logging.Logger.warning_once``), so they can be seen again.
+    """
+    said: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers")
+    if forget_once and hasattr(logging.Logger, "warning_once"):
+        logging.Logger.warning_once.cache_clear()
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield said
+        said.extend(str(w.message) for w in caught)
+    finally:
+        logger.removeHandler(handler)
 
 
 def fix_loss_type(model: Any) -> Any:

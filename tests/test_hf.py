@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,31 @@ def test_the_loss_runs_without_the_loss_type_warning(tokenizer):
         assert torch.allclose(bare(input_ids=x, labels=x).loss, bare(input_ids=x).logits[0, :-1].log_softmax(-1)
                               .gather(-1, x[0, 1:, None]).mean().neg())
     assert bare.loss_type is None and [r for r in records if "loss_type" in r.getMessage()]
+
+
+def test_captured_warnings_collects_both_kinds_and_cleans_up():
+    logger = logging.getLogger("transformers")
+    handlers = list(logger.handlers)
+    with hf.captured_warnings() as said:
+        logger.warning("from the logger")
+        logger.info("below the warning level")
+        warnings.warn("from warnings.warn", UserWarning, stacklevel=1)
+    assert said == ["from the logger", "from warnings.warn"]
+    assert logger.handlers == handlers  # the handler is gone
+    logger.warning("after the block")
+    assert said == ["from the logger", "from warnings.warn"]
+
+
+def test_captured_warnings_can_forget_the_once_a_session_warnings(tokenizer):
+    from transformers import GPT2LMHeadModel
+
+    model = tiny(tokenizer)
+    x = bpe.encode(tokenizer, SAMPLE)[:16][None]
+    for _ in range(2):  # a bare model warns at its first loss; forgetting shows it again
+        bare = GPT2LMHeadModel(model.config).eval()
+        with hf.captured_warnings(forget_once=True) as said:
+            bare(input_ids=x, labels=x)
+        assert [m for m in said if "loss_type" in m]
 
 
 def test_token_nll_predicts_every_token_once_from_its_window(tokenizer):
