@@ -82,7 +82,7 @@ def quiet_hf() -> Iterator[None]:
 
 @contextlib.contextmanager
 def captured_warnings(forget_once: bool = False) -> Iterator[list[str]]:
-    """Collect every warning said inside: the ``transformers`` logger's, then Python's ``warnings``, as strings.
+    """Collect every warning said inside (notebook 06): the ``transformers`` logger's, then Python's ``warnings``.
 
     The list is filled as the block runs (log records) and when it ends (warnings).
     ``forget_once=True`` first clears ``transformers``' memory of the warnings it
