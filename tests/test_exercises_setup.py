@@ -6,8 +6,9 @@ import math
 from collections import Counter
 
 from course_utils.exercises import setup as ex
-from course_utils.solutions.setup import char_frequencies, unigram_loss, unisex_count
+from course_utils.solutions.setup import char_frequencies, top_boys_unisex, unigram_loss, unisex_count
 from tests.checks import assert_not_done, assert_right, assert_wrong
+from tests.data_support import require_cached
 
 
 def test_right_on_the_reference():
@@ -93,3 +94,56 @@ def test_unisex_count_unfinished_stub_is_not_done_yet():
         raise NotImplementedError
 
     assert_not_done(ex.check_unisex_count(unisex_count))
+
+
+def test_unisex_count_hint_does_not_hand_over_the_solution():
+    one_sided = lambda g, b: sum(n.lower() in {m.lower() for m in b} for n in g)
+    result = ex.check_unisex_count(one_sided)
+    assert_wrong(result, "which Python type holds each item only once?")
+    assert "set" not in result.message and "intersect" not in result.message
+
+
+def _slice(first, last, girls_end=0):
+    """A top_boys_unisex with a slicing mistake: boys' places first..last-1, the girls' list girls_end past start."""
+    return lambda names, start: len({n.lower() for n in names[:start + girls_end]}
+                                    & {n.lower() for n in names[start + first:start + last]})
+
+
+def test_top_boys_unisex_right_on_the_reference_and_the_small_file():
+    assert_right(ex.check_top_boys_unisex(top_boys_unisex))
+    assert top_boys_unisex(ex.SMALL_FILE, ex.SMALL_START) == 2  # b50 and b99
+    assert top_boys_unisex(["Ava", "liam", "ava", "noah"], 2) == 1  # any case, counted once
+    assert_right(ex.check_top_boys_unisex(_slice(0, 100)))
+
+
+def test_top_boys_unisex_each_mistake_gets_its_hint():
+    assert_wrong(ex.check_top_boys_unisex(_slice(0, 10**6)), "that counts the whole boys' list")
+    for first, last in ((1, 101), (0, 101), (0, 99)):
+        assert_wrong(ex.check_top_boys_unisex(_slice(first, last)), "count exactly 100 boys' names")
+    assert_wrong(ex.check_top_boys_unisex(_slice(0, 100, girls_end=100)), "the girls' list ends where")
+    assert_wrong(ex.check_top_boys_unisex(lambda names, start: 7), "you count 7, not 2")
+    assert_wrong(ex.check_top_boys_unisex(lambda names, start: "2"), "should be a number")
+
+
+def test_top_boys_unisex_checks_the_real_names_without_showing_the_count():
+    require_cached("names")
+    names, start = ex._cached_names()
+    assert names[start:start + 3] == ["liam", "noah", "william"]
+    count = top_boys_unisex(names, start)
+    result = ex.check_top_boys_unisex(top_boys_unisex)
+    assert_right(result)
+    assert "makemore names" in result.message and str(count) not in result.message
+
+    def off_on_real(names, start):  # right on the small file only
+        return top_boys_unisex(names, start) - 50 * (len(names) > 1_000)
+
+    result = ex.check_top_boys_unisex(off_on_real)
+    assert_wrong(result, "not on the makemore names")
+    assert str(count) not in result.message and str(count - 50) not in result.message
+
+
+def test_top_boys_unisex_unfinished_stub_is_not_done_yet():
+    def top_boys_unisex(names, start):
+        raise NotImplementedError
+
+    assert_not_done(ex.check_top_boys_unisex(top_boys_unisex))

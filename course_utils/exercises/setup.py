@@ -91,7 +91,8 @@ def _mistakes(girls: Sequence[str], boys: Sequence[str]) -> list[tuple[int, str]
     g, b = {n.lower() for n in girls}, {n.lower() for n in boys}
     both = Counter(n.lower() for n in (*girls, *boys))
     every = [n.lower() for n in (*girls, *boys)]
-    again = "count each name once, not each of its copies: make a set of each list (in lower case), then intersect"
+    again = ("count each name once, not each of its copies, whatever its case: which Python type holds each item "
+             "only once?")
     repeats = ("a name repeated inside one list is not a name given to both: count the names in the girls' list "
                "that are also in the boys' list, not every name that repeats")
     return [(len(set(girls) & set(boys)), "'Riley' and 'riley' are one name: compare the names in lower case "
@@ -119,3 +120,72 @@ def check_unisex_count(fn: Callable[[list[str], list[str]], Any]) -> str:
                 raise Wrong(f"for girls={girls} and boys={boys} you count {count:g}: {hint}")
         raise Wrong(f"for girls={girls} and boys={boys} the names in both are {shared}; you count {count:g}")
     return "the distinct names in both lists, whatever their case; riley, jordan and avery in the example"
+
+
+# --- exercise 2, part 2: the 100 most common boys' names of 2018 that were also given to girls --------------------
+
+# A small names file of the course's shape, girls' names then boys' (most common first), built so that each usual
+# slicing mistake gives its own count: 2 of the first 100 boys' names (b50, b99) are girls' names too.
+SHARED = (50, 99, 100, 110, 120)  # the boys' places of the names also in the girls' list
+SMALL_BOYS = [f"b{i}" for i in range(130)]
+SMALL_FILE = [f"g{i}" for i in range(120)] + [SMALL_BOYS[i] for i in SHARED] + SMALL_BOYS
+SMALL_START = 120 + len(SHARED)
+
+
+def _top_boys(names: Sequence[str], start: int, first: int = 0, last: int = 100) -> int:
+    """How many of the boys' names at places first..last-1 are in the girls' list names[:start]."""
+    return len({n.lower() for n in names[:start]} & {n.lower() for n in names[start + first:start + last]})
+
+
+def _top_boys_mistakes(names: Sequence[str], start: int) -> list[tuple[int, str]]:
+    exactly = "count exactly 100 boys' names, the most common one (at index start) included"
+    return [(_top_boys(names, start, 0, len(names) - start), "that counts the whole boys' list; keep only its "
+             "100 most common names, which come first"),
+            (_top_boys(names, start, 1, 101), exactly), (_top_boys(names, start, 0, 101), exactly),
+            (_top_boys(names, start, 0, 99), exactly),
+            (len({n.lower() for n in names[start:start + 100]}), "every boys' name is in a girls' list that runs "
+             "past index start: the girls' list ends where the boys' list begins")]
+
+
+def _cached_names() -> tuple[list[str], int] | None:
+    """The makemore names and the index where the boys' list starts, if the file is cached; else None."""
+    from course_utils import data, datasets  # lazy: the small file needs neither
+
+    try:
+        data.fetch("names", download=False, verbose=False)
+    except data.DataUnavailableError:
+        return None
+    names = datasets.load_names()
+    seen: set[str] = set()
+    start = next(i for i, name in enumerate(names) if name in seen or seen.add(name))  # the first repeat
+    return names, start
+
+
+@checker(solution="top_boys_unisex")
+def check_top_boys_unisex(fn: Callable[[list[str], int], Any]) -> str:
+    """``fn(names, start)`` -> how many of the 100 most common boys' names were also given to girls.
+
+    First on a small file of the same shape (a specific hint for each slicing mistake), then on the makemore names
+    when they are cached. The real count is never shown: a wrong one gets a hint, a right one a plain yes.
+    """
+    got = as_number(call(fn, "top_boys_unisex", list(SMALL_FILE), SMALL_START), "the count")
+    right = _top_boys(SMALL_FILE, SMALL_START)
+    if got != right:
+        for value, hint in _top_boys_mistakes(SMALL_FILE, SMALL_START):
+            if got == value:
+                raise Wrong(f"on a small file (girls' names g0, g1, ..., then boys' b0, b1, ...) you count {got:g}: "
+                            f"{hint}")
+        raise Wrong(f"on a small file whose boys' names b50 and b99 are also girls' names, you count {got:g}, not "
+                    f"{right}; take the girls' list and the first 100 of the boys' list, then count the names in both")
+    real = _cached_names()
+    if real is None:
+        return "right on a small file (the names file is not cached, so not checked on it)"
+    names, start = real
+    got = as_number(call(fn, "top_boys_unisex", list(names), start), "the count")
+    if got != _top_boys(names, start):
+        for value, hint in _top_boys_mistakes(names, start):
+            if got == value:
+                raise Wrong(f"on the makemore names your count is not right: {hint}")
+        raise Wrong("right on the small file, but not on the makemore names: is every name compared in lower case, "
+                    "each counted once?")
+    return "right, on a small file and on the makemore names (print your count to see it)"

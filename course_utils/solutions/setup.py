@@ -19,3 +19,9 @@ def unigram_loss(text):
 def unisex_count(girls, boys):
     """How many distinct names, whatever their case, are in both lists."""
     return len({name.lower() for name in girls} & {name.lower() for name in boys})
+
+
+def top_boys_unisex(names, start):
+    """How many of the 100 most common boys' names (names[start:], most common first) are in the girls' list."""
+    girls = {name.lower() for name in names[:start]}
+    return len(girls & {name.lower() for name in names[start:start + 100]})
