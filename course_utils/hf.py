@@ -81,12 +81,14 @@ def quiet_hf() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def captured_warnings(forget_once: bool = False) -> Iterator[list[str]]:
+def captured_warnings(forget_once: bool = False, quiet: bool = False) -> Iterator[list[str]]:
     """Collect every warning said inside (notebook 06): the ``transformers`` logger's, then Python's ``warnings``.
 
     The list is filled as the block runs (log records) and when it ends (warnings).
     ``forget_once=True`` first clears ``transformers``' memory of the warnings it
     says once a session (``logging.Logger.warning_once``), so they can be seen again.
+    ``quiet=True`` takes the logger's own handlers (its line on stderr) off inside the block,
+    so a cell that prints the list shows each warning once, where it prints it.
     """
     said: list[str] = []
     handler = logging.Handler(logging.WARNING)
@@ -94,6 +96,9 @@ def captured_warnings(forget_once: bool = False) -> Iterator[list[str]]:
     logger = logging.getLogger("transformers")
     if forget_once and hasattr(logging.Logger, "warning_once"):
         logging.Logger.warning_once.cache_clear()
+    others = list(logger.handlers) if quiet else []
+    for other in others:
+        logger.removeHandler(other)
     logger.addHandler(handler)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -102,6 +107,8 @@ def captured_warnings(forget_once: bool = False) -> Iterator[list[str]]:
         said.extend(str(w.message) for w in caught)
     finally:
         logger.removeHandler(handler)
+        for other in others:
+            logger.addHandler(other)
 
 
 def fix_loss_type(model: Any) -> Any:

@@ -100,6 +100,24 @@ def test_captured_warnings_collects_both_kinds_and_cleans_up():
     assert said == ["from the logger", "from warnings.warn"]
 
 
+def test_captured_warnings_quiet_keeps_the_loggers_own_handlers_out_and_puts_them_back():
+    logger = logging.getLogger("transformers")
+    heard: list[str] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = lambda record: heard.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(listener)
+    try:
+        with hf.captured_warnings() as said:
+            logger.warning("said twice")
+        with hf.captured_warnings(quiet=True) as said_quietly:
+            logger.warning("said once")
+        logger.warning("after the quiet block")
+        assert said == ["said twice"] and said_quietly == ["said once"]
+        assert heard == ["said twice", "after the quiet block"]  # not "said once"; back afterwards
+    finally:
+        logger.removeHandler(listener)
+
+
 def test_captured_warnings_can_forget_the_once_a_session_warnings(tokenizer):
     from transformers import GPT2LMHeadModel
 
