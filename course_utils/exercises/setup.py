@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from course_utils import data, datasets
 from course_utils.exercises import Wrong, as_number, call, checker
 
 TEXTS = ("abracadabra", "to be, or not to be:\nthat is the question")
@@ -149,8 +150,6 @@ def _top_boys_mistakes(names: Sequence[str], start: int) -> list[tuple[int, str]
 
 def _cached_names() -> tuple[list[str], int] | None:
     """The makemore names and the index where the boys' list starts, if the file is cached; else None."""
-    from course_utils import data, datasets  # lazy: the small file needs neither
-
     try:
         data.fetch("names", download=False, verbose=False)
     except data.DataUnavailableError:
