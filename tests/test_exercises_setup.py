@@ -38,6 +38,7 @@ def test_an_unfinished_stub_is_not_done_yet():
 
 def test_unigram_loss_right_on_the_reference_and_between_its_bounds():
     assert_right(ex.check_unigram_loss(unigram_loss))
+    assert "the entropy of the shares" in str(ex.check_unigram_loss(unigram_loss))  # shown only once solved
     assert unigram_loss("aaaa") == 0 and math.isclose(unigram_loss("abcd"), math.log(4))
     assert 0 < unigram_loss("abracadabra") < math.log(5)  # five distinct characters, not equally common
     shares = char_frequencies("abracadabra")  # the same model: the mean of -ln p over the text's characters

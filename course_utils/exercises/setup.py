@@ -75,7 +75,8 @@ def check_unigram_loss(fn: Callable[[str], Any]) -> str:
                 raise Wrong(f"for {text!r} you give {got:.4f}: {hint}")
         raise Wrong(f"for {text!r} the loss is {loss:.4f} nats per character (between 0 and ln {distinct} = "
                     f"{math.log(distinct):.4f}); you give {got:.4f}")
-    return "the unigram's loss, -sum of p ln p; 0 for 'aaaa', ln 4 for 'abcd'"
+    return ("the unigram's loss; grouping equal characters turns the mean of -ln p(c) into -sum of p(c) ln p(c), "
+            "the entropy of the shares: 0 for 'aaaa', ln 4 for 'abcd'")
 
 
 # --- exercise 2: names given to girls and to boys (the names section) ----------------------------------------------
