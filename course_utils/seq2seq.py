@@ -250,7 +250,9 @@ def train_seq2seq(
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     rng = seed_everything(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    # foreach: the multi-tensor update, the same numbers as the per-tensor loop a CPU runs by default (checked
+    # bit for bit on both of notebook 06's tasks), and faster for these models' many small tensors
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, foreach=True)
     warmup = max(1, steps // 20)
     losses, start = [], time.perf_counter()
     model.train()
