@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -153,6 +154,25 @@ def test_trigram_nll():
     assert_wrong(basics.check_trigram_nll(lambda *a: 9.0), "expected about")
     assert_not_done(basics.check_trigram_nll(...))
 
+
+
+# --- the prediction after exercise 1: checked in Run All, its scores hidden -------------------------------------------
+
+
+def test_trigram_prediction_holds_fails_and_hides_the_scores():
+    words = ["ab", "ba"] * 200  # after '.a' comes 'b', after 'ab' the end: two characters tell, one does not
+    vocab = text.build_vocab(words, boundary=".")
+    bigram = text.ngram_nll(words, words, vocab, 2, 1.0)
+    message = basics.check_trigram_prediction(words, words, vocab, bigram)
+    assert "hidden" in message and not re.search(r"\d", re.sub(r"0\.01|0\.1|\b1\b", "", message))  # no score
+    with pytest.raises(AssertionError, match="not the add-one bigram"):
+        basics.check_trigram_prediction(words, words, vocab, bigram + 0.01)
+    single = ["a", "b"] * 100  # one letter per word: the second character of context is always '.'
+    with pytest.raises(AssertionError, match="gains only"):
+        basics.check_trigram_prediction(single, single, vocab, text.ngram_nll(single, single, vocab, 2, 1.0))
+    few = ["ab", "ba"]  # two words: the choice of alpha matters more than a fifth of the gain
+    with pytest.raises(AssertionError, match="a fifth"):
+        basics.check_trigram_prediction(few, few, vocab, text.ngram_nll(few, few, vocab, 2, 1.0))
 
 # --- exercise 4: what the bias learns when a penalty pulls W to 0 ---------------------------------------------
 

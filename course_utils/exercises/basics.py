@@ -230,6 +230,33 @@ def check_trigram_nll(nll_fn: Callable[..., Any]) -> str:
                 "P = (N + alpha) / (row total + alpha V), then the mean of -log P over every held-out prediction")
 
 
+# --- the prediction after exercise 1: smoothing or context? (section 3.5) ------------------------------------
+
+PREDICTION_ALPHAS = (0.01, 0.1, 1.0)
+
+
+def check_trigram_prediction(train_words: Sequence[str], val_words: Sequence[str], vocab: text.Vocab,
+                             bigram_nll: float) -> str:
+    """Check the answer to 01's "predict first" question without showing the scores: a second character of context
+    (the add-alpha trigram's held-out NLL against the add-one bigram's, ``bigram_nll``) gains over 0.1 nats per
+    character, and the choice of alpha among 0.01, 0.1 and 1 changes the trigram's by under a fifth of that gain.
+
+    Not an exercise checker (the notebook runs it in Run All): it raises ``AssertionError`` when the answer does not
+    hold, and returns a line that does not give the answer away.
+    """
+    if abs(text.ngram_nll(train_words, val_words, vocab, 2, 1.0) - bigram_nll) > 1e-4:  # n = 2: the add-one bigram
+        raise AssertionError("bigram_nll is not the add-one bigram's held-out NLL on these words")
+    trigram = [text.ngram_nll(train_words, val_words, vocab, 3, alpha) for alpha in PREDICTION_ALPHAS]
+    gain, spread = bigram_nll - min(trigram), max(trigram) - min(trigram)  # context's gain, alpha's spread
+    if not gain > 0.1:
+        raise AssertionError(f"the trigram gains only {gain:.4f} nats per character over the bigram (expected > 0.1)")
+    if not spread < 0.2 * gain:
+        raise AssertionError(f"alpha changes the trigram's NLL by {spread:.4f}, not under a fifth of context's gain "
+                             f"{gain:.4f}")
+    return ("checked, scores hidden: your trigram_nll at alpha = 0.01, 0.1 and 1, beside the bigram's count_nll, "
+            "shows the answer")
+
+
 # --- exercise 4: what the bias learns when a penalty pulls W to 0 (section 6, optional) ------------------------
 
 BIAS_V = 6
@@ -304,7 +331,7 @@ def check_pca_interpolation(interp_fn: Callable[..., Any]) -> str:
                     "interpolate the codes, then decode")
     v = pca.components[:, :k]
     if close(got, ((1 - t) * codes[0] + t * codes[1]) @ v.T, 1e-4):
-        raise Wrong("add the mean back after decoding: x = z @ V_k.T + mean")
+        raise Wrong("add the mean back after decoding: x = z @ U_k.T + mean")
     if close(got[[0, -1]], expected[[-1, 0]], 1e-4):
         raise Wrong("the walk runs backwards: start at x_a (t = 0) and end at x_b (t = 1)")
     if not close(got[0], expected[0], 1e-4) or not close(got[-1], expected[-1], 1e-4):
