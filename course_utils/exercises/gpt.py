@@ -257,8 +257,8 @@ def _block_variants(b: gpt.Block, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 BLOCK_HINTS = {
     "pre-norm": "you wrote the pre-norm block of section 2.7 (GPT-2's order, the LayerNorm before each sub-layer). "
-                "Post-norm normalises after the sum: the sub-layer reads the stream itself, x = block.ln_1(x + "
-                "block.attn(x))",
+                "In post-norm the sub-layer reads the stream itself, and ln_1 should receive the sum of the stream "
+                "and the sub-layer's output, not the stream",
     "no attention residual": "the attention's output replaces the stream: add the stream to it before the "
                              "LayerNorm, block.ln_1(x + block.attn(x))",
     "no MLP residual": "the MLP's output replaces the stream: add the stream to it before the LayerNorm, "
