@@ -485,7 +485,8 @@ def sample(
 
     Starts from noise at ``t = T - 1`` and takes ``steps`` steps of ``method`` (``"ddim"`` or ``"ddpm"``) on
     :func:`sampling_timesteps`. The starting noise and every step's noise are drawn on the CPU from
-    ``generator``, so a seed gives the same samples on every device (up to float rounding). ``labels``
+    ``generator``, for all ``n`` samples at once, so a seed gives the same samples on every device and for every
+    ``batch_size`` (up to float rounding). ``labels``
     ``[n]`` are the classes asked for (None: unconditional); ``guidance`` is the classifier-free guidance scale.
     ``clip`` clamps each predicted x0 (:func:`predict_x0`): ``True`` to [-1, 1], for images; ``(low, high)`` for
     latent codes (a :class:`LatentDenoiser`'s ``data_range``). ``progress_bar``,
@@ -499,22 +500,20 @@ def sample(
     schedule = schedule_of(model)
     times = sampling_timesteps(schedule.T, steps)
     device = next(model.parameters()).device
-    out = []
+    xs = [x.to(device) for x in torch.randn(n, *shape, generator=generator).split(batch_size)]
+    ys = [None] * len(xs) if labels is None else [y.to(device) for y in labels.split(batch_size)]
     with evaluating(model):
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            x = torch.randn(m, *shape, generator=generator).to(device)
-            y = None if labels is None else labels[start:start + m].to(device)
-            for i, t in enumerate(times):
-                t_prev = times[i + 1] if i + 1 < len(times) else -1
+        for i, t in enumerate(times):
+            t_prev = times[i + 1] if i + 1 < len(times) else -1
+            stochastic = method == "ddpm" and t_prev >= 0 or method == "ddim" and eta > 0
+            noises = torch.randn(n, *shape, generator=generator).split(batch_size) if stochastic else [None] * len(xs)
+            for j, (x, y, noise) in enumerate(zip(xs, ys, noises, strict=True)):
                 eps = denoise(model, x, t, y, guidance)
-                stochastic = method == "ddpm" and t_prev >= 0 or method == "ddim" and eta > 0
-                noise = torch.randn(m, *shape, generator=generator).to(device) if stochastic else None
+                noise = None if noise is None else noise.to(device)
                 if method == "ddpm":
-                    x = ddpm_step(eps, t, t_prev, x, schedule, noise, clip)
+                    xs[j] = ddpm_step(eps, t, t_prev, x, schedule, noise, clip)
                 else:
-                    x = ddim_step(eps, t, t_prev, x, schedule, eta, noise, clip)
+                    xs[j] = ddim_step(eps, t, t_prev, x, schedule, eta, noise, clip)
                 if progress_bar is not None:
                     progress_bar.update(1)
-            out.append(x.float().cpu())
-    return torch.cat(out)
+    return torch.cat([x.float().cpu() for x in xs])
