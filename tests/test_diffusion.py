@@ -269,6 +269,9 @@ def test_sampler_is_deterministic_given_a_seed_and_guidance_combines_as_document
     assert torch.equal(run(0, guidance=0.0), run(0, labels=None))
     assert not torch.allclose(run(0, guidance=3.0), run(0))
     assert torch.equal(run(0, batch_size=1)[:1], run(0, batch_size=1)[:1])
+    for method, eta in (("ddpm", 0.0), ("ddim", 1.0)):  # every step's noise is drawn for all n: batches change nothing
+        whole, split = run(0, method=method, eta=eta), run(0, method=method, eta=eta, batch_size=2)
+        assert torch.allclose(whole, split, atol=1e-5) and not torch.allclose(whole, run(1, method=method, eta=eta))
     eps_c, eps_u = torch.randn(4), torch.randn(4)
     assert torch.allclose(d.guided_eps(eps_c, eps_u, 1.0), eps_c) and torch.equal(d.guided_eps(eps_c, eps_u, 0), eps_u)
     assert torch.allclose(d.guided_eps(eps_c, eps_u, 3.0), 3 * eps_c - 2 * eps_u)
