@@ -260,11 +260,11 @@ BLOCK_HINTS = {
                 "In post-norm the sub-layer reads the stream itself, and ln_1 should receive the sum of the stream "
                 "and the sub-layer's output, not the stream",
     "no attention residual": "the attention's output replaces the stream: add the stream to it before the "
-                             "LayerNorm, block.ln_1(x + block.attn(x))",
+                             "LayerNorm, so that ln_1 receives their sum",
     "no MLP residual": "the MLP's output replaces the stream: add the stream to it before the LayerNorm, "
-                       "block.ln_2(x + block.mlp(x))",
+                       "so that ln_2 receives their sum",
     "no residual": "neither sub-layer's output is added to the stream (no residual connection): normalise the sum "
-                   "of the stream and the sub-layer's output, block.ln_1(x + block.attn(x))",
+                   "of the stream and each sub-layer's output (ln_1 for attention, ln_2 for the MLP)",
     "normalised output": "you normalised the sub-layer's output before adding it to the stream: normalise the sum, "
                          "block.ln_1(x + block.attn(x))",
     "no last norm": "the sum after the MLP is not normalised: return block.ln_2(x + block.mlp(x))",
