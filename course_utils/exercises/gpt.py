@@ -265,12 +265,14 @@ BLOCK_HINTS = {
                        "so that ln_2 receives their sum",
     "no residual": "neither sub-layer's output is added to the stream (no residual connection): normalise the sum "
                    "of the stream and each sub-layer's output (ln_1 for attention, ln_2 for the MLP)",
-    "normalised output": "you normalised the sub-layer's output before adding it to the stream: normalise the sum, "
-                         "block.ln_1(x + block.attn(x))",
-    "no last norm": "the sum after the MLP is not normalised: return block.ln_2(x + block.mlp(x))",
-    "no first norm": "the sum after the attention is not normalised: x = block.ln_1(x + block.attn(x))",
+    "normalised output": "you normalised the sub-layer's output before adding it to the stream: the LayerNorm "
+                         "receives the sum of the stream and the sub-layer's output, not the output alone",
+    "no last norm": "the sum after the MLP is not normalised: the block's output is that sum after block.ln_2",
+    "no first norm": "the sum after the attention is not normalised: block.ln_1 receives it, and its output is the "
+                     "stream the MLP reads",
     "sum not normalised": "your MLP reads the normalised stream but you added its output to the stream from before "
-                          "block.ln_1: the normalised stream replaces x, then block.ln_2(x + block.mlp(x))",
+                          "block.ln_1: the normalised stream replaces the old one, and the MLP's output is added "
+                          "to it",
     "swapped norms": "the LayerNorms are swapped: block.ln_1 follows the attention, block.ln_2 the MLP "
                      "(each has its own learnt gain)",
     "ln_1 twice": "you used block.ln_1 after both sub-layers: the MLP's sum goes through block.ln_2",
