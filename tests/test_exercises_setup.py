@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from course_utils import gpt_training, text
 from course_utils.exercises import setup as ex
 from course_utils.solutions.setup import char_frequencies, top_boys_unisex, unigram_loss, unisex_count
 from tests.checks import assert_not_done, assert_right, assert_wrong
@@ -65,6 +66,34 @@ def test_unigram_loss_unfinished_stub_is_not_done_yet():
         raise NotImplementedError
 
     assert_not_done(ex.check_unigram_loss(unigram_loss))
+
+
+def test_unigram_loss_bigram_baseline_on_a_small_text():
+    # "abab...ab" (20): fit on the first 18 (a->b 9 times, a first 9 times), score the held-out pair (a, b)
+    assert math.isclose(ex._bigram_held_out("ab" * 10), -math.log((9 + 1) / (9 + 2)))
+
+
+def test_unigram_loss_checks_tiny_shakespeare_without_showing_the_loss():
+    require_cached("tinyshakespeare")
+    shakespeare = ex._cached_text()
+    loss, bigram, uniform = unigram_loss(shakespeare), ex._bigram_held_out(shakespeare), math.log(65)
+    data = gpt_training.char_data(shakespeare)  # 05's split and add-one bigram give the same baseline
+    table = text.counts_to_probs(text.pair_counts(*text.stream_pairs(data.train), 65), alpha=1.0)
+    assert math.isclose(bigram, -table[text.stream_pairs(data.val)].log().mean().item(), rel_tol=1e-4)
+    assert bigram + 0.5 < loss < uniform - 0.5  # the unigram lies well between the two
+    result = ex.check_unigram_loss(unigram_loss)
+    assert_right(result)
+    assert f"between 05's bigram ({bigram:.3f} nats/char" in result.message and "ln 65 = 4.174" in result.message
+    assert f"{loss:.2f}" not in result.message and f"{loss:.1f}" not in result.message  # the learner prints it
+    lower = ex.check_unigram_loss(lambda t: unigram_loss(t.lower()))  # right on the small texts, all lower case
+    assert_wrong(lower, "not on Tiny Shakespeare", "capitals")
+
+
+def test_unigram_loss_without_tiny_shakespeare_checks_the_small_texts_only(monkeypatch):
+    monkeypatch.setattr(ex, "_cached_text", lambda: None)
+    result = ex.check_unigram_loss(unigram_loss)
+    assert_right(result)
+    assert "not cached" in result.message and "bigram" not in result.message
 
 
 def test_unisex_count_right_on_the_reference_and_the_example():

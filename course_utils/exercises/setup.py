@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -62,9 +63,33 @@ def _unigram_mistakes(text: str) -> list[tuple[float, str]]:
              "score each character by its own share")]
 
 
+def _cached_text() -> str | None:
+    """Tiny Shakespeare, if it is cached; else None."""
+    try:
+        data.fetch("tinyshakespeare", download=False, verbose=False)
+    except data.DataUnavailableError:
+        return None
+    return datasets.load_text("tinyshakespeare")
+
+
+@functools.lru_cache(maxsize=1)
+def _bigram_held_out(text: str) -> float:
+    """05's bigram baseline: counts of character pairs in the first 90% of ``text``, add-one smoothed over its
+    distinct characters, then the mean -ln p(next | current) over the pairs of the last 10%, in nats per character."""
+    cut, k = int(len(text) * 0.9), len(set(text))
+    fit, held_out = text[:cut], text[cut:]
+    pairs, firsts = Counter(zip(fit, fit[1:], strict=False)), Counter(fit[:-1])
+    total = sum(math.log((pairs[a, b] + 1) / (firsts[a] + k)) for a, b in zip(held_out, held_out[1:], strict=False))
+    return -total / (len(held_out) - 1)
+
+
 @checker(solution="unigram_loss")
 def check_unigram_loss(fn: Callable[[str], Any]) -> str:
-    """``fn(text)`` -> the unigram's loss on ``text`` in nats per character: -sum of p ln p over its characters."""
+    """``fn(text)`` -> the unigram's loss on ``text`` in nats per character: -sum of p ln p over its characters.
+
+    First on small texts (a specific hint for each usual mistake), then on Tiny Shakespeare when it is cached: a
+    right answer is placed between 05's bigram and uniform guessing, without its value (the learner prints it).
+    """
     for text in UNIGRAM_TEXTS:
         got = as_number(call(fn, "unigram_loss", text), "the loss")
         loss, distinct = _unigram_loss(text), len(set(text))
@@ -75,8 +100,20 @@ def check_unigram_loss(fn: Callable[[str], Any]) -> str:
                 raise Wrong(f"for {text!r} you give {got:.4f}: {hint}")
         raise Wrong(f"for {text!r} the loss is {loss:.4f} nats per character (between 0 and ln {distinct} = "
                     f"{math.log(distinct):.4f}); you give {got:.4f}")
-    return ("the unigram's loss; grouping equal characters turns the mean of -ln p(c) into -sum of p(c) ln p(c), "
-            "the entropy of the shares: 0 for 'aaaa', ln 4 for 'abcd'")
+    solved = ("the unigram's loss; grouping equal characters turns the mean of -ln p(c) into -sum of p(c) ln p(c), "
+              "the entropy of the shares: 0 for 'aaaa', ln 4 for 'abcd'")
+    text = _cached_text()
+    if text is None:
+        return solved + " (Tiny Shakespeare is not cached, so not checked on it)"
+    got = as_number(call(fn, "unigram_loss", text), "the loss")
+    if not math.isclose(got, _unigram_loss(text), rel_tol=1e-9):
+        raise Wrong("right on the small texts, but not on Tiny Shakespeare: is every character counted as it is, "
+                    "capitals, spaces, newlines and punctuation included?")
+    k = len(set(text))
+    bigram, uniform = _bigram_held_out(text), math.log(k)
+    where = "between" if bigram < got < uniform else "not between"
+    return (f"{solved}. On Tiny Shakespeare yours lies {where} 05's bigram ({bigram:.3f} nats/char on held-out text) "
+            f"and uniform guessing (ln {k} = {uniform:.3f}): print it to see where")
 
 
 # --- exercise 2: names given to girls and to boys (the names section) ----------------------------------------------
