@@ -84,7 +84,10 @@ def test_the_loss_runs_without_the_loss_type_warning(tokenizer):
     with transformers_log() as records:
         assert torch.allclose(bare(input_ids=x, labels=x).loss, bare(input_ids=x).logits[0, :-1].log_softmax(-1)
                               .gather(-1, x[0, 1:, None]).mean().neg())
-    assert bare.loss_type is None and [r for r in records if "loss_type" in r.getMessage()]
+    if hasattr(bare, "loss_type"):  # transformers 4.46 has no loss_type lookup, and no warning to avoid
+        assert bare.loss_type is None and [r for r in records if "loss_type" in r.getMessage()]
+    else:
+        assert not [r for r in records if "loss_type" in r.getMessage()]
 
 
 def test_captured_warnings_collects_both_kinds_and_cleans_up():
@@ -123,6 +126,8 @@ def test_captured_warnings_can_forget_the_once_a_session_warnings(tokenizer):
 
     model = tiny(tokenizer)
     x = bpe.encode(tokenizer, SAMPLE)[:16][None]
+    if not hasattr(GPT2LMHeadModel(model.config), "loss_type"):
+        pytest.skip("this transformers (4.46) has no loss_type lookup, so no once-a-session warning to forget")
     for _ in range(2):  # a bare model warns at its first loss; forgetting shows it again
         bare = GPT2LMHeadModel(model.config).eval()
         with hf.captured_warnings(forget_once=True) as said:
