@@ -105,7 +105,7 @@ def evaluate(
     """The mean loss in nats per character over ``data`` cut into windows of the model's block size.
 
     Every position of every window counts, so each character is predicted from
-    0 to ``block_size - 1`` characters of context, as in training and in
+    1 to ``block_size`` characters of context, as in training and in
     nanoGPT's estimate, but over the whole split (deterministic) rather than
     over random batches. ``max_windows`` takes that many, evenly spaced;
     ``shard = (rank, world)`` evaluates every ``world``-th window and all-reduces
