@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from course_utils import data, datasets
+from course_utils import data, datasets, gpt_training
 from course_utils.exercises import Wrong, as_number, call, checker
+from course_utils.text import counts_to_probs, pair_counts, stream_pairs
 
 TEXTS = ("abracadabra", "to be, or not to be:\nthat is the question")
 
@@ -73,14 +74,12 @@ def _cached_text() -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _bigram_held_out(text: str) -> float:
-    """05's bigram baseline: counts of character pairs in the first 90% of ``text``, add-one smoothed over its
-    distinct characters, then the mean -ln p(next | current) over the pairs of the last 10%, in nats per character."""
-    cut, k = int(len(text) * 0.9), len(set(text))
-    fit, held_out = text[:cut], text[cut:]
-    pairs, firsts = Counter(zip(fit, fit[1:], strict=False)), Counter(fit[:-1])
-    total = sum(math.log((pairs[a, b] + 1) / (firsts[a] + k)) for a, b in zip(held_out, held_out[1:], strict=False))
-    return -total / (len(held_out) - 1)
+def _bigram_held_out(corpus: str) -> float:
+    """05's bigram baseline on ``corpus`` in nats per character: its split (``gpt_training.char_data``) and its
+    add-one table of character pairs (``text.counts_to_probs``), scored on the held-out pairs."""
+    split = gpt_training.char_data(corpus)
+    counts = pair_counts(*stream_pairs(split.train), len(split.vocab))
+    return -counts_to_probs(counts, alpha=1.0)[stream_pairs(split.val)].log().mean().item()
 
 
 @checker(solution="unigram_loss")
