@@ -144,6 +144,7 @@ def _version(package: str) -> str:
 REPORTED_PACKAGES = (
     "torch", "torchvision", "numpy", "transformers", "tokenizers",
     "safetensors", "matplotlib", "ipywidgets", "tqdm",
+    "music21",  # its corpus holds the chorale files: notebook 00 counts 410 of them
 )
 
 
